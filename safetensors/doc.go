@@ -1,0 +1,32 @@
+// Package safetensors reads and writes checkpoints in the safetensors format,
+// so that a file written here loads with PyTorch's
+// safetensors.torch.load_file, and a file written there (with float32
+// tensors) loads here.
+//
+// A file is laid out as
+//
+//	8 bytes    N, the header length, unsigned little-endian
+//	N bytes    the header: a JSON object, padded with trailing spaces
+//	rest       the data section: every tensor's values, float32 little-endian
+//
+// The header maps each tensor name to
+//
+//	{"dtype":"F32","shape":[2,3],"data_offsets":[begin,end]}
+//
+// where the offsets are byte positions relative to the start of the data
+// section, and the optional key "__metadata__" to an object of string
+// values. Encode lays the tensors out contiguously in name order and pads the
+// header so that the data section starts at a multiple of 8 bytes.
+//
+// Decode accepts any valid F32 file, whatever order its tensors are laid out
+// in, and rejects everything else with an error that starts with
+// "safetensors: ": a header that is not a JSON object or is longer than the
+// file or than 100 MB, an entry with a missing or unexpected field, a dtype
+// other than F32, a negative or overflowing shape, data offsets that disagree
+// with the shape, that overlap, that leave a gap or that do not reach the end
+// of the file, duplicate or empty names, and metadata that is not a map of
+// strings. It never allocates much more than the size of its input.
+//
+// WriteFile replaces a file atomically: a crash or an error leaves either the
+// old file or the new one, never a mix.
+package safetensors
