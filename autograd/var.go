@@ -1,0 +1,160 @@
+package autograd
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gograd/gograd/tensor"
+)
+
+// ErrFreed is returned by Backward when the graph's intermediates were
+// already freed by an earlier Backward.
+var ErrFreed = errors.New("autograd: backward through a graph whose intermediates were freed (use BackwardRetain to keep them)")
+
+// ErrNotScalar is returned by Backward from a value with more than one element.
+var ErrNotScalar = errors.New("autograd: backward needs a scalar output")
+
+// Var is a tensor in a computation graph, with its gradient.
+type Var struct {
+	Value *tensor.Tensor // the value
+	Grad  *tensor.Tensor // the accumulated gradient, nil until Backward reaches it
+	Name  string         // an optional label, shown in graph exports
+
+	op           string
+	inputs       []*Var
+	tape         *Tape
+	requiresGrad bool
+	leaf         bool
+	freed        bool
+	backward     func()
+	saved        []*tensor.Tensor // temporaries the backward closure reads, freed with the node
+}
+
+// Param returns a trainable leaf: its gradient accumulates across Backward
+// calls until ZeroGrad.
+func Param(t *tensor.Tensor) *Var { return &Var{Value: t, requiresGrad: true, leaf: true, op: "param"} }
+
+// Const returns a leaf that needs no gradient and belongs to no tape.
+func Const(t *tensor.Tensor) *Var { return &Var{Value: t, leaf: true, op: "const"} }
+
+// RequiresGrad reports whether gradients flow to v.
+func (v *Var) RequiresGrad() bool { return v.requiresGrad }
+
+// Op names the operation that produced v ("param", "const" or "input" for leaves).
+func (v *Var) Op() string { return v.op }
+
+// Inputs returns the variables v was computed from.
+func (v *Var) Inputs() []*Var { return v.inputs }
+
+// Shape returns the shape of v's value.
+func (v *Var) Shape() []int { return v.Value.Shape() }
+
+// Item returns the value of a one-element variable.
+func (v *Var) Item() float32 { return v.Value.Item() }
+
+// ZeroGrad sets v's gradient to zero, keeping its memory.
+func (v *Var) ZeroGrad() {
+	if v.Grad != nil {
+		v.Grad.Fill(0)
+	}
+}
+
+// Detach returns a leaf sharing v's value that needs no gradient and
+// belongs to no tape. It stays valid after v's tape frees v.
+func Detach(v *Var) *Var { return Const(v.Value.Reshape(v.Value.Shape()...)) }
+
+// Free releases v's value and gradient.
+func (v *Var) Free() {
+	v.Value.Free()
+	v.Grad.Free()
+	v.Grad = nil
+	v.freed = true
+}
+
+// gradFor returns v's gradient tensor, creating it as zeros.
+func (v *Var) gradFor() *tensor.Tensor {
+	if v.Grad == nil {
+		v.Grad = tensor.Zeros(v.Value.Device(), v.Value.Shape()...)
+	}
+	return v.Grad
+}
+
+// accumulate adds g, summed over broadcast axes to v's shape, into v's
+// gradient. When owned, g is a temporary that accumulate takes over.
+func (v *Var) accumulate(g *tensor.Tensor, owned bool) {
+	if !v.requiresGrad {
+		if owned {
+			g.Free()
+		}
+		return
+	}
+	r := tensor.SumTo(g, v.Value.Shape())
+	if r != g {
+		if owned {
+			g.Free()
+		}
+		owned = true
+	}
+	switch {
+	case v.Grad == nil && owned:
+		v.Grad = r
+		return
+	case v.Grad == nil:
+		v.Grad = r.Clone()
+	default:
+		v.Grad.AddInPlace(r)
+	}
+	if owned {
+		r.Free()
+	}
+}
+
+// Backward computes the gradient of v, a scalar, with respect to every
+// variable it depends on, then frees the tape's intermediates. Leaf
+// gradients accumulate across calls.
+func (v *Var) Backward() error { return v.backward1(false) }
+
+// BackwardRetain is Backward that keeps the intermediates' values and
+// gradients, so that they can be inspected or exported.
+func (v *Var) BackwardRetain() error { return v.backward1(true) }
+
+func (v *Var) backward1(retain bool) (err error) {
+	if v.freed {
+		return ErrFreed
+	}
+	if v.Value.Len() != 1 {
+		return fmt.Errorf("%w, got shape %v", ErrNotScalar, v.Value.Shape())
+	}
+	if !v.requiresGrad {
+		return errors.New("autograd: backward from a value that does not require a gradient")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(*tensor.Error)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("autograd: backward: %w", e)
+		}
+	}()
+	tp := v.tape
+	if tp != nil { // intermediates' gradients start from zero on every pass
+		for _, n := range tp.nodes {
+			n.Grad.Free()
+			n.Grad = nil
+		}
+	}
+	v.accumulate(tensor.Ones(v.Value.Device(), v.Value.Shape()...), true)
+	if tp == nil {
+		return nil
+	}
+	for i := len(tp.nodes) - 1; i >= 0; i-- {
+		if n := tp.nodes[i]; n.backward != nil && n.Grad != nil {
+			n.backward()
+		}
+	}
+	if !retain {
+		tp.release(v)
+	}
+	return nil
+}
