@@ -1,0 +1,9 @@
+// Package optim updates parameters from their gradients: SGD with momentum,
+// dampening, Nesterov and weight decay, Adam and AdamW, each exactly as
+// PyTorch defines them, and learning-rate schedules.
+//
+// A step runs as one fused kernel per parameter tensor on devices that
+// implement device.Optimizers, and as composed tensor operations elsewhere.
+// The optimizer state (momentum buffers, moment estimates, step count) is
+// exposed by State and restored by SetState, for checkpoints.
+package optim
