@@ -1,0 +1,32 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/gograd/gograd/data"
+	"github.com/gograd/gograd/device"
+)
+
+// TestTrainSubset trains one epoch on the first 10,000 MNIST training images
+// and checks the accuracy on the full test set.
+func TestTrainSubset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains on MNIST")
+	}
+	dir, err := data.DefaultMNISTDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, test, err := data.LoadMNIST(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := Train(device.NewCPU(0), train.Subset(10000), test, Config{Epochs: 1, Batch: 128, LR: 0.05, Momentum: 0.9, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("test accuracy after one epoch on 10k samples: %.4f", acc)
+	if acc < 0.90 {
+		t.Fatalf("test accuracy %.4f, want at least 0.90", acc)
+	}
+}
