@@ -1,0 +1,233 @@
+package device
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+)
+
+// CPU is the reference backend: every operation runs on the host in plain Go,
+// split across goroutines when it is large enough to pay for them.
+//
+// It is the readable definition of each operation's semantics. Beyond what
+// the Device interface documents: transcendental functions are evaluated in
+// float64 and rounded once; sums accumulate in float64; MaxOf propagates NaN
+// and ArgMax returns the index of the first NaN when a row holds one.
+//
+// Alloc reuses freed buffers of the same length, so a training loop stops
+// allocating after its first step. A CPU is safe for concurrent use.
+type CPU struct {
+	threads int
+
+	mu     sync.Mutex
+	free   map[int][]*CPUBuffer // freed buffers by exact length
+	pooled int                  // float32 values held in free
+}
+
+// CPUBuffer is a buffer of the CPU backend: a host slice.
+type CPUBuffer struct {
+	data  []float32
+	freed bool
+}
+
+// Len is the number of float32 values the buffer holds.
+func (b *CPUBuffer) Len() int { return len(b.data) }
+
+// Data returns the backing slice. Writes to it are visible to the device.
+func (b *CPUBuffer) Data() []float32 { return b.data }
+
+var (
+	_ Device     = (*CPU)(nil)
+	_ SoftmaxCE  = (*CPU)(nil)
+	_ BiasAct    = (*CPU)(nil)
+	_ Optimizers = (*CPU)(nil)
+	_ Buffer     = (*CPUBuffer)(nil)
+)
+
+const (
+	// cpuParallelMin is the number of elementary steps below which an op
+	// runs on the calling goroutine alone.
+	cpuParallelMin = 1 << 15
+	// cpuPoolMax is the most float32 values (1 GiB) that freed buffers keep
+	// for reuse; buffers freed beyond it are left to the garbage collector.
+	cpuPoolMax = 1 << 28
+	// cpuAllocMax is the largest buffer Alloc attempts (64 GiB).
+	cpuAllocMax = 1 << 34
+)
+
+// NewCPU returns a CPU device that splits large operations across up to
+// threads goroutines; threads <= 0 means runtime.GOMAXPROCS(0).
+func NewCPU(threads int) *CPU {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return &CPU{threads: threads, free: make(map[int][]*CPUBuffer)}
+}
+
+// Name returns "cpu".
+func (c *CPU) Name() string { return "cpu" }
+
+// Threads is the number of goroutines a large operation is split across.
+func (c *CPU) Threads() int { return c.threads }
+
+// Alloc returns a buffer of n float32s, reusing a freed one of the same length
+// when there is one. Its contents are undefined.
+func (c *CPU) Alloc(n int) (Buffer, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("device: cpu alloc: negative length %d", n)
+	}
+	if n > cpuAllocMax {
+		return nil, fmt.Errorf("device: cpu alloc of %d values: %w", n, ErrOutOfMemory)
+	}
+	c.mu.Lock()
+	if list := c.free[n]; len(list) > 0 {
+		b := list[len(list)-1]
+		list[len(list)-1] = nil
+		c.free[n] = list[:len(list)-1]
+		c.pooled -= n
+		b.freed = false
+		c.mu.Unlock()
+		return b, nil
+	}
+	c.mu.Unlock()
+	return &CPUBuffer{data: make([]float32, n)}, nil
+}
+
+// Free returns b to the pool of reusable buffers. Buffers of other devices,
+// nil and buffers already freed are ignored.
+func (c *CPU) Free(b Buffer) {
+	cb, ok := b.(*CPUBuffer)
+	if !ok || cb == nil {
+		return
+	}
+	n := len(cb.data)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cb.freed {
+		return
+	}
+	cb.freed = true
+	if c.pooled+n > cpuPoolMax {
+		cb.data = nil
+		return
+	}
+	c.free[n] = append(c.free[n], cb)
+	c.pooled += n
+}
+
+// CopyIn copies src into the start of dst.
+func (c *CPU) CopyIn(dst Buffer, src []float32) error {
+	d, err := cpuData(cpuOp{kind: "copy_in"}, "dst", dst, len(src))
+	if err != nil {
+		return err
+	}
+	copy(d, src)
+	return nil
+}
+
+// CopyOut copies the first len(dst) values of src into dst.
+func (c *CPU) CopyOut(dst []float32, src Buffer) error {
+	s, err := cpuData(cpuOp{kind: "copy_out"}, "src", src, len(dst))
+	if err != nil {
+		return err
+	}
+	copy(dst, s)
+	return nil
+}
+
+// Fill sets the first n values of dst to v.
+func (c *CPU) Fill(dst Buffer, n int, v float32) error {
+	if n < 0 {
+		return cpuOp{kind: "fill"}.errorf("negative length %d", n)
+	}
+	d, err := cpuData(cpuOp{kind: "fill"}, "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	for i := range d {
+		d[i] = v
+	}
+	return nil
+}
+
+// Sync returns nil: CPU operations complete before they return.
+func (c *CPU) Sync() error { return nil }
+
+// cpuOp names an operation in errors: a kind ("matmul"), followed by the
+// enum value for the enum-selected operations ("binary add"). Building it
+// costs nothing; the name is only formatted when an error is returned.
+type cpuOp struct {
+	kind string
+	op   fmt.Stringer
+}
+
+func (o cpuOp) String() string {
+	if o.op == nil {
+		return o.kind
+	}
+	return o.kind + " " + o.op.String()
+}
+
+// errorf returns an error prefixed with "device: cpu" and the op's name.
+func (o cpuOp) errorf(format string, args ...any) error {
+	return fmt.Errorf("device: cpu %v: %s", o, fmt.Sprintf(format, args...))
+}
+
+// cpuData returns the first need values of the CPU buffer b, or an error
+// naming op and the argument when b is not a live CPU buffer of that size.
+func cpuData(op cpuOp, arg string, b Buffer, need int) ([]float32, error) {
+	cb, ok := b.(*CPUBuffer)
+	switch {
+	case b == nil || (ok && cb == nil):
+		return nil, op.errorf("%s is nil", arg)
+	case !ok:
+		return nil, op.errorf("%s is a %T, not a cpu buffer", arg, b)
+	case cb.freed:
+		return nil, op.errorf("%s was freed", arg)
+	case need < 0:
+		return nil, op.errorf("negative size for %s", arg)
+	case len(cb.data) < need:
+		return nil, op.errorf("%s has %d values, need %d", arg, len(cb.data), need)
+	}
+	return cb.data[:need], nil
+}
+
+// cpuSize returns the product of dims, or an error naming op when one is
+// negative or the product overflows.
+func cpuSize(op cpuOp, dims ...int) (int, error) {
+	p := 1
+	for _, d := range dims {
+		if d < 0 {
+			return 0, op.errorf("negative size %d", d)
+		}
+		if d != 0 && p > math.MaxInt/d {
+			return 0, op.errorf("size overflows int")
+		}
+		p *= d
+	}
+	return p, nil
+}
+
+// parallel runs fn over [0, n) in up to c.threads contiguous chunks, on the
+// calling goroutine alone when work (elementary steps in all) is small.
+func (c *CPU) parallel(n, work int, fn func(lo, hi int)) {
+	t := min(c.threads, n)
+	if t <= 1 || work < cpuParallelMin {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	chunk := (n + t - 1) / t
+	var wg sync.WaitGroup
+	for lo := chunk; lo < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, min(lo+chunk, n))
+	}
+	fn(0, chunk)
+	wg.Wait()
+}

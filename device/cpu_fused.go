@@ -1,0 +1,227 @@
+package device
+
+import (
+	"math"
+
+	"github.com/chewxy/math32"
+)
+
+// Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.
+// Every index must be an integer naming a whole row of src.
+func (c *CPU) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
+	name := cpuOp{kind: "gather"}
+	total, err := cpuSize(name, nidx, rowLen)
+	if err != nil {
+		return err
+	}
+	d, err := cpuData(name, "dst", dst, total)
+	if err != nil {
+		return err
+	}
+	is, err := cpuData(name, "idx", idx, nidx)
+	if err != nil {
+		return err
+	}
+	if _, err := cpuData(name, "src", src, 0); err != nil {
+		return err
+	}
+	if rowLen == 0 {
+		return nil
+	}
+	srcRows := src.Len() / rowLen
+	if err := cpuCheckIndices(name, "index", is, srcRows); err != nil {
+		return err
+	}
+	s := src.(*CPUBuffer).data[:srcRows*rowLen]
+	c.parallel(nidx, total, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r := int(is[i])
+			copy(d[i*rowLen:i*rowLen+rowLen], s[r*rowLen:r*rowLen+rowLen])
+		}
+	})
+	return nil
+}
+
+// DropoutMask fills dst[:n] with 1/(1-p) where HashUniform(seed, i) >= p and
+// with 0 elsewhere. p must lie in [0, 1]; p = 1 drops everything.
+func (c *CPU) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
+	name := cpuOp{kind: "dropout_mask"}
+	if n < 0 {
+		return name.errorf("negative length %d", n)
+	}
+	d, err := cpuData(name, "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	if !(p >= 0 && p <= 1) {
+		return name.errorf("probability %v is not in [0, 1]", p)
+	}
+	scale := 1 / (1 - p)
+	c.parallel(n, n*4, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if HashUniform(seed, uint64(i)) >= p {
+				d[i] = scale
+			} else {
+				d[i] = 0
+			}
+		}
+	})
+	return nil
+}
+
+// BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n in one
+// pass, without storing the biased values. dst may be x.
+func (c *CPU) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
+	name := cpuOp{kind: "bias_act"}
+	var f func(float32) float32
+	switch act {
+	case Identity:
+	case ActRelu:
+		f = cpuRelu
+	case ActSigmoid:
+		f = cpuSigmoid
+	case ActTanh:
+		f = func(v float32) float32 { return float32(math.Tanh(float64(v))) }
+	default:
+		return name.errorf("unknown activation %d", int(act))
+	}
+	total, err := cpuSize(name, rows, n)
+	if err != nil {
+		return err
+	}
+	d, err := cpuData(name, "dst", dst, total)
+	if err != nil {
+		return err
+	}
+	xs, err := cpuData(name, "x", x, total)
+	if err != nil {
+		return err
+	}
+	bs, err := cpuData(name, "bias", bias, n)
+	if err != nil {
+		return err
+	}
+	work := total
+	if act == ActSigmoid || act == ActTanh {
+		work *= 8
+	}
+	c.parallel(rows, work, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, xr := d[r*n:r*n+n], xs[r*n:r*n+n]
+			switch act {
+			case Identity:
+				for j, b := range bs {
+					dr[j] = xr[j] + b
+				}
+			case ActRelu:
+				for j, b := range bs {
+					dr[j] = cpuRelu(xr[j] + b)
+				}
+			default:
+				for j, b := range bs {
+					dr[j] = f(xr[j] + b)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// SGDStep updates p in place as torch.optim.SGD does, with g the gradient
+// and buf the momentum buffer (unused, and may be nil, when Momentum is 0).
+func (c *CPU) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
+	name := cpuOp{kind: "sgd_step"}
+	if n < 0 {
+		return name.errorf("negative length %d", n)
+	}
+	ps, err := cpuData(name, "p", p, n)
+	if err != nil {
+		return err
+	}
+	gs, err := cpuData(name, "g", g, n)
+	if err != nil {
+		return err
+	}
+	var bs []float32
+	if hp.Momentum != 0 {
+		if bs, err = cpuData(name, "buf", buf, n); err != nil {
+			return err
+		}
+	}
+	c.parallel(n, n*2, func(lo, hi int) {
+		lr, mom, damp, wd := hp.LR, hp.Momentum, 1-hp.Dampening, hp.WeightDecay
+		for i := lo; i < hi; i++ {
+			gi := gs[i]
+			if wd != 0 {
+				gi += wd * ps[i]
+			}
+			if mom != 0 {
+				if hp.First {
+					bs[i] = gi
+				} else {
+					bs[i] = mom*bs[i] + damp*gi
+				}
+				if hp.Nesterov {
+					gi += mom * bs[i]
+				} else {
+					gi = bs[i]
+				}
+			}
+			ps[i] -= lr * gi
+		}
+	})
+	return nil
+}
+
+// AdamStep updates p in place as torch.optim.Adam (or AdamW when
+// hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
+// and second moment estimates.
+func (c *CPU) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
+	name := cpuOp{kind: "adam_step"}
+	if n < 0 {
+		return name.errorf("negative length %d", n)
+	}
+	if hp.Step < 1 {
+		return name.errorf("step %d, want >= 1", hp.Step)
+	}
+	ps, err := cpuData(name, "p", p, n)
+	if err != nil {
+		return err
+	}
+	gs, err := cpuData(name, "g", g, n)
+	if err != nil {
+		return err
+	}
+	ms, err := cpuData(name, "m", m, n)
+	if err != nil {
+		return err
+	}
+	vs, err := cpuData(name, "v", v, n)
+	if err != nil {
+		return err
+	}
+	// The scalars are computed in float64, as PyTorch does in Python.
+	bc1 := 1 - math.Pow(float64(hp.Beta1), float64(hp.Step))
+	bc2 := 1 - math.Pow(float64(hp.Beta2), float64(hp.Step))
+	stepSize := float32(float64(hp.LR) / bc1)
+	bc2Sqrt := float32(math.Sqrt(bc2))
+	decay := float32(1 - float64(hp.LR)*float64(hp.WeightDecay))
+	c.parallel(n, n*4, func(lo, hi int) {
+		b1, b2, eps, wd := hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay
+		for i := lo; i < hi; i++ {
+			gi := gs[i]
+			if wd != 0 {
+				if hp.Decoupled {
+					ps[i] *= decay
+				} else {
+					gi += wd * ps[i]
+				}
+			}
+			ms[i] = b1*ms[i] + (1-b1)*gi
+			vs[i] = b2*vs[i] + (1-b2)*(gi*gi)
+			denom := math32.Sqrt(vs[i])/bc2Sqrt + eps
+			ps[i] -= stepSize * (ms[i] / denom)
+		}
+	})
+	return nil
+}

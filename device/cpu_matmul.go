@@ -1,0 +1,80 @@
+package device
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// MatMul computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst if accumulate).
+// a is stored [k,m] when transA and b is stored [n,k] when transB. dst must
+// not be a or b.
+func (c *CPU) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate bool) error {
+	name := cpuOp{kind: "matmul"}
+	mn, err := cpuSize(name, m, n)
+	if err != nil {
+		return err
+	}
+	mk, err := cpuSize(name, m, k)
+	if err != nil {
+		return err
+	}
+	kn, err := cpuSize(name, k, n)
+	if err != nil {
+		return err
+	}
+	d, err := cpuData(name, "dst", dst, mn)
+	if err != nil {
+		return err
+	}
+	as, err := cpuData(name, "a", a, mk)
+	if err != nil {
+		return err
+	}
+	bs, err := cpuData(name, "b", b, kn)
+	if err != nil {
+		return err
+	}
+	if dst == a || dst == b {
+		return name.errorf("dst must not be an input")
+	}
+	if mn == 0 {
+		return nil
+	}
+	if k == 0 {
+		if !accumulate {
+			clear(d)
+		}
+		return nil
+	}
+	lda, ldb := k, n
+	if transA {
+		lda = m
+	}
+	if transB {
+		ldb = k
+	}
+	var beta float32
+	if accumulate {
+		beta = 1
+	}
+	c.gemm(transA, transB, m, n, k, as, lda, bs, ldb, beta, d, n)
+	return nil
+}
+
+// gemm computes d = op(a)·op(b) + beta*d for row-major operands with leading
+// dimensions lda, ldb and ldd; every argument has been validated. It is the
+// one place the CPU backend multiplies matrices.
+func (c *CPU) gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, d []float32, ldd int) {
+	ta, ar, ac := blas.NoTrans, m, k
+	if transA {
+		ta, ar, ac = blas.Trans, k, m
+	}
+	tb, br, bc := blas.NoTrans, k, n
+	if transB {
+		tb, br, bc = blas.Trans, n, k
+	}
+	blas32.Gemm(ta, tb, 1,
+		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
+		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
+		beta, blas32.General{Rows: m, Cols: n, Stride: ldd, Data: d})
+}
