@@ -116,6 +116,7 @@ const (
 
 var unaryNames = [...]string{"neg", "exp", "log", "relu", "sigmoid", "tanh", "sqrt", "add_scalar", "mul_scalar", "pow_scalar", "square"}
 
+// String returns the operation's name.
 func (op UnaryOp) String() string {
 	if op >= 0 && op < numUnary {
 		return unaryNames[op]
@@ -143,6 +144,7 @@ const (
 
 var binaryNames = [...]string{"add", "sub", "mul", "div", "pow", "max", "greater_eq", "relu_grad", "sigmoid_grad", "tanh_grad"}
 
+// String returns the operation's name.
 func (op BinaryOp) String() string {
 	if op >= 0 && op < numBinary {
 		return binaryNames[op]
@@ -164,6 +166,7 @@ const (
 
 var reduceNames = [...]string{"sum", "mean", "max", "argmax"}
 
+// String returns the reduction's name.
 func (op ReduceOp) String() string {
 	if op >= 0 && op < numReduce {
 		return reduceNames[op]

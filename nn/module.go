@@ -92,6 +92,7 @@ func (l *Linear) Parameters() []Param {
 // SetTraining does nothing: Linear behaves the same in both modes.
 func (l *Linear) SetTraining(bool) {}
 
+// String describes the layer as PyTorch prints it.
 func (l *Linear) String() string {
 	return fmt.Sprintf("Linear(in_features=%d, out_features=%d, bias=%v)", l.In, l.Out, l.Bias != nil)
 }
@@ -101,21 +102,27 @@ type ReLU struct{ stateless }
 
 // Forward applies the activation.
 func (ReLU) Forward(x *autograd.Var) *autograd.Var { return autograd.Relu(x) }
-func (ReLU) String() string                        { return "ReLU()" }
+
+// String names the layer.
+func (ReLU) String() string { return "ReLU()" }
 
 // Sigmoid applies 1/(1+e^-x).
 type Sigmoid struct{ stateless }
 
 // Forward applies the activation.
 func (Sigmoid) Forward(x *autograd.Var) *autograd.Var { return autograd.Sigmoid(x) }
-func (Sigmoid) String() string                        { return "Sigmoid()" }
+
+// String names the layer.
+func (Sigmoid) String() string { return "Sigmoid()" }
 
 // Tanh applies tanh x.
 type Tanh struct{ stateless }
 
 // Forward applies the activation.
 func (Tanh) Forward(x *autograd.Var) *autograd.Var { return autograd.Tanh(x) }
-func (Tanh) String() string                        { return "Tanh()" }
+
+// String names the layer.
+func (Tanh) String() string { return "Tanh()" }
 
 // Dropout zeroes elements with probability P during training and scales the
 // rest by 1/(1-P). Each call draws a new mask from Seed and the call count,
@@ -145,6 +152,7 @@ func (d *Dropout) Parameters() []Param { return nil }
 // SetTraining switches the mode.
 func (d *Dropout) SetTraining(training bool) { d.training = training }
 
+// String describes the layer.
 func (d *Dropout) String() string { return fmt.Sprintf("Dropout(p=%g)", d.P) }
 
 // Sequential applies its modules in order.
@@ -181,6 +189,7 @@ func (s *Sequential) SetTraining(training bool) {
 	}
 }
 
+// String lists the modules as PyTorch prints a Sequential.
 func (s *Sequential) String() string {
 	var b strings.Builder
 	b.WriteString("Sequential(\n")
