@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/gograd/gograd/device"
 	gt "gorgonia.org/tensor"
@@ -310,9 +311,10 @@ func MeanAll(x *Tensor) *Tensor { return ReduceAll(device.Mean, x) }
 func MaxAll(x *Tensor) *Tensor { return ReduceAll(device.MaxOf, x) }
 
 // SumTo sums x over its broadcast axes so that it has shape, the inverse of
-// broadcasting shape to x's shape. It returns x itself when the shapes agree.
+// broadcasting shape to x's shape. It returns x itself when the shapes are
+// identical, and a tensor of exactly shape otherwise.
 func SumTo(x *Tensor, shape []int) *Tensor {
-	if x.shape.Eq(gt.Shape(shape)) || (x.Len() == numel(shape) && len(x.shape) == len(shape)) {
+	if slices.Equal(x.shape, shape) {
 		return x
 	}
 	if !broadcastShape("sum to", shape, x.shape).Eq(x.shape) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/gograd/gograd/device"
 	gt "gorgonia.org/tensor"
@@ -36,6 +37,7 @@ type Error struct {
 	Err    error   // the cause: ErrShape, ErrFreed, or a device error
 }
 
+// Error describes the failed operation.
 func (e *Error) Error() string {
 	s := "tensor: " + e.Op
 	for i, sh := range e.Shapes {
@@ -52,6 +54,7 @@ func (e *Error) Error() string {
 	return s
 }
 
+// Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Catch runs fn and returns the *Error it panicked with, if any. Other
@@ -172,6 +175,7 @@ func (t *Tensor) Buffer() device.Buffer {
 	return t.st.buf
 }
 
+// String shows the shape and the values.
 func (t *Tensor) String() string {
 	if t.st == nil {
 		return fmt.Sprintf("Tensor%v(freed)", []int(t.shape))
@@ -282,10 +286,10 @@ func (t *Tensor) axis(op string, a int) int {
 	return a
 }
 
-// SameShape reports whether a and b have equal shapes.
-func SameShape(a, b *Tensor) bool {
-	return a.shape.Eq(b.shape) || (len(a.shape) == 0 && len(b.shape) == 0)
-}
+// SameShape reports whether a and b have equal shapes. Unlike
+// gorgonia.org/tensor's Shape.Eq, a vector's shape differs from a one-row
+// or one-column matrix's.
+func SameShape(a, b *Tensor) bool { return slices.Equal(a.shape, b.shape) }
 
 // ToDense copies the tensor into a gorgonia.org/tensor Dense on the host.
 func (t *Tensor) ToDense() *gt.Dense {
