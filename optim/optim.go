@@ -150,12 +150,21 @@ func (o *SGD) SetState(bufs map[string][]float32, steps int) error {
 }
 
 // setState checks and copies saved buffers into slots, one list per name.
+// It checks every buffer before copying any, so a bad state changes nothing.
 func setState(params []*autograd.Var, bufs map[string][]float32, names []string, slots [][]*tensor.Tensor, steps int, dst *int) error {
-	for k := range bufs {
+	if steps < 0 {
+		return fmt.Errorf("optim: set state: negative step count %d", steps)
+	}
+	for k, v := range bufs {
 		ok := false
-		for i := range params {
+		for i, p := range params {
 			for _, n := range names {
-				ok = ok || k == fmt.Sprintf("%d.%s", i, n)
+				if k == fmt.Sprintf("%d.%s", i, n) {
+					if len(v) != p.Value.Len() {
+						return fmt.Errorf("optim: set state: buffer %s has %d values, parameter has %d", k, len(v), p.Value.Len())
+					}
+					ok = true
+				}
 			}
 		}
 		if !ok {
@@ -168,9 +177,6 @@ func setState(params []*autograd.Var, bufs map[string][]float32, names []string,
 				v, ok := bufs[fmt.Sprintf("%d.%s", i, n)]
 				if !ok {
 					continue
-				}
-				if len(v) != p.Value.Len() {
-					panic(&tensor.Error{Op: "optim set state", Err: fmt.Errorf("optim: buffer %d.%s has %d values, parameter has %d", i, n, len(v), p.Value.Len())})
 				}
 				if slots[j][i] == nil {
 					slots[j][i] = tensor.New(p.Value.Device(), p.Value.Shape()...)
