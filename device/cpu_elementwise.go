@@ -23,12 +23,45 @@ func (c *CPU) Copy(dst, x Buffer, w Walk) error {
 	if err != nil {
 		return err
 	}
+	if s.a[3] > 1 && s.a[2] == 1 {
+		c.transpose(d, xs, s)
+		return nil
+	}
 	c.parallel(n, n, func(lo, hi int) {
 		s.rows(lo, hi, func(off, ao, _, m int) {
 			cpuCopyRow(d[off:off+m], xs[ao:], s.a[MaxDims-1])
 		})
 	})
 	return nil
+}
+
+// cpuTile is the side of the square tiles a transposing copy moves at once,
+// so that the source lines it reads stay in cache while they are used.
+const cpuTile = 32
+
+// transpose is Copy for walks whose two inner axes are a transposition
+// (the source is contiguous along axis 2 and strided along axis 3), batched
+// over axes 0 and 1. It copies tile by tile.
+func (c *CPU) transpose(d, x []float32, s cpuStrided) {
+	rows, cols, sx := s.shape[2], s.shape[3], s.a[3]
+	tiles := (rows + cpuTile - 1) / cpuTile
+	c.parallel(s.shape[0]*s.shape[1]*tiles, rows*cols*s.shape[0]*s.shape[1], func(lo, hi int) {
+		for u := lo; u < hi; u++ {
+			batch, r0 := u/tiles, (u%tiles)*cpuTile
+			r1 := min(r0+cpuTile, rows)
+			xb := batch/s.shape[1]*s.a[0] + batch%s.shape[1]*s.a[1]
+			db := batch * rows * cols
+			for c0 := 0; c0 < cols; c0 += cpuTile {
+				c1 := min(c0+cpuTile, cols)
+				for r := r0; r < r1; r++ {
+					dr, xo := d[db+r*cols:db+r*cols+c1], xb+r
+					for j := c0; j < c1; j++ {
+						dr[j] = x[xo+j*sx]
+					}
+				}
+			}
+		}
+	})
 }
 
 // cpuCopyRow copies len(d) values of x read at stride sx.
@@ -130,13 +163,9 @@ func cpuUnary(op UnaryOp, d, x []float32, alpha float32) {
 	}
 }
 
-// cpuRelu is max(v, 0), passing NaN through.
-func cpuRelu(v float32) float32 {
-	if v <= 0 {
-		return 0
-	}
-	return v
-}
+// cpuRelu is max(v, 0), passing NaN through. The builtin max compiles
+// without a branch, which random signs would mispredict.
+func cpuRelu(v float32) float32 { return max(v, 0) }
 
 // cpuSigmoid is 1/(1+e^-v), evaluated in float64.
 func cpuSigmoid(v float32) float32 {
@@ -300,12 +329,13 @@ func cpuBinaryFunc(op BinaryOp) func(a, b float32) float32 {
 	panic("device: cpu binary: unreachable op " + op.String())
 }
 
-// cpuReluGrad passes the gradient g where the relu input x was positive.
+// cpuReluGrad passes the gradient g where the relu input x was positive. It
+// selects with a bit mask instead of a branch: t lies in [0, 0x7f7fffff]
+// exactly when x > 0 (+Inf included, NaN and both zeros excluded).
 func cpuReluGrad(x, g float32) float32 {
-	if x > 0 {
-		return g
-	}
-	return 0
+	t := int64(math.Float32bits(x)) - 1
+	drop := uint32(t>>63 | (0x7f7fffff-t)>>63)
+	return math.Float32frombits(math.Float32bits(g) &^ drop)
 }
 
 // cpuStrided is a Walk with its unit axes removed and adjacent axes merged

@@ -155,6 +155,8 @@ func walkCases() []walkCase {
 		walkCase{"both transposed 129x7", device.Walk{Shape: sh(129, 7), A: st(1, 129), B: st(1, 129)}, 7 * 129, 7 * 129},
 		walkCase{"transposed 299x301", device.Walk{Shape: sh(299, 301), A: st(1, 299), B: st(301, 1)}, 299 * 301, 299 * 301},
 		walkCase{"4d broadcast", device.Walk{Shape: sh(3, 5, 7, 9), A: st(315, 63, 9, 1), B: st(0, 9, 0, 1)}, 3 * 5 * 7 * 9, 45},
+		walkCase{"batched transpose", device.Walk{Shape: sh(3, 50, 40), A: st(2000, 1, 50), B: st(2000, 40, 1)}, 6000, 6000},
+		walkCase{"broadcast transpose", device.Walk{Shape: sh(2, 3, 50, 40), A: st(0, 2000, 1, 50), B: st(0, 0, 40, 1)}, 6000, 2000},
 		walkCase{"4d permuted", device.Walk{Shape: sh(2, 3, 4, 5), A: st(1, 2, 6, 24), B: st(0, 0, 5, 1)}, 120, 20},
 		walkCase{"outer product", device.Walk{Shape: sh(129, 7), A: st(1, 0), B: st(0, 1)}, 129, 7},
 		walkCase{"gapped rows", device.Walk{Shape: sh(7, 5), A: st(9, 1), B: st(5, 1)}, 6*9 + 5, 35},
@@ -864,4 +866,26 @@ func TestOpen(t *testing.T) {
 	if _, err := device.Open("tpu"); err == nil {
 		t.Error("Open(tpu): no error")
 	}
+}
+
+func TestReluSpecialValues(t *testing.T) {
+	inf := float32(math.Inf(1))
+	negZero := float32(math.Copysign(0, -1))
+	x := []float32{0, negZero, inf, -inf, 1, -1, 0.5}
+	wantRelu := []float32{0, 0, inf, 0, 1, 0, 0.5}
+	wantGrad := []float32{0, 0, 3, 0, 3, 0, 3}
+	check := func(t *testing.T, d device.Device, x, wantRelu, wantGrad []float32) {
+		n := len(x)
+		bufs := newBufs(t, d, x, make([]float32, n), make([]float32, n))
+		must(t, d.Fill(bufs[1], n, 3))
+		must(t, d.Unary(device.Relu, bufs[2], bufs[0], n, 0))
+		testutil.AllClose(t, "relu", testutil.Download(t, d, bufs[2], n), wantRelu, 0, 0)
+		must(t, d.Binary(device.ReluGrad, bufs[2], bufs[0], bufs[1], device.Contiguous(n)))
+		testutil.AllClose(t, "relu_grad", testutil.Download(t, d, bufs[2], n), wantGrad, 0, 0)
+	}
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) { check(t, d, x, wantRelu, wantGrad) })
+	// The CPU also defines NaN (propagated by relu, blocked by its gradient)
+	// and subnormals.
+	nan, tiny := float32(math.NaN()), float32(1e-45)
+	check(t, device.NewCPU(1), []float32{nan, tiny, -tiny}, []float32{nan, tiny, 0}, []float32{0, 3, 0})
 }
