@@ -140,7 +140,7 @@ func RandN(dev device.Device, rng *rand.Rand, std float32, shape ...int) *Tensor
 	for i := range data {
 		data[i] = float32(rng.NormFloat64()) * std
 	}
-	return FromSlice(dev, data, shape...)
+	return FromSlice(dev, data, append([]int{}, shape...)...) // no shape is a scalar, not a vector
 }
 
 // RandU returns a tensor of values uniform in [lo, hi), drawn from rng.
@@ -149,7 +149,7 @@ func RandU(dev device.Device, rng *rand.Rand, lo, hi float32, shape ...int) *Ten
 	for i := range data {
 		data[i] = lo + (hi-lo)*float32(rng.Float64())
 	}
-	return FromSlice(dev, data, shape...)
+	return FromSlice(dev, data, append([]int{}, shape...)...)
 }
 
 // Device returns the tensor's device.
@@ -261,7 +261,10 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 			known *= d
 		}
 	}
-	if infer >= 0 && known > 0 {
+	if infer >= 0 {
+		if known == 0 { // any size would do
+			fail("reshape", ErrShape, t.shape, shape)
+		}
 		shape[infer] = t.Len() / known
 	}
 	if numel(shape) != t.Len() {
