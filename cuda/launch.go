@@ -1,0 +1,392 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+)
+
+// kernel indexes the kernels of kernels.cu.
+type kernel int
+
+const (
+	kFill kernel = iota
+	kCopyWalk
+	kUnary
+	kBinary
+	kBinaryWalk
+	kReduceRows
+	kReducePartial
+	kReduceFinal
+	kReduceCols
+	kSoftmax
+	kSoftmaxCE
+	kBiasAct
+	kGather
+	kDropout
+	kSGD
+	kAdam
+	kSgemm128
+	kSgemm64
+	kSgemm32
+	numKernels
+)
+
+var kernelNames = [numKernels]string{
+	"fill_f32", "copy_walk_f32", "unary_f32", "binary_f32", "binary_walk_f32",
+	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
+	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "gather_f32", "dropout_f32",
+	"sgd_f32", "adam_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32",
+}
+
+// The number of op codes each kernel family knows: the values of
+// device.UnaryOp, BinaryOp, ReduceOp and Activation, in the same order.
+const (
+	NumUnaryOps    = 11
+	NumBinaryOps   = 10
+	NumReduceOps   = 4
+	NumActivations = 4
+)
+
+// Reduce op codes used by the launcher (device.ReduceOp).
+const (
+	reduceSum = iota
+	reduceMean
+	reduceMax
+	reduceArgMax
+)
+
+const (
+	threads     = 256       // block size of the 1-D kernels
+	maxGridY    = 65535     // CUDA's limit on gridDim.y
+	maxGridX    = 1<<31 - 1 // and on gridDim.x
+	raccBytes   = 24        // sizeof(RAcc) in kernels.cu
+	maxGemmSide = 1<<31 - 1024
+)
+
+// MaxDims is the rank of the walks CopyWalk and BinaryWalk take.
+const MaxDims = 4
+
+var block1 = [3]int{threads, 1, 1}
+
+// blocks is the grid of a grid-stride kernel over items work items, one per
+// thread: enough blocks to cover them, at most 32 per multiprocessor.
+func (c *Context) blocks(items int) [3]int {
+	b := (items + threads - 1) / threads
+	return [3]int{min(max(b, 1), 32*c.sms), 1, 1}
+}
+
+// Fill sets dst[i] = v for i < n.
+func (c *Context) Fill(dst Ptr, n int, v float32) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kFill, c.blocks((n+3)/4), block1, ptrArg(dst), intArg(n), floatArg(v))
+}
+
+// walkArgs returns the kernel arguments of a walk over shape with strides
+// st: the element count, the inner three sizes, the strides and whether
+// 64-bit indexing is needed. n must be positive.
+func walkArgs(shape [MaxDims]int, st ...[MaxDims]int) (n int, args []uint64) {
+	n = shape[0] * shape[1] * shape[2] * shape[3]
+	args = append(args, intArg(n), intArg(shape[1]), intArg(shape[2]), intArg(shape[3]))
+	wide := n >= math.MaxInt32
+	for _, s := range st {
+		span := 1
+		for d := range MaxDims {
+			args = append(args, intArg(s[d]))
+			span += (shape[d] - 1) * s[d]
+		}
+		wide = wide || span >= math.MaxInt32
+	}
+	return n, append(args, boolArg(wide))
+}
+
+// CopyWalk writes dst[i0,i1,i2,i3] = x[i0*st[0] + i1*st[1] + i2*st[2] +
+// i3*st[3]] over shape, contiguously into dst.
+func (c *Context) CopyWalk(dst, x Ptr, shape, st [MaxDims]int) error {
+	n, w := walkArgs(shape, st)
+	if n == 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kCopyWalk, c.blocks(n), block1, append([]uint64{ptrArg(dst), ptrArg(x)}, w...)...)
+}
+
+// Unary computes dst[i] = op(x[i], alpha) for i < n.
+func (c *Context) Unary(op int, dst, x Ptr, n int, alpha float32) error {
+	if op < 0 || op >= NumUnaryOps {
+		return fmt.Errorf("cuda: unary op %d out of range", op)
+	}
+	if n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kUnary, c.blocks((n+3)/4), block1, intArg(op), ptrArg(dst), ptrArg(x), intArg(n), floatArg(alpha))
+}
+
+// Binary computes dst[i] = op(a[i], b[i]) for i < n, all contiguous.
+func (c *Context) Binary(op int, dst, a, b Ptr, n int) error {
+	if op < 0 || op >= NumBinaryOps {
+		return fmt.Errorf("cuda: binary op %d out of range", op)
+	}
+	if n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kBinary, c.blocks((n+3)/4), block1, intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b), intArg(n))
+}
+
+// BinaryWalk computes dst = op(a, b) contiguously over shape, reading a at
+// strides sa and b at strides sb (0 on broadcast axes).
+func (c *Context) BinaryWalk(op int, dst, a, b Ptr, shape, sa, sb [MaxDims]int) error {
+	if op < 0 || op >= NumBinaryOps {
+		return fmt.Errorf("cuda: binary op %d out of range", op)
+	}
+	n, w := walkArgs(shape, sa, sb)
+	if n == 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kBinaryWalk, c.blocks(n), block1, append([]uint64{intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b)}, w...)...)
+}
+
+// Reduce views x as [outer, n, inner] and reduces the middle axis into dst
+// of [outer, inner]. Short rows take a warp each; few long rows (and the
+// reduction of everything) are split into chunks reduced in two passes;
+// inner > 1 reduces columns with coalesced loads.
+func (c *Context) Reduce(op int, dst, x Ptr, outer, n, inner int) error {
+	if op < 0 || op >= NumReduceOps {
+		return fmt.Errorf("cuda: reduce op %d out of range", op)
+	}
+	if outer <= 0 || inner <= 0 {
+		return nil
+	}
+	if n <= 0 && (op == reduceMax || op == reduceArgMax) {
+		return fmt.Errorf("cuda: reduce op %d over an empty axis", op)
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	switch {
+	case inner > 1:
+		gx := (inner + 31) / 32
+		if gx > maxGridX {
+			return fmt.Errorf("cuda: reduce_cols_f32: %d columns is too many", inner)
+		}
+		return c.launch(kReduceCols, [3]int{gx, min(outer, maxGridY), 1}, [3]int{32, 8, 1},
+			intArg(op), ptrArg(dst), ptrArg(x), intArg(outer), intArg(n), intArg(inner))
+	case n <= 4096 || outer >= 32*c.sms:
+		// A warp per row; 8 warps per block.
+		return c.launch(kReduceRows, c.blocks(outer*32), block1,
+			intArg(op), ptrArg(dst), ptrArg(x), intArg(outer), intArg(n))
+	}
+	// Few long rows: about 4 blocks per multiprocessor in all, each over a
+	// chunk of at least 2048 values, then one pass over the partial results.
+	parts := min(max((4*c.sms+outer-1)/outer, 1), 1024, (n+2047)/2048)
+	chunk := (n + parts - 1) / parts
+	parts = (n + chunk - 1) / chunk
+	scratch, err := c.pool.Get(int64(outer) * int64(parts) * raccBytes)
+	if err != nil {
+		return fmt.Errorf("cuda: reduce scratch for %d partial results: %w", outer*parts, err)
+	}
+	// Put it back once both passes are queued: later work that reuses the
+	// block is queued after them.
+	defer c.pool.Put(scratch)
+	err = c.launch(kReducePartial, [3]int{parts, min(outer, maxGridY), 1}, block1,
+		intArg(op), uint64(scratch), ptrArg(x), intArg(outer), intArg(n), intArg(chunk))
+	if err != nil {
+		return err
+	}
+	return c.launch(kReduceFinal, [3]int{min(outer, 32*c.sms), 1, 1}, block1,
+		intArg(op), ptrArg(dst), uint64(scratch), intArg(outer), intArg(parts), intArg(n))
+}
+
+// rowThreads is the block size of the block-per-row kernels for rows of n.
+func rowThreads(n int) int {
+	switch {
+	case n <= 128:
+		return 32
+	case n <= 1024:
+		return 128
+	}
+	return threads
+}
+
+// Softmax computes the softmax (or log-softmax) of each of the rows of x,
+// each n wide, into dst, which may be x.
+func (c *Context) Softmax(dst, x Ptr, rows, n int, log bool) error {
+	if rows <= 0 || n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kSoftmax, [3]int{min(rows, 32*c.sms), 1, 1}, [3]int{rowThreads(n), 1, 1},
+		ptrArg(dst), ptrArg(x), intArg(rows), intArg(n), boolArg(log))
+}
+
+// SoftmaxCE writes each row's cross-entropy loss and (softmax - onehot) *
+// scale into grad, for rows of n logits and float32 labels. A label that is
+// not an integer in [0, n) gives NaN for that row.
+func (c *Context) SoftmaxCE(loss, grad, logits, labels Ptr, rows, n int, scale float32) error {
+	if rows <= 0 || n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kSoftmaxCE, [3]int{min(rows, 32*c.sms), 1, 1}, [3]int{rowThreads(n), 1, 1},
+		ptrArg(loss), ptrArg(grad), ptrArg(logits), ptrArg(labels), intArg(rows), intArg(n), floatArg(scale))
+}
+
+// rowGrid is the grid and block of a kernel with rows on y and columns of n
+// on x.
+func (c *Context) rowGrid(rows, n int) (grid, block [3]int) {
+	tx := min((n+31)/32*32, threads)
+	gx := min((n+tx-1)/tx, 32*c.sms)
+	return [3]int{gx, min(rows, maxGridY), 1}, [3]int{tx, 1, 1}
+}
+
+// BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n.
+func (c *Context) BiasAct(dst, x, bias Ptr, rows, n int, act int) error {
+	if act < 0 || act >= NumActivations {
+		return fmt.Errorf("cuda: activation %d out of range", act)
+	}
+	if rows <= 0 || n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	grid, block := c.rowGrid(rows, n)
+	return c.launch(kBiasAct, grid, block, ptrArg(dst), ptrArg(x), ptrArg(bias), intArg(rows), intArg(n), intArg(act))
+}
+
+// Gather copies dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen; src
+// has srcRows rows. A bad index gives a row of NaN.
+func (c *Context) Gather(dst, src, idx Ptr, nidx, rowLen, srcRows int) error {
+	if nidx <= 0 || rowLen <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	grid, block := c.rowGrid(nidx, rowLen)
+	return c.launch(kGather, grid, block, ptrArg(dst), ptrArg(src), ptrArg(idx), intArg(nidx), intArg(rowLen), intArg(srcRows))
+}
+
+// Dropout fills dst[:n] with scale where HashUniform(seed, i) >= p and 0
+// elsewhere.
+func (c *Context) Dropout(dst Ptr, n int, p, scale float32, seed uint64) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kDropout, c.blocks(n), block1, ptrArg(dst), intArg(n), floatArg(p), floatArg(scale), seed)
+}
+
+// SGD is one torch.optim.SGD step over n parameters; buf is unused when
+// momentum is 0.
+func (c *Context) SGD(p, g, buf Ptr, n int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kSGD, c.blocks(n), block1, ptrArg(p), ptrArg(g), ptrArg(buf), intArg(n),
+		floatArg(lr), floatArg(momentum), floatArg(1-dampening), floatArg(wd), boolArg(nesterov), boolArg(first))
+}
+
+// Adam is one torch.optim.Adam (AdamW when decoupled) step over n
+// parameters at step (from 1), with its scalars computed in float64 as
+// PyTorch computes them in Python.
+func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
+	if step < 1 {
+		return fmt.Errorf("cuda: adam_f32: step %d, want >= 1", step)
+	}
+	if n <= 0 {
+		return nil
+	}
+	bc1 := 1 - math.Pow(float64(beta1), float64(step))
+	bc2 := 1 - math.Pow(float64(beta2), float64(step))
+	stepSize := float32(float64(lr) / bc1)
+	bc2Sqrt := float32(math.Sqrt(bc2))
+	decay := float32(1 - float64(lr)*float64(wd))
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kAdam, c.blocks(n), block1, ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), intArg(n),
+		floatArg(beta1), floatArg(beta2), floatArg(eps), floatArg(wd), boolArg(decoupled),
+		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt))
+}
+
+// Sgemm computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst when accumulate),
+// row-major, where a is stored [k,m] when transA and b [n,k] when transB. It
+// takes the largest tile (128, 64 or 32 square) that still gives every
+// multiprocessor a block.
+func (c *Context) Sgemm(dst, a, b Ptr, m, k, n int, transA, transB, accumulate bool) error {
+	if m <= 0 || n <= 0 || k < 0 {
+		return nil
+	}
+	if m > maxGemmSide || n > maxGemmSide || k > maxGemmSide {
+		return fmt.Errorf("cuda: sgemm %dx%dx%d: a side exceeds %d", m, k, n, maxGemmSide)
+	}
+	kern, tiles := c.sgemmTiles(m, n)
+	if tiles > maxGridX {
+		return fmt.Errorf("cuda: %s: %dx%d needs %d tiles, more than a grid holds", kernelNames[kern], m, n, tiles)
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kern, [3]int{tiles, 1, 1}, block1, ptrArg(dst), ptrArg(a), ptrArg(b),
+		intArg(m), intArg(n), intArg(k), boolArg(transA), boolArg(transB), boolArg(accumulate))
+}
+
+// sgemmTiles picks the SGEMM kernel for an m x n product and returns it
+// with its number of tiles (blocks).
+func (c *Context) sgemmTiles(m, n int) (kernel, int) {
+	tiles := func(t int) int { return ((m + t - 1) / t) * ((n + t - 1) / t) }
+	switch {
+	case tiles(128) >= c.sms:
+		return kSgemm128, tiles(128)
+	case tiles(64) >= c.sms:
+		return kSgemm64, tiles(64)
+	}
+	return kSgemm32, tiles(32)
+}
+
+// SgemmKernel names the kernel Sgemm uses for an m x n product.
+func (c *Context) SgemmKernel(m, n int) string {
+	k, _ := c.sgemmTiles(m, n)
+	return kernelNames[k]
+}

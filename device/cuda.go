@@ -1,0 +1,596 @@
+//go:build cuda
+
+package device
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/gograd/gograd/cuda"
+)
+
+// CUDABuilt reports whether this binary was built with the cuda tag.
+const CUDABuilt = true
+
+// The kernels know exactly the ops of this package, by value: each line
+// fails to compile (a negative constant converted to uint) when a count
+// differs.
+const (
+	_ = uint(numUnary-cuda.NumUnaryOps) + uint(cuda.NumUnaryOps-numUnary)
+	_ = uint(numBinary-cuda.NumBinaryOps) + uint(cuda.NumBinaryOps-numBinary)
+	_ = uint(numReduce-cuda.NumReduceOps) + uint(cuda.NumReduceOps-numReduce)
+	_ = uint(ActTanh+1-cuda.NumActivations) + uint(cuda.NumActivations-ActTanh-1)
+)
+
+// CUDA runs every operation on an NVIDIA GPU, with the kernels of
+// kernels.cu; nothing falls back to the host. Work is queued asynchronously
+// on one stream: CopyOut and Sync wait for it and report the error of a
+// kernel that failed earlier.
+//
+// It differs from the CPU backend in two ways. Floating-point results agree
+// to rounding, not bit for bit (sums and dot products are added in another
+// order), except DropoutMask, which is bit-identical. And the kernels cannot
+// return an error without a synchronisation, so a label (SoftmaxCrossEntropy)
+// or row index (Gather) that is out of range gives NaN in that row instead
+// of an error.
+//
+// Memory comes from a caching allocator: freed buffers are kept for reuse,
+// so a training loop stops calling the driver after its first step. Stats
+// describes it and Close releases everything.
+type CUDA struct {
+	ctx *cuda.Context
+	mu  sync.Mutex // guards the freed flags of buffers
+}
+
+// CUDABuffer is a buffer of the CUDA backend: a block of device memory.
+type CUDABuffer struct {
+	ptr   cuda.Ptr
+	n     int
+	dev   *CUDA
+	freed bool
+}
+
+// Len is the number of float32 values the buffer holds.
+func (b *CUDABuffer) Len() int { return b.n }
+
+var (
+	_ Device     = (*CUDA)(nil)
+	_ SoftmaxCE  = (*CUDA)(nil)
+	_ BiasAct    = (*CUDA)(nil)
+	_ Optimizers = (*CUDA)(nil)
+	_ Buffer     = (*CUDABuffer)(nil)
+)
+
+// NewCUDA opens CUDA device ordinal and loads the kernels. Each CUDA value
+// has its own allocator and module, on the device's primary context.
+func NewCUDA(ordinal int) (Device, error) {
+	c, err := cuda.NewContext(ordinal)
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	return &CUDA{ctx: c}, nil
+}
+
+// Name returns "cuda".
+func (c *CUDA) Name() string { return "cuda" }
+
+// GPU is the name of the GPU, as the driver reports it.
+func (c *CUDA) GPU() string { return c.ctx.Name() }
+
+// Stats returns the allocator's statistics.
+func (c *CUDA) Stats() cuda.Stats { return c.ctx.Stats() }
+
+// ReleaseCached returns the allocator's cached blocks to the driver.
+func (c *CUDA) ReleaseCached() error { return c.ctx.ReleaseCached() }
+
+// Time runs fn, which queues work on c, and returns the GPU time that work
+// took, measured with CUDA events.
+func (c *CUDA) Time(fn func() error) (time.Duration, error) { return c.ctx.Time(fn) }
+
+// SgemmKernel names the kernel MatMul uses for an m x n result.
+func (c *CUDA) SgemmKernel(m, n int) string { return c.ctx.SgemmKernel(m, n) }
+
+// Close waits for queued work and frees all of the device's memory, buffers
+// in use included. The device must not be used after.
+func (c *CUDA) Close() error { return c.ctx.Close() }
+
+// cudaOOM is an allocation failure for lack of device memory: it wraps
+// ErrOutOfMemory and the allocator's error, which says what is in use.
+type cudaOOM struct{ err error }
+
+func (e *cudaOOM) Error() string   { return "device: " + e.err.Error() }
+func (e *cudaOOM) Unwrap() []error { return []error{ErrOutOfMemory, e.err} }
+
+// Alloc returns a buffer of n float32s. Its contents are undefined.
+func (c *CUDA) Alloc(n int) (Buffer, error) {
+	switch {
+	case n < 0:
+		return nil, fmt.Errorf("device: cuda alloc: negative length %d", n)
+	case n == 0:
+		return &CUDABuffer{dev: c}, nil
+	case n > math.MaxInt64/4:
+		return nil, fmt.Errorf("device: cuda alloc of %d values: %w", n, ErrOutOfMemory)
+	}
+	p, err := c.ctx.Alloc(int64(n) * 4)
+	if err != nil {
+		if errors.Is(err, cuda.ErrOutOfMemory) {
+			return nil, &cudaOOM{err}
+		}
+		return nil, fmt.Errorf("device: cuda alloc of %d values: %w", n, err)
+	}
+	return &CUDABuffer{ptr: p, n: n, dev: c}, nil
+}
+
+// Free returns b to the allocator. Buffers of other devices, nil and buffers
+// already freed are ignored.
+func (c *CUDA) Free(b Buffer) {
+	cb, ok := b.(*CUDABuffer)
+	if !ok || cb == nil || cb.dev != c {
+		return
+	}
+	c.mu.Lock()
+	freed := cb.freed
+	cb.freed = true
+	c.mu.Unlock()
+	if !freed && cb.ptr != 0 {
+		c.ctx.Free(cb.ptr) // cannot fail for a live buffer of this device
+	}
+}
+
+// ptr returns the device address of b, or an error naming op and the
+// argument when b is not a live buffer of c holding at least need values.
+func (c *CUDA) ptr(op, arg string, b Buffer, need int) (cuda.Ptr, error) {
+	cb, ok := b.(*CUDABuffer)
+	switch {
+	case b == nil || (ok && cb == nil):
+		return 0, fmt.Errorf("device: cuda %s: %s is nil", op, arg)
+	case !ok:
+		return 0, fmt.Errorf("device: cuda %s: %s is a %T, not a cuda buffer", op, arg, b)
+	case cb.dev != c:
+		return 0, fmt.Errorf("device: cuda %s: %s belongs to another cuda device", op, arg)
+	case need < 0:
+		return 0, fmt.Errorf("device: cuda %s: negative size for %s", op, arg)
+	case cb.n < need:
+		return 0, fmt.Errorf("device: cuda %s: %s has %d values, need %d", op, arg, cb.n, need)
+	}
+	c.mu.Lock()
+	freed := cb.freed
+	c.mu.Unlock()
+	if freed {
+		return 0, fmt.Errorf("device: cuda %s: %s was freed", op, arg)
+	}
+	return cb.ptr, nil
+}
+
+// cudaSize returns the product of dims, or an error naming op when one is
+// negative or the product overflows.
+func cudaSize(op string, dims ...int) (int, error) {
+	p := 1
+	for _, d := range dims {
+		if d < 0 {
+			return 0, fmt.Errorf("device: cuda %s: negative size %d", op, d)
+		}
+		if d != 0 && p > math.MaxInt/d {
+			return 0, fmt.Errorf("device: cuda %s: size overflows int", op)
+		}
+		p *= d
+	}
+	return p, nil
+}
+
+// wrap prefixes a kernel's error with the operation and its shape.
+func wrap(err error, op string, shape ...int) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("device: cuda %s %v: %w", op, shape, err)
+}
+
+// CopyIn copies src into the start of dst.
+func (c *CUDA) CopyIn(dst Buffer, src []float32) error {
+	p, err := c.ptr("copy_in", "dst", dst, len(src))
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.CopyIn(p, src), "copy_in", len(src))
+}
+
+// CopyOut waits for queued work and copies the first len(dst) values of src.
+func (c *CUDA) CopyOut(dst []float32, src Buffer) error {
+	p, err := c.ptr("copy_out", "src", src, len(dst))
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.CopyOut(dst, p), "copy_out", len(dst))
+}
+
+// Fill sets the first n values of dst to v.
+func (c *CUDA) Fill(dst Buffer, n int, v float32) error {
+	if n < 0 {
+		return fmt.Errorf("device: cuda fill: negative length %d", n)
+	}
+	p, err := c.ptr("fill", "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.Fill(p, n, v), "fill", n)
+}
+
+// Sync waits for all queued work and reports the error of any that failed.
+func (c *CUDA) Sync() error {
+	if err := c.ctx.Sync(); err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	return nil
+}
+
+// cudaWalk validates w and merges adjacent axes across which both operands
+// are contiguous, so that most walks become one or two axes; the kept axes
+// are right-aligned. It also returns the element count and the number of
+// values a and b must hold.
+func cudaWalk(op string, w Walk) (Walk, int, [2]int, error) {
+	n, err := cudaSize(op, w.Shape[:]...)
+	if err != nil {
+		return w, 0, [2]int{}, err
+	}
+	for d := range MaxDims {
+		if w.A[d] < 0 || w.B[d] < 0 {
+			return w, 0, [2]int{}, fmt.Errorf("device: cuda %s: negative stride in walk %v", op, w)
+		}
+	}
+	if n == 0 {
+		return w, 0, [2]int{}, nil
+	}
+	var spans [2]int
+	for i, st := range [2][MaxDims]int{w.A, w.B} {
+		last := 0
+		for d := range MaxDims {
+			if st[d] != 0 && w.Shape[d]-1 > (math.MaxInt-1-last)/st[d] {
+				return w, 0, [2]int{}, fmt.Errorf("device: cuda %s: walk %v overflows int", op, w)
+			}
+			last += (w.Shape[d] - 1) * st[d]
+		}
+		spans[i] = last + 1
+	}
+	var k Walk // kept axes, left-aligned
+	nk := 0
+	for d := range MaxDims {
+		sz := w.Shape[d]
+		if sz == 1 {
+			continue
+		}
+		if nk > 0 && k.A[nk-1] == w.A[d]*sz && k.B[nk-1] == w.B[d]*sz {
+			k.Shape[nk-1] *= sz
+			k.A[nk-1], k.B[nk-1] = w.A[d], w.B[d]
+			continue
+		}
+		k.Shape[nk], k.A[nk], k.B[nk] = sz, w.A[d], w.B[d]
+		nk++
+	}
+	out := Walk{Shape: [MaxDims]int{1, 1, 1, 1}}
+	copy(out.Shape[MaxDims-nk:], k.Shape[:nk])
+	copy(out.A[MaxDims-nk:], k.A[:nk])
+	copy(out.B[MaxDims-nk:], k.B[:nk])
+	return out, n, spans, nil
+}
+
+// flat reports whether the collapsed walk w of n elements reads operand
+// strides s contiguously from offset 0.
+func flat(w Walk, s [MaxDims]int, n int) bool {
+	return n == 1 || (w.Shape == [MaxDims]int{1, 1, 1, n} && s[MaxDims-1] == 1)
+}
+
+// Copy writes the strided walk of x described by w.Shape and w.A into dst.
+func (c *CUDA) Copy(dst, x Buffer, w Walk) error {
+	w.B = w.A
+	cw, n, spans, err := cudaWalk("copy", w)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr("copy", "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	xp, err := c.ptr("copy", "x", x, spans[0])
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if flat(cw, cw.A, n) {
+		return wrap(c.ctx.CopyDevice(d, xp, n), "copy", w.Shape[:]...)
+	}
+	return wrap(c.ctx.CopyWalk(d, xp, cw.Shape, cw.A), "copy", w.Shape[:]...)
+}
+
+// Unary computes dst[i] = op(x[i], alpha) for i < n.
+func (c *CUDA) Unary(op UnaryOp, dst, x Buffer, n int, alpha float32) error {
+	if op < 0 || op >= numUnary {
+		return fmt.Errorf("device: cuda unary: unknown op %v", op)
+	}
+	name := "unary " + op.String()
+	if n < 0 {
+		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	}
+	d, err := c.ptr(name, "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	xp, err := c.ptr(name, "x", x, n)
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.Unary(int(op), d, xp, n, alpha), name, n)
+}
+
+// Binary computes dst = op(a, b) elementwise over w.Shape, reading a at
+// strides w.A and b at strides w.B.
+func (c *CUDA) Binary(op BinaryOp, dst, a, b Buffer, w Walk) error {
+	if op < 0 || op >= numBinary {
+		return fmt.Errorf("device: cuda binary: unknown op %v", op)
+	}
+	name := "binary " + op.String()
+	cw, n, spans, err := cudaWalk(name, w)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	ap, err := c.ptr(name, "a", a, spans[0])
+	if err != nil {
+		return err
+	}
+	bp, err := c.ptr(name, "b", b, spans[1])
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if flat(cw, cw.A, n) && flat(cw, cw.B, n) {
+		return wrap(c.ctx.Binary(int(op), d, ap, bp, n), name, w.Shape[:]...)
+	}
+	return wrap(c.ctx.BinaryWalk(int(op), d, ap, bp, cw.Shape, cw.A, cw.B), name, w.Shape[:]...)
+}
+
+// Reduce views x as [outer, n, inner] and reduces the middle axis into dst
+// of [outer, inner].
+func (c *CUDA) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
+	if op < 0 || op >= numReduce {
+		return fmt.Errorf("device: cuda reduce: unknown op %v", op)
+	}
+	name := "reduce " + op.String()
+	out, err := cudaSize(name, outer, inner)
+	if err != nil {
+		return err
+	}
+	total, err := cudaSize(name, out, n)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dst", dst, out)
+	if err != nil {
+		return err
+	}
+	xp, err := c.ptr(name, "x", x, total)
+	if err != nil {
+		return err
+	}
+	if n == 0 && out > 0 && (op == MaxOf || op == ArgMax) {
+		return fmt.Errorf("device: cuda %s: empty reduction axis", name)
+	}
+	return wrap(c.ctx.Reduce(int(op), d, xp, outer, n, inner), name, outer, n, inner)
+}
+
+// MatMul computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst if accumulate).
+// dst must not be a or b.
+func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate bool) error {
+	const name = "matmul"
+	mn, err := cudaSize(name, m, n)
+	if err != nil {
+		return err
+	}
+	mk, err := cudaSize(name, m, k)
+	if err != nil {
+		return err
+	}
+	kn, err := cudaSize(name, k, n)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dst", dst, mn)
+	if err != nil {
+		return err
+	}
+	ap, err := c.ptr(name, "a", a, mk)
+	if err != nil {
+		return err
+	}
+	bp, err := c.ptr(name, "b", b, kn)
+	if err != nil {
+		return err
+	}
+	if dst == a || dst == b {
+		return fmt.Errorf("device: cuda %s: dst must not be an input", name)
+	}
+	if mn == 0 || (k == 0 && accumulate) {
+		return nil
+	}
+	if k == 0 {
+		return wrap(c.ctx.Fill(d, mn, 0), name, m, k, n)
+	}
+	return wrap(c.ctx.Sgemm(d, ap, bp, m, k, n, transA, transB, accumulate), name, m, k, n)
+}
+
+// Softmax computes the softmax, or log-softmax when log is set, of each of
+// the rows of x, each n wide. dst may be x.
+func (c *CUDA) Softmax(dst, x Buffer, rows, n int, log bool) error {
+	name := "softmax"
+	if log {
+		name = "log_softmax"
+	}
+	total, err := cudaSize(name, rows, n)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dst", dst, total)
+	if err != nil {
+		return err
+	}
+	xp, err := c.ptr(name, "x", x, total)
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.Softmax(d, xp, rows, n, log), name, rows, n)
+}
+
+// SoftmaxCrossEntropy writes each row's loss -log softmax(logits)[label] and
+// the gradient (softmax(logits) - onehot(label)) * scale in one pass per
+// row, without storing the probabilities. grad may be logits. A label that
+// is not an integer in [0, n) makes its row's loss and gradient NaN.
+func (c *CUDA) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n int, scale float32) error {
+	const name = "softmax_cross_entropy"
+	total, err := cudaSize(name, rows, n)
+	if err != nil {
+		return err
+	}
+	lp, err := c.ptr(name, "loss", loss, rows)
+	if err != nil {
+		return err
+	}
+	gp, err := c.ptr(name, "grad", grad, total)
+	if err != nil {
+		return err
+	}
+	xp, err := c.ptr(name, "logits", logits, total)
+	if err != nil {
+		return err
+	}
+	yp, err := c.ptr(name, "labels", labels, rows)
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.SoftmaxCE(lp, gp, xp, yp, rows, n, scale), name, rows, n)
+}
+
+// BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n in one
+// pass, without storing the biased values. dst may be x.
+func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
+	const name = "bias_act"
+	if act < Identity || act > ActTanh {
+		return fmt.Errorf("device: cuda %s: unknown activation %d", name, int(act))
+	}
+	total, err := cudaSize(name, rows, n)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dst", dst, total)
+	if err != nil {
+		return err
+	}
+	xp, err := c.ptr(name, "x", x, total)
+	if err != nil {
+		return err
+	}
+	bp, err := c.ptr(name, "bias", bias, n)
+	if err != nil {
+		return err
+	}
+	return wrap(c.ctx.BiasAct(d, xp, bp, rows, n, int(act)), name, rows, n)
+}
+
+// Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.
+// An index that does not name a whole row of src gives a row of NaN.
+func (c *CUDA) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
+	const name = "gather"
+	total, err := cudaSize(name, nidx, rowLen)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dst", dst, total)
+	if err != nil {
+		return err
+	}
+	ip, err := c.ptr(name, "idx", idx, nidx)
+	if err != nil {
+		return err
+	}
+	sp, err := c.ptr(name, "src", src, 0)
+	if err != nil {
+		return err
+	}
+	if rowLen == 0 {
+		return nil
+	}
+	return wrap(c.ctx.Gather(d, sp, ip, nidx, rowLen, src.Len()/rowLen), name, nidx, rowLen)
+}
+
+// DropoutMask fills dst[:n] with 1/(1-p) where HashUniform(seed, i) >= p and
+// with 0 elsewhere, bit-identical to the CPU backend. p must lie in [0, 1].
+func (c *CUDA) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
+	const name = "dropout_mask"
+	if n < 0 {
+		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	}
+	d, err := c.ptr(name, "dst", dst, n)
+	if err != nil {
+		return err
+	}
+	if !(p >= 0 && p <= 1) {
+		return fmt.Errorf("device: cuda %s: probability %v is not in [0, 1]", name, p)
+	}
+	scale := 1 / (1 - p) // in float32, as the CPU backend computes it
+	return wrap(c.ctx.Dropout(d, n, p, scale, seed), name, n)
+}
+
+// SGDStep updates p in place as torch.optim.SGD does, with g the gradient
+// and buf the momentum buffer (unused, and may be nil, when Momentum is 0).
+func (c *CUDA) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
+	const name = "sgd_step"
+	if n < 0 {
+		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	}
+	pp, err := c.ptr(name, "p", p, n)
+	if err != nil {
+		return err
+	}
+	gp, err := c.ptr(name, "g", g, n)
+	if err != nil {
+		return err
+	}
+	var bp cuda.Ptr
+	if hp.Momentum != 0 {
+		if bp, err = c.ptr(name, "buf", buf, n); err != nil {
+			return err
+		}
+	}
+	return wrap(c.ctx.SGD(pp, gp, bp, n, hp.LR, hp.Momentum, hp.Dampening, hp.WeightDecay, hp.Nesterov, hp.First), name, n)
+}
+
+// AdamStep updates p in place as torch.optim.Adam (or AdamW when
+// hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
+// and second moment estimates.
+func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
+	const name = "adam_step"
+	if n < 0 {
+		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	}
+	if hp.Step < 1 {
+		return fmt.Errorf("device: cuda %s: step %d, want >= 1", name, hp.Step)
+	}
+	var ptrs [4]cuda.Ptr
+	for i, b := range []Buffer{p, g, m, v} {
+		var err error
+		if ptrs[i], err = c.ptr(name, [4]string{"p", "g", "m", "v"}[i], b, n); err != nil {
+			return err
+		}
+	}
+	return wrap(c.ctx.Adam(ptrs[0], ptrs[1], ptrs[2], ptrs[3], n, hp.LR, hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay,
+		hp.Decoupled, hp.Step), name, n)
+}

@@ -1,0 +1,741 @@
+// kernels.cu: every CUDA kernel of gograd (float32).
+//
+// `make ptx` compiles this file to cuda/kernels.ptx (compute_80 PTX, which the
+// driver compiles for the GPU at load time); the cuda package embeds it and
+// its launchers (cuda/launch.go) choose grid and block sizes. Conventions:
+//   - kernels are extern "C" and named <op>_f32;
+//   - scalar parameters are long long (sizes, strides), int (op codes,
+//     flags), float or unsigned long long; the Go side passes every argument
+//     as 8 bytes, of which a 4-byte parameter reads the low half;
+//   - elementwise kernels use grid-stride loops, so any grid size is correct;
+//   - reductions combine within a warp by xor shuffles, then across warps
+//     through shared memory. Every launch uses a block size that is a multiple
+//     of 32 and every lane reaches every shuffle, so full masks are valid;
+//   - op codes are the values of device.UnaryOp, device.BinaryOp,
+//     device.ReduceOp and device.Activation;
+//   - integer data (labels, row indices, argmax results) is stored as float32.
+//     Kernels that read an index check it and write NaN for a bad one instead
+//     of reading out of bounds (an error would need a synchronisation).
+
+#include <math_constants.h>
+
+#define FULL_MASK 0xffffffffu
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+
+// Unary op codes (device.UnaryOp).
+enum { U_NEG, U_EXP, U_LOG, U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ADD_SCALAR, U_MUL_SCALAR, U_POW_SCALAR, U_SQUARE };
+// Binary op codes (device.BinaryOp).
+enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_GREATER_EQ, B_RELU_GRAD, B_SIGMOID_GRAD, B_TANH_GRAD };
+// Reduce op codes (device.ReduceOp).
+enum { R_SUM, R_MEAN, R_MAX, R_ARGMAX };
+// Activations (device.Activation).
+enum { A_IDENTITY, A_RELU, A_SIGMOID, A_TANH };
+
+__device__ __forceinline__ long long grid_start() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ long long grid_stride() { return (long long)gridDim.x * blockDim.x; }
+__device__ __forceinline__ bool aligned16(const void* p) { return ((unsigned long long)p & 15) == 0; }
+
+// relu passes NaN through, as the CPU backend does.
+__device__ __forceinline__ float relu(float x) { return x <= 0.0f ? 0.0f : x; }
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+__device__ __forceinline__ float apply_unary(int op, float x, float alpha) {
+	switch (op) {
+	case U_NEG: return -x;
+	case U_EXP: return expf(x);
+	case U_LOG: return logf(x);
+	case U_RELU: return relu(x);
+	case U_SIGMOID: return sigmoid(x);
+	case U_TANH: return tanhf(x);
+	case U_SQRT: return sqrtf(x);
+	case U_ADD_SCALAR: return x + alpha;
+	case U_MUL_SCALAR: return x * alpha;
+	case U_POW_SCALAR: return alpha == 2.0f ? x * x : powf(x, alpha);
+	case U_SQUARE: return x * x;
+	}
+	return CUDART_NAN_F;
+}
+
+__device__ __forceinline__ float apply_binary(int op, float a, float b) {
+	switch (op) {
+	case B_ADD: return a + b;
+	case B_SUB: return a - b;
+	case B_MUL: return a * b;
+	case B_DIV: return a / b;
+	case B_POW: return powf(a, b);
+	case B_MAX: return (a > b || a != a) ? a : b; // NaN wins, as Go's max
+	case B_GREATER_EQ: return a >= b ? 1.0f : 0.0f;
+	case B_RELU_GRAD: return a > 0.0f ? b : 0.0f;
+	case B_SIGMOID_GRAD: return b * a * (1.0f - a);
+	case B_TANH_GRAD: return b * (1.0f - a * a);
+	}
+	return CUDART_NAN_F;
+}
+
+__device__ __forceinline__ float activate(int act, float x) {
+	switch (act) {
+	case A_RELU: return relu(x);
+	case A_SIGMOID: return sigmoid(x);
+	case A_TANH: return tanhf(x);
+	}
+	return x;
+}
+
+// walk_offset maps the flat output index i of a 4-D shape [_, s1, s2, s3] to
+// the element offset at strides t0..t3. I is unsigned or unsigned long long:
+// the launcher picks 32 bits when every offset fits, which makes the three
+// divisions much cheaper.
+template <typename I>
+__device__ __forceinline__ I walk_offset(I i, I s1, I s2, I s3, I t0, I t1, I t2, I t3) {
+	I i3 = i % s3;
+	i /= s3;
+	I i2 = i % s2;
+	i /= s2;
+	I i1 = i % s1;
+	return (i / s1) * t0 + i1 * t1 + i2 * t2 + i3 * t3;
+}
+
+// ---------------------------------------------------------------------------
+// Elementwise kernels
+
+// fill_f32: dst[i] = v for i < n.
+extern "C" __global__ void fill_f32(float* dst, long long n, float v) {
+	long long n4 = aligned16(dst) ? n / 4 : 0;
+	float4 v4 = make_float4(v, v, v, v);
+	for (long long i = grid_start(); i < n4; i += grid_stride()) reinterpret_cast<float4*>(dst)[i] = v4;
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = v;
+}
+
+template <typename I>
+__device__ __forceinline__ void copy_walk(float* dst, const float* x, I n, I s1, I s2, I s3, I a0, I a1, I a2, I a3) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x)
+		dst[i] = x[walk_offset<I>(i, s1, s2, s3, a0, a1, a2, a3)];
+}
+
+// copy_walk_f32: dst[i0,i1,i2,i3] = x[i0*a0 + i1*a1 + i2*a2 + i3*a3] over the
+// shape [n/(s1*s2*s3), s1, s2, s3]; wide selects 64-bit index arithmetic.
+extern "C" __global__ void copy_walk_f32(float* dst, const float* x, long long n, long long s1, long long s2,
+                                         long long s3, long long a0, long long a1, long long a2, long long a3,
+                                         int wide) {
+	if (wide)
+		copy_walk<unsigned long long>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
+	else
+		copy_walk<unsigned>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
+}
+
+// unary_f32: dst[i] = op(x[i], alpha) for i < n; dst may be x.
+extern "C" __global__ void unary_f32(int op, float* dst, const float* x, long long n, float alpha) {
+	long long n4 = (aligned16(dst) && aligned16(x)) ? n / 4 : 0;
+	for (long long i = grid_start(); i < n4; i += grid_stride()) {
+		float4 v = reinterpret_cast<const float4*>(x)[i];
+		v.x = apply_unary(op, v.x, alpha);
+		v.y = apply_unary(op, v.y, alpha);
+		v.z = apply_unary(op, v.z, alpha);
+		v.w = apply_unary(op, v.w, alpha);
+		reinterpret_cast<float4*>(dst)[i] = v;
+	}
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_unary(op, x[i], alpha);
+}
+
+// binary_f32: dst[i] = op(a[i], b[i]) for i < n, all contiguous; dst may be a or b.
+extern "C" __global__ void binary_f32(int op, float* dst, const float* a, const float* b, long long n) {
+	long long n4 = (aligned16(dst) && aligned16(a) && aligned16(b)) ? n / 4 : 0;
+	for (long long i = grid_start(); i < n4; i += grid_stride()) {
+		float4 u = reinterpret_cast<const float4*>(a)[i];
+		float4 v = reinterpret_cast<const float4*>(b)[i];
+		u.x = apply_binary(op, u.x, v.x);
+		u.y = apply_binary(op, u.y, v.y);
+		u.z = apply_binary(op, u.z, v.z);
+		u.w = apply_binary(op, u.w, v.w);
+		reinterpret_cast<float4*>(dst)[i] = u;
+	}
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_binary(op, a[i], b[i]);
+}
+
+template <typename I>
+__device__ __forceinline__ void binary_walk(int op, float* dst, const float* a, const float* b, I n, I s1, I s2, I s3,
+                                            I a0, I a1, I a2, I a3, I b0, I b1, I b2, I b3) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x)
+		dst[i] = apply_binary(op, a[walk_offset<I>(i, s1, s2, s3, a0, a1, a2, a3)],
+		                      b[walk_offset<I>(i, s1, s2, s3, b0, b1, b2, b3)]);
+}
+
+// binary_walk_f32: dst[i] = op(a[walk at strides a*], b[walk at strides b*])
+// over the shape [n/(s1*s2*s3), s1, s2, s3] (stride 0 broadcasts an axis).
+extern "C" __global__ void binary_walk_f32(int op, float* dst, const float* a, const float* b, long long n,
+                                           long long s1, long long s2, long long s3, long long a0, long long a1,
+                                           long long a2, long long a3, long long b0, long long b1, long long b2,
+                                           long long b3, int wide) {
+	if (wide)
+		binary_walk<unsigned long long>(op, dst, a, b, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3);
+	else
+		binary_walk<unsigned>(op, dst, a, b, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3);
+}
+
+// ---------------------------------------------------------------------------
+// Reductions. x is viewed as [outer, n, inner]; the middle axis is reduced.
+// One accumulator type serves every op: sums in double (as the CPU backend
+// does), the maximum with its index for max and argmax. The maximum prefers
+// NaN, then the larger value, then the smaller index, so that the result does
+// not depend on the order partial results are merged in.
+
+struct RAcc {
+	double s;    // sum (R_SUM, R_MEAN)
+	float m;     // best value (R_MAX, R_ARGMAX)
+	long long i; // index of m
+};
+
+__device__ __forceinline__ RAcc racc_empty() {
+	RAcc a;
+	a.s = 0.0;
+	a.m = -CUDART_INF_F;
+	a.i = 0x7fffffffffffffffLL;
+	return a;
+}
+
+// better reports whether (v, j) should replace (m, i) as the maximum.
+__device__ __forceinline__ bool better(float v, long long j, float m, long long i) {
+	bool vn = v != v, mn = m != m;
+	if (vn || mn) return vn && (!mn || j < i);
+	return v > m || (v == m && j < i);
+}
+
+__device__ __forceinline__ RAcc racc_add(int op, RAcc a, float v, long long j) {
+	if (op == R_SUM || op == R_MEAN) {
+		a.s += (double)v;
+	} else if (better(v, j, a.m, a.i)) {
+		a.m = v;
+		a.i = j;
+	}
+	return a;
+}
+
+__device__ __forceinline__ RAcc racc_merge(int op, RAcc a, RAcc b) {
+	if (op == R_SUM || op == R_MEAN) {
+		a.s += b.s;
+	} else if (better(b.m, b.i, a.m, a.i)) {
+		a.m = b.m;
+		a.i = b.i;
+	}
+	return a;
+}
+
+// warp_reduce leaves the merge of the warp's 32 accumulators in every lane.
+__device__ __forceinline__ RAcc warp_reduce(int op, RAcc a) {
+#pragma unroll
+	for (int off = 16; off > 0; off >>= 1) {
+		RAcc o;
+		o.s = __shfl_xor_sync(FULL_MASK, a.s, off);
+		o.m = __shfl_xor_sync(FULL_MASK, a.m, off);
+		o.i = __shfl_xor_sync(FULL_MASK, a.i, off);
+		a = racc_merge(op, a, o);
+	}
+	return a;
+}
+
+// block_reduce merges the accumulators of a 1-D block; the result is valid in
+// thread 0. sh must hold 32 entries. It starts with a barrier so that sh can
+// be reused by the next call in a loop.
+__device__ __forceinline__ RAcc block_reduce(int op, RAcc a, RAcc* sh) {
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+	a = warp_reduce(op, a);
+	__syncthreads();
+	if (lane == 0) sh[warp] = a;
+	__syncthreads();
+	if (warp == 0) {
+		a = lane < (int)(blockDim.x >> 5) ? sh[lane] : racc_empty();
+		a = warp_reduce(op, a);
+	}
+	return a;
+}
+
+__device__ __forceinline__ float racc_result(int op, RAcc a, long long n) {
+	switch (op) {
+	case R_SUM: return (float)a.s;
+	case R_MEAN: return (float)(a.s / (double)n);
+	case R_MAX: return a.m;
+	}
+	return (float)a.i;
+}
+
+// reduce_rows_f32: dst[o] = op over j < n of x[o*n + j] (inner == 1), one
+// warp per row; for short rows.
+extern "C" __global__ void reduce_rows_f32(int op, float* dst, const float* x, long long outer, long long n) {
+	const int lane = threadIdx.x & 31;
+	const long long warps = grid_stride() >> 5;
+	for (long long row = grid_start() >> 5; row < outer; row += warps) {
+		const float* xr = x + row * n;
+		RAcc a = racc_empty();
+		for (long long j = lane; j < n; j += 32) a = racc_add(op, a, xr[j], j);
+		a = warp_reduce(op, a);
+		if (lane == 0) dst[row] = racc_result(op, a, n);
+	}
+}
+
+// reduce_partial_f32: part[o*gridDim.x + c] = op over the c-th chunk (of
+// chunk values) of row o of x (inner == 1); the first pass of a reduction of
+// few long rows, including the reduction of everything (outer == 1).
+extern "C" __global__ void reduce_partial_f32(int op, RAcc* part, const float* x, long long outer, long long n,
+                                              long long chunk) {
+	__shared__ RAcc sh[32];
+	const long long lo = blockIdx.x * chunk, hi = min(n, lo + chunk);
+	for (long long row = blockIdx.y; row < outer; row += gridDim.y) {
+		const float* xr = x + row * n;
+		RAcc a = racc_empty();
+		for (long long j = lo + threadIdx.x; j < hi; j += blockDim.x) a = racc_add(op, a, xr[j], j);
+		a = block_reduce(op, a, sh);
+		if (threadIdx.x == 0) part[row * gridDim.x + blockIdx.x] = a;
+	}
+}
+
+// reduce_final_f32: dst[o] = the merge of the nparts partial results of row o
+// written by reduce_partial_f32.
+extern "C" __global__ void reduce_final_f32(int op, float* dst, const RAcc* part, long long outer, long long nparts,
+                                            long long n) {
+	__shared__ RAcc sh[32];
+	for (long long row = blockIdx.x; row < outer; row += gridDim.x) {
+		RAcc a = racc_empty();
+		for (long long c = threadIdx.x; c < nparts; c += blockDim.x) a = racc_merge(op, a, part[row * nparts + c]);
+		a = block_reduce(op, a, sh);
+		if (threadIdx.x == 0) dst[row] = racc_result(op, a, n);
+	}
+}
+
+// reduce_cols_f32: dst[o*inner + j] = op over r < n of x[(o*n + r)*inner + j]
+// (inner > 1). Blocks are 32x8: threadIdx.x picks a column, so loads are
+// coalesced, and the 8 rows of threads split the reduced axis.
+extern "C" __global__ void reduce_cols_f32(int op, float* dst, const float* x, long long outer, long long n,
+                                           long long inner) {
+	__shared__ RAcc sh[8][32];
+	const long long j = (long long)blockIdx.x * 32 + threadIdx.x;
+	for (long long o = blockIdx.y; o < outer; o += gridDim.y) {
+		RAcc a = racc_empty();
+		if (j < inner) {
+			const float* xo = x + o * n * inner + j;
+			for (long long r = threadIdx.y; r < n; r += 8) a = racc_add(op, a, xo[r * inner], r);
+		}
+		sh[threadIdx.y][threadIdx.x] = a;
+		__syncthreads();
+		if (threadIdx.y == 0 && j < inner) {
+			for (int y = 1; y < 8; ++y) a = racc_merge(op, a, sh[y][threadIdx.x]);
+			dst[o * inner + j] = racc_result(op, a, n);
+		}
+		__syncthreads();
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Softmax family: one block per row (grid-stride over rows). Each thread keeps
+// an online (max, sum of exp(x - max)) pair over its share of the row, so the
+// row is read once for the statistics and once for the output.
+
+struct MaxSum {
+	float m, s;
+};
+
+__device__ __forceinline__ MaxSum ms_add(MaxSum a, float v) {
+	if (v > a.m) {
+		a.s = a.s * expf(a.m - v) + 1.0f;
+		a.m = v;
+	} else {
+		a.s += expf(v - a.m);
+	}
+	return a;
+}
+
+__device__ __forceinline__ MaxSum ms_merge(MaxSum a, MaxSum b) {
+	if (b.s == 0.0f) return a; // b saw no element
+	if (a.s == 0.0f) return b;
+	float m = fmaxf(a.m, b.m);
+	a.s = a.s * expf(a.m - m) + b.s * expf(b.m - m);
+	a.m = m;
+	return a;
+}
+
+// row_max_sum returns the (max, sum) of the block's row in every thread.
+// sh must hold 33 entries; it starts with a barrier so that sh can be reused
+// by the next row.
+__device__ __forceinline__ MaxSum row_max_sum(MaxSum a, MaxSum* sh) {
+	const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+	for (int off = 16; off > 0; off >>= 1) {
+		MaxSum o;
+		o.m = __shfl_xor_sync(FULL_MASK, a.m, off);
+		o.s = __shfl_xor_sync(FULL_MASK, a.s, off);
+		a = ms_merge(a, o);
+	}
+	__syncthreads();
+	if (lane == 0) sh[warp] = a;
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		MaxSum t = sh[0];
+		for (int w = 1; w < (int)(blockDim.x >> 5); ++w) t = ms_merge(t, sh[w]);
+		sh[32] = t;
+	}
+	__syncthreads();
+	return sh[32];
+}
+
+// softmax_f32: dst[r,:] = softmax(x[r,:]) (or log_softmax when log_ is set)
+// for rows of n; dst may be x.
+extern "C" __global__ void softmax_f32(float* dst, const float* x, long long rows, long long n, int log_) {
+	__shared__ MaxSum sh[33];
+	for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+		const float* xr = x + r * n;
+		float* dr = dst + r * n;
+		MaxSum a = {-CUDART_INF_F, 0.0f};
+		for (long long j = threadIdx.x; j < n; j += blockDim.x) a = ms_add(a, xr[j]);
+		a = row_max_sum(a, sh);
+		if (log_) {
+			const float lse = a.m + logf(a.s);
+			for (long long j = threadIdx.x; j < n; j += blockDim.x) dr[j] = xr[j] - lse;
+		} else {
+			const float inv = 1.0f / a.s;
+			for (long long j = threadIdx.x; j < n; j += blockDim.x) dr[j] = expf(xr[j] - a.m) * inv;
+		}
+	}
+}
+
+// softmax_ce_f32: for each row r of logits (n classes) and its label y,
+// loss[r] = -log softmax(logits[r,:])[y] and grad[r,:] = (softmax(logits[r,:])
+// - onehot(y)) * scale; a label that is not an integer in [0, n) gives NaN.
+//
+// Fused: the probabilities are never stored. Each is recomputed from the row
+// statistics and written straight into grad, so the unfused softmax buffer,
+// its log for the loss, and the one-hot subtraction pass are all avoided.
+// grad may be logits: x[y] is read before the first barrier.
+extern "C" __global__ void softmax_ce_f32(float* loss, float* grad, const float* logits, const float* labels,
+                                          long long rows, long long n, float scale) {
+	__shared__ MaxSum sh[33];
+	for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
+		const float* xr = logits + r * n;
+		float* gr = grad + r * n;
+		const float lab = labels[r];
+		const bool ok = lab >= 0.0f && lab < (float)n && lab == floorf(lab);
+		const long long y = ok ? (long long)lab : 0;
+		const float xy = ok ? xr[y] : CUDART_NAN_F;
+		MaxSum a = {-CUDART_INF_F, 0.0f};
+		for (long long j = threadIdx.x; j < n; j += blockDim.x) a = ms_add(a, xr[j]);
+		a = row_max_sum(a, sh);
+		if (!ok) {
+			for (long long j = threadIdx.x; j < n; j += blockDim.x) gr[j] = CUDART_NAN_F;
+			if (threadIdx.x == 0) loss[r] = CUDART_NAN_F;
+			continue;
+		}
+		const float inv = 1.0f / a.s;
+		for (long long j = threadIdx.x; j < n; j += blockDim.x) {
+			const float p = expf(xr[j] - a.m) * inv;
+			gr[j] = (j == y ? p - 1.0f : p) * scale;
+		}
+		if (threadIdx.x == 0) loss[r] = logf(a.s) + a.m - xy;
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Row-wise kernels: rows on blockIdx.y (grid-stride), columns on x.
+
+// bias_act_f32: dst[r,j] = act(x[r,j] + bias[j]) for rows of n; dst may be x.
+//
+// Fused: the biased pre-activation x + bias is never stored, which saves
+// writing and re-reading a whole [rows, n] buffer between the two passes.
+extern "C" __global__ void bias_act_f32(float* dst, const float* x, const float* bias, long long rows, long long n,
+                                        int act) {
+	for (long long r = blockIdx.y; r < rows; r += gridDim.y)
+		for (long long j = grid_start(); j < n; j += grid_stride())
+			dst[r * n + j] = activate(act, x[r * n + j] + bias[j]);
+}
+
+// gather_f32: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen; src has
+// srcRows rows; a bad index gives a row of NaN.
+extern "C" __global__ void gather_f32(float* dst, const float* src, const float* idx, long long nidx,
+                                      long long rowLen, long long srcRows) {
+	for (long long i = blockIdx.y; i < nidx; i += gridDim.y) {
+		const float v = idx[i];
+		const bool ok = v >= 0.0f && v < (float)srcRows && v == floorf(v);
+		const float* s = src + (ok ? (long long)v : 0) * rowLen;
+		float* d = dst + i * rowLen;
+		for (long long j = grid_start(); j < rowLen; j += grid_stride()) d[j] = ok ? s[j] : CUDART_NAN_F;
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Dropout and optimizers
+
+// hash_uniform is device.HashUniform: the splitmix64 finaliser of
+// seed + (i+1)*golden, its top 24 bits scaled to [0, 1). Bit-identical to Go.
+__device__ __forceinline__ float hash_uniform(unsigned long long seed, unsigned long long i) {
+	unsigned long long x = seed + (i + 1) * 0x9E3779B97F4A7C15ULL;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+	x ^= x >> 31;
+	return (float)(x >> 40) * (1.0f / 16777216.0f);
+}
+
+// dropout_f32: dst[i] = scale where hash_uniform(seed, i) >= p, else 0.
+extern "C" __global__ void dropout_f32(float* dst, long long n, float p, float scale, unsigned long long seed) {
+	for (long long i = grid_start(); i < n; i += grid_stride())
+		dst[i] = hash_uniform(seed, (unsigned long long)i) >= p ? scale : 0.0f;
+}
+
+// sgd_f32: one torch.optim.SGD step of p with gradient g and momentum buffer
+// buf (unused when momentum is 0); omd is 1 - dampening.
+//
+// Fused: weight decay, the momentum update, Nesterov's look-ahead and the
+// parameter update happen in registers, where PyTorch's unfused path writes
+// the decayed gradient and the Nesterov gradient as temporaries.
+extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long long n, float lr, float momentum,
+                                   float omd, float wd, int nesterov, int first) {
+	for (long long i = grid_start(); i < n; i += grid_stride()) {
+		float gi = g[i];
+		if (wd != 0.0f) gi += wd * p[i];
+		if (momentum != 0.0f) {
+			const float b = first ? gi : momentum * buf[i] + omd * gi;
+			buf[i] = b;
+			gi = nesterov ? gi + momentum * b : b;
+		}
+		p[i] -= lr * gi;
+	}
+}
+
+// adam_f32: one torch.optim.Adam (AdamW when decoupled) step of p with
+// gradient g and moments m, v. The host computes decay = 1 - lr*wd,
+// step_size = lr / (1 - beta1^t) and bc2sqrt = sqrt(1 - beta2^t) in float64.
+//
+// Fused: the decayed gradient, both moment updates, the bias-corrected
+// denominator and the update itself stay in registers: one read of p, g, m, v
+// and one write of p, m, v, instead of about ten passes with temporaries.
+extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v, long long n, float beta1,
+                                    float beta2, float eps, float wd, int decoupled, float decay, float step_size,
+                                    float bc2sqrt) {
+	for (long long i = grid_start(); i < n; i += grid_stride()) {
+		float gi = g[i], pi = p[i];
+		if (wd != 0.0f) {
+			if (decoupled)
+				pi *= decay;
+			else
+				gi += wd * pi;
+		}
+		const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+		const float vi = beta2 * v[i] + (1.0f - beta2) * (gi * gi);
+		m[i] = mi;
+		v[i] = vi;
+		p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2sqrt + eps));
+	}
+}
+
+// ---------------------------------------------------------------------------
+// SGEMM: C[M,N] = op(A)[M,K] · op(B)[K,N] (+ C when accumulate), row-major.
+// A is stored [M,K] (lda = K), or [K,M] (lda = M) when transA; B is stored
+// [K,N] (ldb = N), or [N,K] (ldb = K) when transB.
+//
+// A block of 16x16 threads computes a BM x BN tile of C, each thread a TM x TN
+// sub-tile held in registers (outer products of a TM column of A and a TN row
+// of B per k step). Tiles of A (stored k-major, as As[k][m]) and B (Bs[k][n])
+// pass through shared memory in steps of BK, double-buffered: while the
+// block multiplies one k-slab, each thread already holds its float4 of the
+// next one in registers, so one barrier per slab suffices. A thread's rows are
+// in chunks of 4 (or 2) at stride 64 (or 32), so its fragment reads are
+// float4 (float2) loads that a warp serves without bank conflicts; the rows of
+// As and Bs are padded by 4 floats to spread the transposing stores over the
+// banks. Global loads are float4 where the row stride and base allow it and
+// the 4 values are in bounds; edge tiles load element by element and pad with
+// zeros, so any M, N, K is correct. Blocks are numbered row-major over the
+// tiles of C in a 1-D grid.
+
+// SGEMM_DISPATCH instantiates the tile for the four transpose cases, so that
+// each is compiled with constant strides and no per-load branches.
+#define SGEMM_DISPATCH(BM, BN, BK, TM, TN)                                                          \
+	do {                                                                                            \
+		__shared__ __align__(16) float smem[2 * BK * (BM + 4) + 2 * BK * (BN + 4)];                  \
+		if (transA)                                                                                 \
+			if (transB)                                                                             \
+				sgemm_tiled<BM, BN, BK, TM, TN, true, true>(smem, C, A, B, M, N, K, accumulate);          \
+			else                                                                                    \
+				sgemm_tiled<BM, BN, BK, TM, TN, true, false>(smem, C, A, B, M, N, K, accumulate);         \
+		else if (transB)                                                                            \
+			sgemm_tiled<BM, BN, BK, TM, TN, false, true>(smem, C, A, B, M, N, K, accumulate);             \
+		else                                                                                        \
+			sgemm_tiled<BM, BN, BK, TM, TN, false, false>(smem, C, A, B, M, N, K, accumulate);            \
+	} while (0)
+
+template <int V>
+__device__ __forceinline__ void load_frag(float* r, const float* s) {
+	if constexpr (V == 4) {
+		float4 v = *reinterpret_cast<const float4*>(s);
+		r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
+	} else if constexpr (V == 2) {
+		float2 v = *reinterpret_cast<const float2*>(s);
+		r[0] = v.x, r[1] = v.y;
+	} else {
+		r[0] = s[0];
+	}
+}
+
+// load4 reads p[0..3], the elements at columns col..col+3 of a row that is in
+// bounds when row_ok; columns from ncol on read as zero.
+__device__ __forceinline__ float4 load4(const float* p, bool row_ok, int col, int ncol, bool vec) {
+	float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+	if (!row_ok) return v;
+	if (vec && col + 3 < ncol) return *reinterpret_cast<const float4*>(p);
+	if (col < ncol) v.x = p[0];
+	if (col + 1 < ncol) v.y = p[1];
+	if (col + 2 < ncol) v.z = p[2];
+	if (col + 3 < ncol) v.w = p[3];
+	return v;
+}
+
+template <int BM, int BN, int BK, int TM, int TN, bool TA, bool TB>
+__device__ __forceinline__ void sgemm_tiled(float* smem, float* __restrict__ C, const float* __restrict__ A,
+                                            const float* __restrict__ B, int M, int N, int K, int accumulate) {
+	constexpr int VM = TM < 4 ? TM : 4, VN = TN < 4 ? TN : 4; // fragment vector widths
+	constexpr int SA = BM + 4, SB = BN + 4;                     // padded shared row lengths
+	static_assert(BM == 16 * TM && BN == 16 * TN, "16x16 threads cover the tile");
+	static_assert(BM * BK == 1024 && BN * BK == 1024, "each thread loads one float4 of A and of B per slab");
+	float(*As)[BK][SA] = reinterpret_cast<float(*)[BK][SA]>(smem);          // [2][BK][SA]
+	float(*Bs)[BK][SB] = reinterpret_cast<float(*)[BK][SB]>(smem + 2 * BK * SA); // [2][BK][SB]
+
+	const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+	const int tilesN = (N + BN - 1) / BN;
+	const int bm = (int)(blockIdx.x / tilesN) * BM, bn = (int)(blockIdx.x % tilesN) * BN;
+	const int lda = TA ? M : K, ldb = TB ? K : N;
+
+	// The float4 each thread loads per slab: stored row ar (relative to the
+	// tile), columns ac..ac+3; likewise br, bc for B. pa and pb point at it and
+	// advance by one slab at a time.
+	constexpr int aq = TA ? BM / 4 : BK / 4, bq = TB ? BK / 4 : BN / 4;
+	const int ar = tid / aq, ac = (tid % aq) * 4;
+	const int br = tid / bq, bc = (tid % bq) * 4;
+	const float* pa = TA ? A + (long long)ar * lda + bm + ac : A + (long long)(bm + ar) * lda + ac;
+	const float* pb = TB ? B + (long long)(bn + br) * ldb + bc : B + (long long)br * ldb + bn + bc;
+	const long long da = TA ? (long long)BK * lda : BK, db = TB ? BK : (long long)BK * ldb;
+	const bool avec = (lda & 3) == 0 && aligned16(A), bvec = (ldb & 3) == 0 && aligned16(B);
+
+	auto load_a = [&](int k0) {
+		return TA ? load4(pa, k0 + ar < K, bm + ac, M, avec) : load4(pa, bm + ar < M, k0 + ac, K, avec);
+	};
+	auto load_b = [&](int k0) {
+		return TB ? load4(pb, bn + br < N, k0 + bc, K, bvec) : load4(pb, k0 + br < K, bn + bc, N, bvec);
+	};
+	auto store_a = [&](int buf, float4 v) {
+		if (TA) {
+			*reinterpret_cast<float4*>(&As[buf][ar][ac]) = v;
+		} else {
+			As[buf][ac + 0][ar] = v.x;
+			As[buf][ac + 1][ar] = v.y;
+			As[buf][ac + 2][ar] = v.z;
+			As[buf][ac + 3][ar] = v.w;
+		}
+	};
+	auto store_b = [&](int buf, float4 v) {
+		if (TB) {
+			Bs[buf][bc + 0][br] = v.x;
+			Bs[buf][bc + 1][br] = v.y;
+			Bs[buf][bc + 2][br] = v.z;
+			Bs[buf][bc + 3][br] = v.w;
+		} else {
+			*reinterpret_cast<float4*>(&Bs[buf][br][bc]) = v;
+		}
+	};
+
+	float acc[TM][TN];
+#pragma unroll
+	for (int i = 0; i < TM; ++i)
+#pragma unroll
+		for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+	const int ntiles = (K + BK - 1) / BK;
+	float4 ra, rb;
+	if (ntiles > 0) {
+		store_a(0, load_a(0));
+		store_b(0, load_b(0));
+	}
+	__syncthreads();
+	for (int t = 0; t < ntiles; ++t) {
+		const int cur = t & 1;
+		const bool more = t + 1 < ntiles;
+		if (more) {
+			pa += da;
+			pb += db;
+			ra = load_a((t + 1) * BK);
+			rb = load_b((t + 1) * BK);
+		}
+#pragma unroll
+		for (int kk = 0; kk < BK; ++kk) {
+			float a[TM], b[TN];
+#pragma unroll
+			for (int c = 0; c < TM / VM; ++c) load_frag<VM>(&a[c * VM], &As[cur][kk][c * 16 * VM + ty * VM]);
+#pragma unroll
+			for (int c = 0; c < TN / VN; ++c) load_frag<VN>(&b[c * VN], &Bs[cur][kk][c * 16 * VN + tx * VN]);
+#pragma unroll
+			for (int i = 0; i < TM; ++i)
+#pragma unroll
+				for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+		}
+		if (more) {
+			store_a(cur ^ 1, ra);
+			store_b(cur ^ 1, rb);
+		}
+		__syncthreads();
+	}
+
+	// Epilogue: thread row i is tile row (i/VM)*16*VM + ty*VM + i%VM, and
+	// likewise for columns.
+	const bool cvec = (N % VN) == 0 && ((unsigned long long)C % (4 * VN)) == 0;
+#pragma unroll
+	for (int i = 0; i < TM; ++i) {
+		const int r = bm + (i / VM) * 16 * VM + ty * VM + i % VM;
+		if (r >= M) continue;
+		float* crow = C + (long long)r * N;
+#pragma unroll
+		for (int c = 0; c < TN / VN; ++c) {
+			const int col = bn + c * 16 * VN + tx * VN;
+			float* p = crow + col;
+			const float* v = &acc[i][c * VN];
+			if (VN == 4 && cvec && col < N) {
+				float4 o = make_float4(v[0], v[1], v[2], v[3]);
+				if (accumulate) {
+					const float4 old = *reinterpret_cast<const float4*>(p);
+					o.x += old.x, o.y += old.y, o.z += old.z, o.w += old.w;
+				}
+				*reinterpret_cast<float4*>(p) = o;
+			} else if (VN == 2 && cvec && col < N) {
+				float2 o = make_float2(v[0], v[1]);
+				if (accumulate) {
+					const float2 old = *reinterpret_cast<const float2*>(p);
+					o.x += old.x, o.y += old.y;
+				}
+				*reinterpret_cast<float2*>(p) = o;
+			} else {
+#pragma unroll
+				for (int j = 0; j < VN; ++j)
+					if (col + j < N) p[j] = accumulate ? p[j] + v[j] : v[j];
+			}
+		}
+	}
+}
+
+// sgemm_128_f32: C = op(A)·op(B) (+ C) with 128x128 tiles, 8x8 per thread,
+// BK = 8; for large products.
+extern "C" __global__ void __launch_bounds__(256, 2)
+    sgemm_128_f32(float* C, const float* A, const float* B, int M, int N, int K, int transA, int transB,
+                  int accumulate) {
+	SGEMM_DISPATCH(128, 128, 8, 8, 8);
+}
+
+// sgemm_64_f32: as sgemm_128_f32 with 64x64 tiles, 4x4 per thread, BK = 16;
+// for products too small to fill the GPU with 128x128 tiles.
+extern "C" __global__ void __launch_bounds__(256)
+    sgemm_64_f32(float* C, const float* A, const float* B, int M, int N, int K, int transA, int transB,
+                 int accumulate) {
+	SGEMM_DISPATCH(64, 64, 16, 4, 4);
+}
+
+// sgemm_32_f32: as sgemm_128_f32 with 32x32 tiles, 2x2 per thread, BK = 32;
+// for small and skinny products (a batch of 128 through an MLP layer).
+extern "C" __global__ void __launch_bounds__(256)
+    sgemm_32_f32(float* C, const float* A, const float* B, int M, int N, int K, int transA, int transB,
+                 int accumulate) {
+	SGEMM_DISPATCH(32, 32, 32, 2, 2);
+}
