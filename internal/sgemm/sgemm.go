@@ -1,0 +1,457 @@
+package sgemm
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// minParallelFlops is the size, in multiply-adds, below which a product runs on
+// the calling goroutine alone: starting a second thread costs a few microseconds.
+const minParallelFlops = 1 << 20
+
+// kernel is a microkernel with the blocking sizes it is tuned for.
+type kernel struct {
+	name   string
+	mr, nr int // tile computed by one call of tile
+	kc     int // depth of a packed panel
+	mc     int // rows of a packed block of op(A), a multiple of mr
+	nc     int // columns of a packed panel of op(B), a multiple of nr
+
+	// tile computes the mr×nr tile c = a·b + beta·c from k packed columns of a
+	// (mr values each) and k packed rows of b (nr values each). It does not read
+	// c when beta is zero.
+	tile func(k int, a, b, c []float32, ldc int, beta float32)
+
+	// transpose4, if not nil, sets dst[c*ldd+r] = alpha·src[r*lds+c] for
+	// r < 4 and c < 8·n8.
+	transpose4 func(n8 int, src []float32, lds int, dst []float32, ldd int, alpha float32)
+	// copyA, if not nil, sets dst[l*mr+c] = alpha·src[l*lds+c] for l < k and
+	// c < mr.
+	copyA func(k int, src []float32, lds int, dst []float32, alpha float32)
+}
+
+// workspace holds one thread's packing buffers.
+type workspace struct {
+	a, b, edge []float32
+}
+
+// Context runs matrix products on a fixed number of threads with one
+// microkernel, and keeps packing buffers between calls. Its methods are safe
+// for concurrent use.
+type Context struct {
+	threads int
+	kern    kernel
+
+	mu   sync.Mutex
+	free []*workspace
+}
+
+// New returns a Context that splits large products across threads goroutines
+// (threads < 1 means runtime.GOMAXPROCS(0)), using the fastest microkernel the
+// CPU supports.
+func New(threads int) *Context {
+	return newContext(threads, kernels()[0])
+}
+
+func newContext(threads int, k kernel) *Context {
+	if threads < 1 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return &Context{threads: threads, kern: k}
+}
+
+// Kernel names the microkernel the Context uses: "avx512", "avx2" or "generic".
+func (ctx *Context) Kernel() string { return ctx.kern.name }
+
+// Threads returns the number of goroutines a large product is split across.
+func (ctx *Context) Threads() int { return ctx.threads }
+
+// problem is one call's operands; a sub-problem of a split call has the same
+// shape with shifted slices.
+type problem struct {
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a              []float32
+	lda            int
+	b              []float32
+	ldb            int
+	beta           float32
+	c              []float32
+	ldc            int
+
+	// transC computes C transposed: the problem was swapped to Cᵀ = op(B)ᵀ·op(A)ᵀ,
+	// and element (i, j) of the computed matrix is stored at c[j*ldc+i].
+	transC bool
+}
+
+// at returns the index in c of element (i, j) of the computed matrix.
+func (p *problem) at(i, j int) int {
+	if p.transC {
+		return j*p.ldc + i
+	}
+	return i*p.ldc + j
+}
+
+// swap returns the problem computing Cᵀ = op(B)ᵀ·op(A)ᵀ, stored transposed.
+func (p *problem) swap() problem {
+	return problem{
+		transA: !p.transB, transB: !p.transA,
+		m: p.n, n: p.m, k: p.k,
+		alpha: p.alpha, a: p.b, lda: p.ldb, b: p.a, ldb: p.lda,
+		beta: p.beta, c: p.c, ldc: p.ldc, transC: !p.transC,
+	}
+}
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major matrices, where
+// op(A) is m×k (A is stored k×m when transA), op(B) is k×n (B is stored n×k
+// when transB) and C is m×n. lda, ldb and ldc are the distances between rows
+// as stored. When beta is zero C is only written, so it may hold NaNs or
+// garbage. It panics if a dimension is negative or a slice is too short.
+func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false}
+	p.check()
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scale(c, m, n, ldc, beta)
+		return
+	}
+	if ctx.swapped(m, n) {
+		p = p.swap()
+		m, n = n, m
+	}
+	parts, splitN := ctx.split(m, n, k)
+	if parts == 1 {
+		ctx.run(&p)
+		return
+	}
+	var wg sync.WaitGroup
+	subs := make([]problem, parts)
+	for t := range subs {
+		if splitN {
+			j0, j1 := partRange(n, ctx.kern.nr, parts, t)
+			subs[t] = p.cols(j0, j1)
+		} else {
+			i0, i1 := partRange(m, ctx.kern.mr, parts, t)
+			subs[t] = p.rows(i0, i1)
+		}
+	}
+	wg.Add(parts - 1)
+	for t := 1; t < parts; t++ {
+		go func(sub *problem) {
+			defer wg.Done()
+			ctx.run(sub)
+		}(&subs[t])
+	}
+	ctx.run(&subs[0])
+	wg.Wait()
+}
+
+// swapped reports whether an m×n product wastes so much of the microkernel's
+// tiles that computing its transpose is faster, as for a thin C with n much
+// smaller than nr.
+func (ctx *Context) swapped(m, n int) bool {
+	mr, nr := ctx.kern.mr, ctx.kern.nr
+	padded := roundUp(m, mr) * roundUp(n, nr)
+	paddedT := roundUp(n, mr) * roundUp(m, nr)
+	return 4*paddedT < 3*padded
+}
+
+// check panics with a description of the first invalid argument.
+func (p *problem) check() {
+	if p.m < 0 || p.n < 0 || p.k < 0 {
+		panic(fmt.Sprintf("sgemm: negative dimension m=%d n=%d k=%d", p.m, p.n, p.k))
+	}
+	ar, ac := p.m, p.k
+	if p.transA {
+		ar, ac = ac, ar
+	}
+	br, bc := p.k, p.n
+	if p.transB {
+		br, bc = bc, br
+	}
+	checkMatrix("A", p.a, ar, ac, p.lda)
+	checkMatrix("B", p.b, br, bc, p.ldb)
+	checkMatrix("C", p.c, p.m, p.n, p.ldc)
+}
+
+func checkMatrix(name string, s []float32, rows, cols, ld int) {
+	if ld < max(1, cols) {
+		panic(fmt.Sprintf("sgemm: leading dimension of %s is %d, want at least %d", name, ld, max(1, cols)))
+	}
+	if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+		panic(fmt.Sprintf("sgemm: %s has %d elements, want at least %d for %dx%d with stride %d",
+			name, len(s), (rows-1)*ld+cols, rows, cols, ld))
+	}
+}
+
+// rows returns the sub-problem computing rows [i0, i1) of C.
+func (p *problem) rows(i0, i1 int) problem {
+	q := *p
+	q.m = i1 - i0
+	if p.transA {
+		q.a = p.a[i0:]
+	} else {
+		q.a = p.a[i0*p.lda:]
+	}
+	q.c = p.c[p.at(i0, 0):]
+	return q
+}
+
+// cols returns the sub-problem computing columns [j0, j1) of C.
+func (p *problem) cols(j0, j1 int) problem {
+	q := *p
+	q.n = j1 - j0
+	if p.transB {
+		q.b = p.b[j0*p.ldb:]
+	} else {
+		q.b = p.b[j0:]
+	}
+	q.c = p.c[p.at(0, j0):]
+	return q
+}
+
+// split decides how many threads share a product of the given shape, and
+// whether they split the columns (true) or the rows of C. Each thread packs
+// all of the operand that is not split, so the split goes along the dimension
+// that leaves the smaller operand to be packed twice.
+func (ctx *Context) split(m, n, k int) (parts int, splitN bool) {
+	if ctx.threads == 1 || m*n*k < minParallelFlops {
+		return 1, false
+	}
+	tilesM := (m + ctx.kern.mr - 1) / ctx.kern.mr
+	tilesN := (n + ctx.kern.nr - 1) / ctx.kern.nr
+	splitN = n >= m
+	if splitN && tilesN < ctx.threads && tilesM > tilesN {
+		splitN = false
+	} else if !splitN && tilesM < ctx.threads && tilesN > tilesM {
+		splitN = true
+	}
+	tiles := tilesM
+	if splitN {
+		tiles = tilesN
+	}
+	return min(ctx.threads, tiles), splitN
+}
+
+// partRange returns part t of [0, n) split into parts ranges of whole tiles.
+func partRange(n, tile, parts, t int) (int, int) {
+	tiles := (n + tile - 1) / tile
+	lo := tiles * t / parts * tile
+	hi := min(n, tiles*(t+1)/parts*tile)
+	return lo, hi
+}
+
+// getWorkspace returns a free workspace, or a new one.
+func (ctx *Context) getWorkspace() *workspace {
+	ctx.mu.Lock()
+	defer ctx.mu.Unlock()
+	if n := len(ctx.free); n > 0 {
+		ws := ctx.free[n-1]
+		ctx.free = ctx.free[:n-1]
+		return ws
+	}
+	return &workspace{edge: make([]float32, ctx.kern.mr*ctx.kern.nr)}
+}
+
+func (ctx *Context) putWorkspace(ws *workspace) {
+	ctx.mu.Lock()
+	ctx.free = append(ctx.free, ws)
+	ctx.mu.Unlock()
+}
+
+// grow returns s resized to n elements, reallocating only when it is too small.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// run computes p on the calling goroutine: the Goto loop nest around the
+// macrokernel.
+func (ctx *Context) run(p *problem) {
+	ws := ctx.getWorkspace()
+	defer ctx.putWorkspace(ws)
+	kr := &ctx.kern
+	kc := min(kr.kc, p.k)
+	ws.a = grow(ws.a, roundUp(min(kr.mc, p.m), kr.mr)*kc)
+	ws.b = grow(ws.b, roundUp(min(kr.nc, p.n), kr.nr)*kc)
+	for jc := 0; jc < p.n; jc += kr.nc {
+		nb := min(kr.nc, p.n-jc)
+		for pc := 0; pc < p.k; pc += kr.kc {
+			kb := min(kr.kc, p.k-pc)
+			kr.packB(ws.b, p, pc, kb, jc, nb)
+			beta := p.beta
+			if pc > 0 {
+				beta = 1
+			}
+			for ic := 0; ic < p.m; ic += kr.mc {
+				mb := min(kr.mc, p.m-ic)
+				kr.packA(ws.a, p, ic, mb, pc, kb)
+				ctx.macro(ws, p, mb, nb, kb, p.c[p.at(ic, jc):], beta)
+			}
+		}
+	}
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// macro multiplies a packed mb×kb block of op(A) by a packed kb×nb panel of
+// op(B) into C, one microkernel tile at a time.
+func (ctx *Context) macro(ws *workspace, p *problem, mb, nb, kb int, c []float32, beta float32) {
+	kr := &ctx.kern
+	mr, nr, ldc := kr.mr, kr.nr, p.ldc
+	for jr := 0; jr < nb; jr += nr {
+		cols := min(nr, nb-jr)
+		bp := ws.b[jr*kb : (jr+nr)*kb]
+		for ir := 0; ir < mb; ir += mr {
+			rows := min(mr, mb-ir)
+			ap := ws.a[ir*kb : (ir+mr)*kb]
+			switch {
+			case p.transC:
+				kr.tile(kb, ap, bp, ws.edge, nr, 0)
+				mergeTransposed(c[jr*ldc+ir:], ldc, ws.edge, nr, rows, cols, beta)
+			case rows == mr && cols == nr:
+				kr.tile(kb, ap, bp, c[ir*ldc+jr:], ldc, beta)
+			default:
+				kr.tile(kb, ap, bp, ws.edge, nr, 0)
+				merge(c[ir*ldc+jr:], ldc, ws.edge, nr, rows, cols, beta)
+			}
+		}
+	}
+}
+
+// merge writes the top-left rows×cols of the tile t into C: C = t + beta·C.
+func merge(c []float32, ldc int, t []float32, ldt, rows, cols int, beta float32) {
+	for i := 0; i < rows; i++ {
+		ci := c[i*ldc : i*ldc+cols]
+		ti := t[i*ldt : i*ldt+cols]
+		if beta == 0 {
+			copy(ci, ti)
+			continue
+		}
+		for j, v := range ti {
+			ci[j] = v + beta*ci[j]
+		}
+	}
+}
+
+// mergeTransposed writes the transpose of the top-left rows×cols of the tile
+// t into C: C = tᵀ + beta·C.
+func mergeTransposed(c []float32, ldc int, t []float32, ldt, rows, cols int, beta float32) {
+	for j := 0; j < cols; j++ {
+		cj := c[j*ldc : j*ldc+rows]
+		if beta == 0 {
+			for i := range cj {
+				cj[i] = t[i*ldt+j]
+			}
+			continue
+		}
+		for i := range cj {
+			cj[i] = t[i*ldt+j] + beta*cj[i]
+		}
+	}
+}
+
+// scale computes C = beta·C, writing zeros when beta is zero.
+func scale(c []float32, m, n, ldc int, beta float32) {
+	for i := 0; i < m; i++ {
+		ci := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(ci)
+			continue
+		}
+		for j := range ci {
+			ci[j] *= beta
+		}
+	}
+}
+
+// packA packs rows [ic, ic+mb) and columns [pc, pc+kb) of alpha·op(A) into
+// slivers of mr rows: sliver s holds, for each l, the mr values of column pc+l,
+// starting at dst[s·mr·kb]. Rows past mb are zero.
+func (kr *kernel) packA(dst []float32, p *problem, ic, mb, pc, kb int) {
+	mr := kr.mr
+	for ir := 0; ir < mb; ir += mr {
+		rows := min(mr, mb-ir)
+		sliver := dst[ir*kb : (ir+mr)*kb]
+		if !p.transA {
+			// op(A)[i][l] = a[i*lda+l]: rows are contiguous and become columns.
+			kr.transpose(sliver, mr, p.a[(ic+ir)*p.lda+pc:], p.lda, rows, kb, p.alpha)
+			zeroRows(sliver, mr, rows, kb)
+			continue
+		}
+		// op(A)[i][l] = a[l*lda+i]: each column of op(A) is contiguous.
+		src := p.a[pc*p.lda+ic+ir:]
+		if rows == mr && kr.copyA != nil {
+			kr.copyA(kb, src, p.lda, sliver, p.alpha)
+			continue
+		}
+		for l := 0; l < kb; l++ {
+			d := sliver[l*mr : l*mr+mr]
+			for r, v := range src[l*p.lda : l*p.lda+rows] {
+				d[r] = p.alpha * v
+			}
+			clear(d[rows:])
+		}
+	}
+}
+
+// packB packs rows [pc, pc+kb) and columns [jc, jc+nb) of op(B) into slivers of
+// nr columns: sliver s holds, for each l, the nr values of row pc+l, starting
+// at dst[s·nr·kb]. Columns past nb are zero.
+func (kr *kernel) packB(dst []float32, p *problem, pc, kb, jc, nb int) {
+	nr := kr.nr
+	for jr := 0; jr < nb; jr += nr {
+		cols := min(nr, nb-jr)
+		sliver := dst[jr*kb : (jr+nr)*kb]
+		if p.transB {
+			// op(B)[l][j] = b[j*ldb+l]: columns are contiguous and become rows.
+			kr.transpose(sliver, nr, p.b[(jc+jr)*p.ldb+pc:], p.ldb, cols, kb, 1)
+			zeroRows(sliver, nr, cols, kb)
+			continue
+		}
+		// op(B)[l][j] = b[l*ldb+j]: each row is contiguous.
+		src := p.b[pc*p.ldb+jc+jr:]
+		for l := 0; l < kb; l++ {
+			d := sliver[l*nr : l*nr+nr]
+			copy(d, src[l*p.ldb:l*p.ldb+cols])
+			clear(d[cols:])
+		}
+	}
+}
+
+// transpose sets dst[c*ldd+r] = alpha·src[r*lds+c] for r < rows, c < cols.
+func (kr *kernel) transpose(dst []float32, ldd int, src []float32, lds, rows, cols int, alpha float32) {
+	r := 0
+	if n8 := cols / 8; kr.transpose4 != nil && n8 > 0 {
+		for ; r+4 <= rows; r += 4 {
+			kr.transpose4(n8, src[r*lds:], lds, dst[r:], ldd, alpha)
+			for rr := r; rr < r+4; rr++ {
+				for c, v := range src[rr*lds+8*n8 : rr*lds+cols] {
+					dst[(8*n8+c)*ldd+rr] = alpha * v
+				}
+			}
+		}
+	}
+	for ; r < rows; r++ {
+		for c, v := range src[r*lds : r*lds+cols] {
+			dst[c*ldd+r] = alpha * v
+		}
+	}
+}
+
+// zeroRows zeroes entries [rows, ld) of each of the k groups of ld values in
+// dst: the padding of a sliver.
+func zeroRows(dst []float32, ld, rows, k int) {
+	if rows == ld {
+		return
+	}
+	for l := 0; l < k; l++ {
+		clear(dst[l*ld+rows : l*ld+ld])
+	}
+}
