@@ -149,28 +149,41 @@ func (c *CPU) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
 		}
 	}
 	c.parallel(n, n*2, func(lo, hi int) {
-		lr, mom, damp, wd := hp.LR, hp.Momentum, 1-hp.Dampening, hp.WeightDecay
-		for i := lo; i < hi; i++ {
-			gi := gs[i]
-			if wd != 0 {
-				gi += wd * ps[i]
-			}
-			if mom != 0 {
-				if hp.First {
-					bs[i] = gi
-				} else {
-					bs[i] = mom*bs[i] + damp*gi
-				}
-				if hp.Nesterov {
-					gi += mom * bs[i]
-				} else {
-					gi = bs[i]
-				}
-			}
-			ps[i] -= lr * gi
+		var b []float32
+		if bs != nil {
+			b = bs[lo:hi]
 		}
+		cpuSGD(ps[lo:hi], gs[lo:hi], b, hp)
 	})
 	return nil
+}
+
+// cpuSGD is SGDStep on one chunk.
+func cpuSGD(p, g, buf []float32, hp SGDParams) {
+	g = g[:len(p)]
+	if hp.Momentum != 0 {
+		buf = buf[:len(p)]
+	}
+	lr, mom, damp, wd := hp.LR, hp.Momentum, 1-hp.Dampening, hp.WeightDecay
+	for i := range p {
+		gi := g[i]
+		if wd != 0 {
+			gi += wd * p[i]
+		}
+		if mom != 0 {
+			if hp.First {
+				buf[i] = gi
+			} else {
+				buf[i] = mom*buf[i] + damp*gi
+			}
+			if hp.Nesterov {
+				gi += mom * buf[i]
+			} else {
+				gi = buf[i]
+			}
+		}
+		p[i] -= lr * gi
+	}
 }
 
 // AdamStep updates p in place as torch.optim.Adam (or AdamW when
@@ -207,21 +220,27 @@ func (c *CPU) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 	bc2Sqrt := float32(math.Sqrt(bc2))
 	decay := float32(1 - float64(hp.LR)*float64(hp.WeightDecay))
 	c.parallel(n, n*4, func(lo, hi int) {
-		b1, b2, eps, wd := hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay
-		for i := lo; i < hi; i++ {
-			gi := gs[i]
-			if wd != 0 {
-				if hp.Decoupled {
-					ps[i] *= decay
-				} else {
-					gi += wd * ps[i]
-				}
-			}
-			ms[i] = b1*ms[i] + (1-b1)*gi
-			vs[i] = b2*vs[i] + (1-b2)*(gi*gi)
-			denom := math32.Sqrt(vs[i])/bc2Sqrt + eps
-			ps[i] -= stepSize * (ms[i] / denom)
-		}
+		cpuAdam(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], hp, stepSize, bc2Sqrt, decay)
 	})
 	return nil
+}
+
+// cpuAdam is AdamStep on one chunk, given the step's scalars.
+func cpuAdam(p, g, m, v []float32, hp AdamParams, stepSize, bc2Sqrt, decay float32) {
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	b1, b2, eps, wd := hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay
+	for i := range p {
+		gi := g[i]
+		if wd != 0 {
+			if hp.Decoupled {
+				p[i] *= decay
+			} else {
+				gi += wd * p[i]
+			}
+		}
+		m[i] = b1*m[i] + (1-b1)*gi
+		v[i] = b2*v[i] + (1-b2)*(gi*gi)
+		denom := math32.Sqrt(v[i])/bc2Sqrt + eps
+		p[i] -= stepSize * (m[i] / denom)
+	}
 }
