@@ -685,6 +685,13 @@ type foreign struct{ n int }
 
 func (f foreign) Len() int { return f.n }
 
+// errCase is a call that must fail, at once or at the next Sync (a GPU
+// reports a bad index found by a kernel there).
+type errCase struct {
+	name string
+	call func() error
+}
+
 func TestErrors(t *testing.T) {
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		big := make([]float32, 64)
@@ -695,60 +702,61 @@ func TestErrors(t *testing.T) {
 		b, small, b2 := bufs[0], bufs[1], bufs[2]
 		alien := foreign{64}
 		cw := device.Contiguous(64)
-		cases := []struct {
-			name string
-			err  error
-		}{
-			{"copy in too long", d.CopyIn(small, big)},
-			{"copy out too long", d.CopyOut(big, small)},
-			{"copy in foreign", d.CopyIn(alien, big)},
-			{"fill too long", d.Fill(small, 5, 1)},
-			{"copy small dst", d.Copy(small, b, cw)},
-			{"copy small src", d.Copy(b, small, cw)},
-			{"copy foreign", d.Copy(b, alien, cw)},
-			{"unary small", d.Unary(device.Exp, small, b, 64, 0)},
-			{"unary unknown", d.Unary(device.UnaryOp(99), b, b2, 64, 0)},
-			{"unary foreign", d.Unary(device.Exp, alien, b, 64, 0)},
-			{"binary small b", d.Binary(device.Add, b, b2, small, cw)},
-			{"binary walk too wide", d.Binary(device.Add, b, b2, b, device.Walk{Shape: sh(8, 8), A: st(8, 1), B: st(9, 1)})},
-			{"binary unknown", d.Binary(device.BinaryOp(-1), b, b2, b, cw)},
-			{"binary foreign", d.Binary(device.Add, b, alien, b2, cw)},
-			{"reduce small", d.Reduce(device.Sum, b, small, 1, 64, 1)},
-			{"reduce unknown", d.Reduce(device.ReduceOp(7), b, b2, 1, 64, 1)},
-			{"reduce foreign", d.Reduce(device.Sum, alien, b, 1, 64, 1)},
-			{"matmul small dst", d.MatMul(small, b, b2, 8, 8, 8, false, false, false)},
-			{"matmul small a", d.MatMul(b, small, b2, 8, 8, 8, true, false, false)},
-			{"matmul foreign b", d.MatMul(b, b2, alien, 8, 8, 8, false, true, false)},
-			{"matmul negative", d.MatMul(b, b2, b2, -1, 8, 8, false, false, false)},
-			{"softmax small", d.Softmax(small, b, 8, 8, false)},
-			{"gather small dst", d.Gather(small, b, b2, 4, 8)},
-			{"gather index out of range", d.Gather(b, b2, b, 1, 64)},
-			{"dropout small", d.DropoutMask(small, 5, 0.5, 1)},
-			{"dropout bad p", d.DropoutMask(b, 64, 1.5, 1)},
+		cases := []errCase{
+			{"copy in too long", func() error { return d.CopyIn(small, big) }},
+			{"copy out too long", func() error { return d.CopyOut(big, small) }},
+			{"copy in foreign", func() error { return d.CopyIn(alien, big) }},
+			{"fill too long", func() error { return d.Fill(small, 5, 1) }},
+			{"copy small dst", func() error { return d.Copy(small, b, cw) }},
+			{"copy small src", func() error { return d.Copy(b, small, cw) }},
+			{"copy foreign", func() error { return d.Copy(b, alien, cw) }},
+			{"unary small", func() error { return d.Unary(device.Exp, small, b, 64, 0) }},
+			{"unary unknown", func() error { return d.Unary(device.UnaryOp(99), b, b2, 64, 0) }},
+			{"unary foreign", func() error { return d.Unary(device.Exp, alien, b, 64, 0) }},
+			{"binary small b", func() error { return d.Binary(device.Add, b, b2, small, cw) }},
+			{"binary walk too wide", func() error {
+				return d.Binary(device.Add, b, b2, b, device.Walk{Shape: sh(8, 8), A: st(8, 1), B: st(9, 1)})
+			}},
+			{"binary unknown", func() error { return d.Binary(device.BinaryOp(-1), b, b2, b, cw) }},
+			{"binary foreign", func() error { return d.Binary(device.Add, b, alien, b2, cw) }},
+			{"reduce small", func() error { return d.Reduce(device.Sum, b, small, 1, 64, 1) }},
+			{"reduce unknown", func() error { return d.Reduce(device.ReduceOp(7), b, b2, 1, 64, 1) }},
+			{"reduce foreign", func() error { return d.Reduce(device.Sum, alien, b, 1, 64, 1) }},
+			{"matmul small dst", func() error { return d.MatMul(small, b, b2, 8, 8, 8, false, false, false) }},
+			{"matmul small a", func() error { return d.MatMul(b, small, b2, 8, 8, 8, true, false, false) }},
+			{"matmul foreign b", func() error { return d.MatMul(b, b2, alien, 8, 8, 8, false, true, false) }},
+			{"matmul negative", func() error { return d.MatMul(b, b2, b2, -1, 8, 8, false, false, false) }},
+			{"softmax small", func() error { return d.Softmax(small, b, 8, 8, false) }},
+			{"gather small dst", func() error { return d.Gather(small, b, b2, 4, 8) }},
+			{"gather index out of range", func() error { return d.Gather(b, b2, b, 1, 64) }},
+			{"dropout small", func() error { return d.DropoutMask(small, 5, 0.5, 1) }},
+			{"dropout bad p", func() error { return d.DropoutMask(b, 64, 1.5, 1) }},
 		}
 		if ce, ok := d.(device.SoftmaxCE); ok {
-			cases = append(cases, struct {
-				name string
-				err  error
-			}{"softmax ce label out of range", ce.SoftmaxCrossEntropy(b, b2, b2, b, 8, 1, 1)})
+			cases = append(cases, errCase{"softmax ce label out of range", func() error {
+				return ce.SoftmaxCrossEntropy(b, b2, b2, b, 8, 1, 1)
+			}})
 		}
 		if ba, ok := d.(device.BiasAct); ok {
-			cases = append(cases, struct {
-				name string
-				err  error
-			}{"bias act small bias", ba.BiasAct(b, b2, small, 8, 8, device.ActRelu)})
+			cases = append(cases, errCase{"bias act small bias", func() error {
+				return ba.BiasAct(b, b2, small, 8, 8, device.ActRelu)
+			}})
 		}
 		if opt, ok := d.(device.Optimizers); ok {
-			cases = append(cases, []struct {
-				name string
-				err  error
-			}{
-				{"sgd small buf", opt.SGDStep(b, b2, small, 64, device.SGDParams{LR: 1, Momentum: 0.9})},
-				{"adam foreign", opt.AdamStep(b, b2, alien, b2, 64, device.AdamParams{LR: 1, Step: 1})},
-			}...)
+			cases = append(cases,
+				errCase{"sgd small buf", func() error {
+					return opt.SGDStep(b, b2, small, 64, device.SGDParams{LR: 1, Momentum: 0.9})
+				}},
+				errCase{"adam foreign", func() error {
+					return opt.AdamStep(b, b2, alien, b2, 64, device.AdamParams{LR: 1, Step: 1})
+				}})
 		}
 		for _, c := range cases {
-			if c.err == nil {
+			err := c.call()
+			if err == nil {
+				err = d.Sync()
+			}
+			if err == nil {
 				t.Errorf("%s: no error", c.name)
 			}
 		}

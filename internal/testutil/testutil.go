@@ -67,7 +67,8 @@ func RandSlice(r *rand.Rand, n int, lo, hi float32) []float32 {
 }
 
 // ForEachDevice runs fn in a "cpu" subtest on a CPU device and, in a build
-// with CUDA, in a "cuda" subtest on CUDA device 0.
+// with CUDA, in a "cuda" subtest on CUDA device 0. A device with a Close
+// method is closed when its subtest ends.
 func ForEachDevice(t *testing.T, fn func(t *testing.T, d device.Device)) {
 	t.Helper()
 	t.Run("cpu", func(t *testing.T) { fn(t, device.NewCPU(0)) })
@@ -78,6 +79,13 @@ func ForEachDevice(t *testing.T, fn func(t *testing.T, d device.Device)) {
 		d, err := device.NewCUDA(0)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c, ok := d.(interface{ Close() error }); ok {
+			t.Cleanup(func() {
+				if err := c.Close(); err != nil {
+					t.Errorf("closing %s: %v", d.Name(), err)
+				}
+			})
 		}
 		fn(t, d)
 	})
