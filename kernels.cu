@@ -14,8 +14,9 @@
 //   - op codes are the values of device.UnaryOp, device.BinaryOp,
 //     device.ReduceOp and device.Activation;
 //   - integer data (labels, row indices, argmax results) is stored as float32.
-//     Kernels that read an index check it and write NaN for a bad one instead
-//     of reading out of bounds (an error would need a synchronisation).
+//     Kernels that read an index check it, and for a bad one write NaN and
+//     record it in a fault word (see report_fault) instead of reading out of
+//     bounds; the host reports it at its next synchronisation.
 
 #include <math_constants.h>
 
@@ -95,6 +96,15 @@ __device__ __forceinline__ I walk_offset(I i, I s1, I s2, I s3, I t0, I t1, I t2
 	i /= s2;
 	I i1 = i % s1;
 	return (i / s1) * t0 + i1 * t1 + i2 * t2 + i3 * t3;
+}
+
+// report_fault records a bad index v at row of the kernel tagged tag in the
+// fault word, host memory mapped into the device: one 8-byte store of
+// (bits of v) << 32 | (row mod 2^24) << 8 | tag, so that racing writers leave
+// one consistent record. The host reads and clears it after synchronising.
+__device__ __forceinline__ void report_fault(unsigned long long* fault, unsigned tag, long long row, float v) {
+	*(volatile unsigned long long*)fault = (unsigned long long)__float_as_uint(v) << 32 |
+	                                       (unsigned long long)(row & 0xffffff) << 8 | tag;
 }
 
 // ---------------------------------------------------------------------------
@@ -400,14 +410,16 @@ extern "C" __global__ void softmax_f32(float* dst, const float* x, long long row
 
 // softmax_ce_f32: for each row r of logits (n classes) and its label y,
 // loss[r] = -log softmax(logits[r,:])[y] and grad[r,:] = (softmax(logits[r,:])
-// - onehot(y)) * scale; a label that is not an integer in [0, n) gives NaN.
+// - onehot(y)) * scale; a label that is not an integer in [0, n) gives NaN
+// and is reported in fault (tag 2).
 //
 // Fused: the probabilities are never stored. Each is recomputed from the row
 // statistics and written straight into grad, so the unfused softmax buffer,
 // its log for the loss, and the one-hot subtraction pass are all avoided.
 // grad may be logits: x[y] is read before the first barrier.
 extern "C" __global__ void softmax_ce_f32(float* loss, float* grad, const float* logits, const float* labels,
-                                          long long rows, long long n, float scale) {
+                                          long long rows, long long n, float scale,
+                                          unsigned long long* fault) {
 	__shared__ MaxSum sh[33];
 	for (long long r = blockIdx.x; r < rows; r += gridDim.x) {
 		const float* xr = logits + r * n;
@@ -421,7 +433,10 @@ extern "C" __global__ void softmax_ce_f32(float* loss, float* grad, const float*
 		a = row_max_sum(a, sh);
 		if (!ok) {
 			for (long long j = threadIdx.x; j < n; j += blockDim.x) gr[j] = CUDART_NAN_F;
-			if (threadIdx.x == 0) loss[r] = CUDART_NAN_F;
+			if (threadIdx.x == 0) {
+				loss[r] = CUDART_NAN_F;
+				report_fault(fault, 2, r, lab);
+			}
 			continue;
 		}
 		const float inv = 1.0f / a.s;
@@ -448,12 +463,13 @@ extern "C" __global__ void bias_act_f32(float* dst, const float* x, const float*
 }
 
 // gather_f32: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen; src has
-// srcRows rows; a bad index gives a row of NaN.
+// srcRows rows; a bad index gives a row of NaN and is reported in fault (tag 1).
 extern "C" __global__ void gather_f32(float* dst, const float* src, const float* idx, long long nidx,
-                                      long long rowLen, long long srcRows) {
+                                      long long rowLen, long long srcRows, unsigned long long* fault) {
 	for (long long i = blockIdx.y; i < nidx; i += gridDim.y) {
 		const float v = idx[i];
 		const bool ok = v >= 0.0f && v < (float)srcRows && v == floorf(v);
+		if (!ok && blockIdx.x == 0 && threadIdx.x == 0) report_fault(fault, 1, i, v);
 		const float* s = src + (ok ? (long long)v : 0) * rowLen;
 		float* d = dst + i * rowLen;
 		for (long long j = grid_start(); j < rowLen; j += grid_stride()) d[j] = ok ? s[j] : CUDART_NAN_F;

@@ -50,6 +50,7 @@ type Context struct {
 	params [maxArgs]unsafe.Pointer
 
 	start, stop cu.Event // for Time, made on first use
+	fault       fault    // bad indices seen by kernels
 }
 
 // NewContext opens CUDA device ordinal: it retains the device's primary
@@ -105,6 +106,11 @@ func NewContext(ordinal int) (c *Context, err error) {
 			c.dev.ReleasePrimaryCtx()
 			return nil, fmt.Errorf("cuda: kernel %s is not in the module: %w", kernelNames[k], describe(err))
 		}
+	}
+	if c.fault, err = newFault(); err != nil {
+		c.mod.Unload()
+		c.dev.ReleasePrimaryCtx()
+		return nil, fmt.Errorf("cuda: %s: %w", c.name, err)
 	}
 	c.pool = NewPool(driver{}, c.total)
 	return c, nil
@@ -231,7 +237,8 @@ func (c *Context) CopyIn(dst Ptr, src []float32) error {
 }
 
 // CopyOut waits for queued work, then copies len(dst) values from src.
-// Its error may come from a kernel that failed earlier.
+// Its error may come from a kernel that failed earlier, or report a bad
+// index that an earlier kernel saw.
 func (c *Context) CopyOut(dst []float32, src Ptr) error {
 	if len(dst) == 0 {
 		return nil
@@ -243,7 +250,7 @@ func (c *Context) CopyOut(dst []float32, src Ptr) error {
 	if err := cu.MemcpyDtoH(unsafe.Pointer(&dst[0]), src, int64(len(dst))*4); err != nil {
 		return fmt.Errorf("cuda: copy of %d values to the host (or an earlier kernel): %w", len(dst), describe(err))
 	}
-	return nil
+	return c.fault.check()
 }
 
 // CopyDevice queues a copy of n values from src to dst.
@@ -261,7 +268,8 @@ func (c *Context) CopyDevice(dst, src Ptr, n int) error {
 	return nil
 }
 
-// Sync waits for all queued work and returns the error of any that failed.
+// Sync waits for all queued work and returns the error of any that failed,
+// or reports a bad index that an earlier kernel saw (once).
 func (c *Context) Sync() error {
 	if err := c.enter(); err != nil {
 		return err
@@ -270,7 +278,7 @@ func (c *Context) Sync() error {
 	if err := cu.Synchronize(); err != nil {
 		return fmt.Errorf("cuda: sync (an earlier kernel failed): %w", describe(err))
 	}
-	return nil
+	return c.fault.check()
 }
 
 // Time runs fn, which queues work, and returns the GPU time between the
@@ -339,6 +347,7 @@ func (c *Context) Close() error {
 			cu.DestroyEvent(ev)
 		}
 	}
+	c.fault.free()
 	if err := c.mod.Unload(); err != nil {
 		errs = append(errs, fmt.Errorf("cuda: unloading the module: %w", describe(err)))
 	}

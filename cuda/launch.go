@@ -247,7 +247,8 @@ func (c *Context) Softmax(dst, x Ptr, rows, n int, log bool) error {
 
 // SoftmaxCE writes each row's cross-entropy loss and (softmax - onehot) *
 // scale into grad, for rows of n logits and float32 labels. A label that is
-// not an integer in [0, n) gives NaN for that row.
+// not an integer in [0, n) gives NaN for that row, and the next Sync or
+// CopyOut reports it.
 func (c *Context) SoftmaxCE(loss, grad, logits, labels Ptr, rows, n int, scale float32) error {
 	if rows <= 0 || n <= 0 {
 		return nil
@@ -257,7 +258,8 @@ func (c *Context) SoftmaxCE(loss, grad, logits, labels Ptr, rows, n int, scale f
 	}
 	defer c.leave()
 	return c.launch(kSoftmaxCE, [3]int{min(rows, 32*c.sms), 1, 1}, [3]int{rowThreads(n), 1, 1},
-		ptrArg(loss), ptrArg(grad), ptrArg(logits), ptrArg(labels), intArg(rows), intArg(n), floatArg(scale))
+		ptrArg(loss), ptrArg(grad), ptrArg(logits), ptrArg(labels), intArg(rows), intArg(n), floatArg(scale),
+		ptrArg(c.fault.dev))
 }
 
 // rowGrid is the grid and block of a kernel with rows on y and columns of n
@@ -285,7 +287,8 @@ func (c *Context) BiasAct(dst, x, bias Ptr, rows, n int, act int) error {
 }
 
 // Gather copies dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen; src
-// has srcRows rows. A bad index gives a row of NaN.
+// has srcRows rows. A bad index gives a row of NaN, and the next Sync or
+// CopyOut reports it.
 func (c *Context) Gather(dst, src, idx Ptr, nidx, rowLen, srcRows int) error {
 	if nidx <= 0 || rowLen <= 0 {
 		return nil
@@ -295,7 +298,8 @@ func (c *Context) Gather(dst, src, idx Ptr, nidx, rowLen, srcRows int) error {
 	}
 	defer c.leave()
 	grid, block := c.rowGrid(nidx, rowLen)
-	return c.launch(kGather, grid, block, ptrArg(dst), ptrArg(src), ptrArg(idx), intArg(nidx), intArg(rowLen), intArg(srcRows))
+	return c.launch(kGather, grid, block, ptrArg(dst), ptrArg(src), ptrArg(idx), intArg(nidx), intArg(rowLen),
+		intArg(srcRows), ptrArg(c.fault.dev))
 }
 
 // Dropout fills dst[:n] with scale where HashUniform(seed, i) >= p and 0

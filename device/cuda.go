@@ -32,10 +32,10 @@ const (
 //
 // It differs from the CPU backend in two ways. Floating-point results agree
 // to rounding, not bit for bit (sums and dot products are added in another
-// order), except DropoutMask, which is bit-identical. And the kernels cannot
+// order), except DropoutMask, which is bit-identical. And a kernel cannot
 // return an error without a synchronisation, so a label (SoftmaxCrossEntropy)
-// or row index (Gather) that is out of range gives NaN in that row instead
-// of an error.
+// or row index (Gather) that is out of range makes that row NaN, and the
+// error comes from the next Sync or CopyOut instead of the call itself.
 //
 // Memory comes from a caching allocator: freed buffers are kept for reuse,
 // so a training loop stops calling the driver after its first step. Stats
@@ -453,7 +453,8 @@ func (c *CUDA) Softmax(dst, x Buffer, rows, n int, log bool) error {
 // SoftmaxCrossEntropy writes each row's loss -log softmax(logits)[label] and
 // the gradient (softmax(logits) - onehot(label)) * scale in one pass per
 // row, without storing the probabilities. grad may be logits. A label that
-// is not an integer in [0, n) makes its row's loss and gradient NaN.
+// is not an integer in [0, n) makes its row's loss and gradient NaN, and the
+// next Sync or CopyOut returns an error naming it.
 func (c *CUDA) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n int, scale float32) error {
 	const name = "softmax_cross_entropy"
 	total, err := cudaSize(name, rows, n)
@@ -506,7 +507,8 @@ func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
 }
 
 // Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.
-// An index that does not name a whole row of src gives a row of NaN.
+// An index that does not name a whole row of src gives a row of NaN, and the
+// next Sync or CopyOut returns an error naming it.
 func (c *CUDA) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
 	const name = "gather"
 	total, err := cudaSize(name, nidx, rowLen)
