@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/gograd/gograd/autograd"
+	"github.com/gograd/gograd/nn"
+	"github.com/gograd/gograd/tensor"
+)
+
+// evalBatch is the number of images evaluated at once.
+const evalBatch = 1000
+
+// forEachBatch runs model in evaluation mode over the rows of x, a [n, dim]
+// tensor on the model's device, evalBatch rows at a time and without
+// recording gradients. fn gets the first row of each batch and the model's
+// output, which is freed when fn returns.
+func forEachBatch(model nn.Module, x *tensor.Tensor, fn func(lo int, out *tensor.Tensor)) {
+	model.SetTraining(false)
+	defer model.SetTraining(true)
+	n, dim := x.Dim(0), x.Dim(1)
+	dev := x.Device()
+	tape := autograd.NewTape()
+	var idx, xb *tensor.Tensor
+	defer func() {
+		idx.Free()
+		xb.Free()
+	}()
+	host := make([]float32, evalBatch)
+	for lo := 0; lo < n; lo += evalBatch {
+		m := min(evalBatch, n-lo)
+		if idx == nil || idx.Len() != m {
+			idx.Free()
+			xb.Free()
+			idx, xb = tensor.New(dev, m), tensor.New(dev, m, dim)
+		}
+		for i := range m {
+			host[i] = float32(lo + i)
+		}
+		idx.CopyFrom(host[:m])
+		tensor.GatherInto(xb, x, idx)
+		tape.NoGrad(func() { fn(lo, model.Forward(tape.Var(xb, false)).Value) })
+		tape.Free()
+	}
+}
+
+// predictAll returns the class model predicts for each row of x.
+func predictAll(model nn.Module, x *tensor.Tensor) []int {
+	pred := make([]int, x.Dim(0))
+	forEachBatch(model, x, func(lo int, out *tensor.Tensor) {
+		am := tensor.ArgMax(out, 1)
+		defer am.Free()
+		for i, v := range am.Data() {
+			pred[lo+i] = int(v)
+		}
+	})
+	return pred
+}
+
+// accuracy is the fraction of pred equal to labels.
+func accuracy(pred []int, labels []uint8) float64 {
+	correct := 0
+	for i, p := range pred {
+		if p == int(labels[i]) {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(pred))
+}
+
+// confusion counts [true][predicted] pairs.
+func confusion(pred []int, labels []uint8) [10][10]int {
+	var c [10][10]int
+	for i, p := range pred {
+		if p >= 0 && p < 10 {
+			c[labels[i]][p]++
+		}
+	}
+	return c
+}
+
+// writeReport prints the accuracy, a per-class precision and recall table
+// and the confusion matrix. bench/torch_load.py prints the same lines.
+func writeReport(w io.Writer, c [10][10]int) {
+	correct, total := 0, 0
+	var predicted, actual [10]int
+	for t := range 10 {
+		for p := range 10 {
+			total += c[t][p]
+			predicted[p] += c[t][p]
+			actual[t] += c[t][p]
+		}
+		correct += c[t][t]
+	}
+	fmt.Fprintf(w, "test accuracy: %s (%d/%d)\n\n", pct(float64(correct)/float64(total)), correct, total)
+	fmt.Fprintf(w, "class  precision  recall  support\n")
+	for k := range 10 {
+		fmt.Fprintf(w, "%5d  %9s  %6s  %7d\n", k, pct(ratio(c[k][k], predicted[k])), pct(ratio(c[k][k], actual[k])), actual[k])
+	}
+	fmt.Fprintf(w, "\nconfusion matrix (rows: true class, columns: predicted class)\n")
+	fmt.Fprintf(w, "true\\pred")
+	for p := range 10 {
+		fmt.Fprintf(w, " %5d", p)
+	}
+	fmt.Fprintln(w)
+	for t := range 10 {
+		fmt.Fprintf(w, "%9d", t)
+		for p := range 10 {
+			fmt.Fprintf(w, " %5d", c[t][p])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return float64(a) / float64(b)
+}
+
+const evalExamples = `  gograd eval -model runs/mnist/model.safetensors
+  gograd eval -model runs/mnist/model.safetensors -data ~/mnist -device cuda
+`
+
+func evalCommand(args []string, e *env) error {
+	fs := newCommand("eval", "eval -model FILE [flags]", evalExamples, e)
+	modelPath := fs.String("model", "", "model `file` written by train (required), e.g. runs/mnist/model.safetensors")
+	dataDir := fs.String("data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
+	dev := newChoice("cpu", "cpu", "cuda", "auto")
+	fs.Var(dev, "device", "where to run: `cpu|cuda|auto`")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fs.usagef("unexpected argument %q (eval takes only flags)", fs.Arg(0))
+	}
+	if *modelPath == "" {
+		return fs.usagef("-model FILE is required")
+	}
+	d, err := openDevice(dev.value)
+	if err != nil {
+		return err
+	}
+	model, a, err := loadModel(*modelPath, d)
+	if err != nil {
+		return err
+	}
+	_, test, dir, err := loadData(*dataDir)
+	if err != nil {
+		return err
+	}
+	if a.Out != 10 {
+		return fmt.Errorf("model %s has %d outputs, but MNIST has 10 classes", *modelPath, a.Out)
+	}
+	if test.Dim() != a.In {
+		return fmt.Errorf("model %s takes %d inputs, but the images in %s have %d pixels", *modelPath, a.In, dir, test.Dim())
+	}
+	var pred []int
+	err = tensor.Catch(func() {
+		x := tensor.FromSlice(d, test.Images, test.N, test.Dim())
+		defer x.Free()
+		pred = predictAll(model, x)
+	})
+	if err != nil {
+		return err
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "model: %s (%s, %d parameters)\n", *modelPath, a, nn.NumParams(model))
+	fmt.Fprintf(w, "device: %s\n", deviceName(d))
+	fmt.Fprintf(w, "data: %s: %d test images\n", dir, test.N)
+	writeReport(w, confusion(pred, test.Labels))
+	return nil
+}

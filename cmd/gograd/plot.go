@@ -1,0 +1,205 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// Plot colours.
+var (
+	blue   = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	orange = color.RGBA{R: 255, G: 127, B: 14, A: 255}
+	green  = color.RGBA{R: 44, G: 160, B: 44, A: 255}
+)
+
+const plotDPI = 120
+
+// plotCurves draws the training loss (left) and the validation and test
+// accuracy (right) per epoch as a PNG.
+func plotCurves(w io.Writer, rows []metricsRow, hasVal bool) error {
+	loss, val, test := make(plotter.XYs, len(rows)), make(plotter.XYs, len(rows)), make(plotter.XYs, len(rows))
+	for i, r := range rows {
+		x := float64(r.Epoch)
+		loss[i] = plotter.XY{X: x, Y: r.TrainLoss}
+		val[i] = plotter.XY{X: x, Y: 100 * r.ValAcc}
+		test[i] = plotter.XY{X: x, Y: 100 * r.TestAcc}
+	}
+
+	lp := newPlot("Training loss", "epoch", "mean cross-entropy")
+	if err := addSeries(lp, "train loss", loss, blue); err != nil {
+		return err
+	}
+	ap := newPlot("Accuracy", "epoch", "accuracy (%)")
+	ap.Legend.Left = false
+	ap.Legend.Top = false
+	if hasVal {
+		if err := addSeries(ap, "validation", val, orange); err != nil {
+			return err
+		}
+	}
+	if err := addSeries(ap, "test", test, green); err != nil {
+		return err
+	}
+	lp.Legend.Top = true
+	for _, p := range []*plot.Plot{lp, ap} {
+		epochAxis(p, len(rows))
+	}
+
+	c := vgimg.NewWith(vgimg.UseWH(11*vg.Inch, 4.5*vg.Inch), vgimg.UseDPI(plotDPI))
+	dc := draw.New(c)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8,
+		PadLeft: vg.Inch / 8, PadRight: vg.Inch / 4}
+	lp.Draw(tiles.At(dc, 0, 0))
+	ap.Draw(tiles.At(dc, 1, 0))
+	_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
+	return err
+}
+
+func newPlot(title, x, y string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(14)
+	p.X.Label.Text = x
+	p.Y.Label.Text = y
+	p.X.Label.TextStyle.Font.Size = vg.Points(12)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(12)
+	p.Legend.TextStyle.Font.Size = vg.Points(11)
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// addSeries adds a line with points, named in the legend.
+func addSeries(p *plot.Plot, name string, xys plotter.XYs, c color.Color) error {
+	l, s, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", name, err)
+	}
+	l.Color = c
+	l.Width = vg.Points(2)
+	s.Color = c
+	s.Shape = draw.CircleGlyph{}
+	s.Radius = vg.Points(3)
+	p.Add(l, s)
+	p.Legend.Add(name, l, s)
+	return nil
+}
+
+// epochAxis labels the x axis with whole epochs.
+func epochAxis(p *plot.Plot, n int) {
+	p.X.Min, p.X.Max = 0.5, float64(n)+0.5
+	step := max(1, (n+9)/10)
+	var ticks []plot.Tick
+	for e := 1; e <= n; e++ {
+		label := ""
+		if e%step == 0 || e == 1 {
+			label = strconv.Itoa(e)
+		}
+		ticks = append(ticks, plot.Tick{Value: float64(e), Label: label})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+}
+
+// confusionGrid is a confusion matrix as a heat map grid: column c is the
+// predicted class, row r the true class, and the value the log of the count,
+// so that the few errors show next to the large diagonal.
+type confusionGrid [10][10]int
+
+func (g *confusionGrid) Dims() (c, r int)   { return 10, 10 }
+func (g *confusionGrid) Z(c, r int) float64 { return math.Log1p(float64(g[r][c])) }
+func (g *confusionGrid) X(c int) float64    { return float64(c) }
+func (g *confusionGrid) Y(r int) float64    { return float64(r) }
+
+// blues is a white to dark blue colour ramp.
+type blues struct{}
+
+func (blues) Colors() []color.Color {
+	cs := make([]color.Color, 256)
+	for i := range cs {
+		t := float64(i) / 255
+		mix := func(a, b float64) uint8 { return uint8(math.Round(a + (b-a)*t)) }
+		cs[i] = color.RGBA{R: mix(247, 8), G: mix(251, 48), B: mix(255, 107), A: 255}
+	}
+	return cs
+}
+
+// plotConfusion draws the 10x10 confusion matrix as a heat map with the
+// count in every cell, true classes down and predicted classes across.
+func plotConfusion(w io.Writer, m [10][10]int, when string) error {
+	g := confusionGrid(m)
+	correct, total, maxCount := 0, 0, 0
+	for t := range 10 {
+		for p := range 10 {
+			total += m[t][p]
+			maxCount = max(maxCount, m[t][p])
+		}
+		correct += m[t][t]
+	}
+	hm := plotter.NewHeatMap(&g, blues{})
+	hm.Min, hm.Max = 0, math.Log1p(float64(max(maxCount, 1)))
+
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Test confusion matrix, %s: %d/%d correct (%s)", when, correct, total, pct(float64(correct)/float64(max(total, 1))))
+	p.Title.TextStyle.Font.Size = vg.Points(13)
+	p.X.Label.Text = "predicted"
+	p.Y.Label.Text = "true"
+	p.X.Label.TextStyle.Font.Size = vg.Points(13)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(13)
+	p.Y.Scale = plot.InvertedScale{Normalizer: plot.LinearScale{}}
+	var ticks []plot.Tick
+	for k := range 10 {
+		ticks = append(ticks, plot.Tick{Value: float64(k), Label: strconv.Itoa(k)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	p.Y.Tick.Marker = plot.ConstantTicks(ticks)
+	p.X.Tick.Label.Font.Size = vg.Points(12)
+	p.Y.Tick.Label.Font.Size = vg.Points(12)
+	p.Add(hm)
+
+	var xys plotter.XYs
+	var labels []string
+	for t := range 10 {
+		for pr := range 10 {
+			xys = append(xys, plotter.XY{X: float64(pr), Y: float64(t)})
+			labels = append(labels, strconv.Itoa(m[t][pr]))
+		}
+	}
+	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
+	if err != nil {
+		return fmt.Errorf("plot confusion: %w", err)
+	}
+	for i := range lb.TextStyle {
+		count := m[i/10][i%10]
+		st := &lb.TextStyle[i]
+		st.XAlign, st.YAlign = text.XCenter, text.YCenter
+		st.Font.Size = vg.Points(10)
+		switch {
+		case count == 0:
+			st.Color = color.Gray{Y: 190}
+		case g.Z(i%10, i/10) > 0.6*hm.Max:
+			st.Color = color.White
+		default:
+			st.Color = color.Black
+		}
+	}
+	p.Add(lb)
+
+	c := vgimg.NewWith(vgimg.UseWH(6.5*vg.Inch, 6*vg.Inch), vgimg.UseDPI(plotDPI))
+	dc := draw.New(c)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	p.Draw(draw.Crop(dc, vg.Inch/8, -vg.Inch/4, vg.Inch/8, -vg.Inch/8))
+	_, err = vgimg.PngCanvas{Canvas: c}.WriteTo(w)
+	return err
+}

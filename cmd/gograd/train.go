@@ -1,0 +1,607 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gograd/gograd/autograd"
+	"github.com/gograd/gograd/data"
+	"github.com/gograd/gograd/device"
+	"github.com/gograd/gograd/nn"
+	"github.com/gograd/gograd/optim"
+	"github.com/gograd/gograd/tensor"
+)
+
+// trainConfig is everything that determines a training run's result. It is
+// saved in the checkpoint, so that a resumed run continues the same run.
+type trainConfig struct {
+	Epochs      int     `json:"epochs"`
+	Batch       int     `json:"batch"`
+	Hidden      []int   `json:"hidden"`
+	Activation  string  `json:"activation"`
+	Optimizer   string  `json:"optimizer"`
+	LR          float64 `json:"lr"`
+	Momentum    float64 `json:"momentum"`
+	WeightDecay float64 `json:"weight_decay"`
+	Nesterov    bool    `json:"nesterov"`
+	Schedule    string  `json:"schedule"`
+	StepSize    int     `json:"step_size"`
+	Gamma       float64 `json:"gamma"`
+	Dropout     float64 `json:"dropout"`
+	Seed        uint64  `json:"seed"`
+	Val         float64 `json:"val"`
+	Limit       int     `json:"limit"`
+	Data        string  `json:"data"` // as given; empty for the default
+}
+
+// Defaults of the train flags. With them, `gograd train` reaches 98% test
+// accuracy on MNIST within its 10 epochs.
+const (
+	defaultEpochs   = 10
+	defaultBatch    = 128
+	defaultLRSGD    = 0.05
+	defaultLRAdam   = 0.001
+	defaultMomentum = 0.9
+	defaultWDAdamW  = 0.01
+	defaultSchedule = "cosine"
+	defaultStepSize = 5
+	defaultGamma    = 0.1
+	defaultVal      = 0.1
+	defaultSeed     = 1
+)
+
+// validate checks the ranges of the settings.
+func (c *trainConfig) validate() error {
+	switch {
+	case c.Epochs < 1:
+		return fmt.Errorf("-epochs %d: want at least 1", c.Epochs)
+	case c.Batch < 1:
+		return fmt.Errorf("-batch %d: want at least 1", c.Batch)
+	case len(c.Hidden) == 0:
+		return errors.New("-hidden: want at least one hidden layer width")
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("-lr %v: want a positive learning rate", c.LR)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
+		return fmt.Errorf("-momentum %v: want a value in [0, 1)", c.Momentum)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("-weight-decay %v: want a value >= 0", c.WeightDecay)
+	case c.StepSize < 1:
+		return fmt.Errorf("-step-size %d: want at least 1", c.StepSize)
+	case !(c.Gamma > 0 && c.Gamma <= 1):
+		return fmt.Errorf("-gamma %v: want a value in (0, 1]", c.Gamma)
+	case !(c.Dropout >= 0 && c.Dropout < 1):
+		return fmt.Errorf("-dropout %v: want a probability in [0, 1)", c.Dropout)
+	case !(c.Val >= 0 && c.Val < 1):
+		return fmt.Errorf("-val %v: want a fraction in [0, 1)", c.Val)
+	case c.Limit < 0:
+		return fmt.Errorf("-limit %d: want 0 (all) or more", c.Limit)
+	}
+	for _, h := range c.Hidden {
+		if h < 1 {
+			return fmt.Errorf("-hidden %s: widths must be positive", joinInts(c.Hidden))
+		}
+	}
+	switch c.Activation {
+	case "relu", "sigmoid", "tanh":
+	default:
+		return fmt.Errorf("-activation %q: want relu, sigmoid or tanh", c.Activation)
+	}
+	switch c.Optimizer {
+	case "sgd":
+	case "adam", "adamw":
+		if c.Nesterov {
+			return fmt.Errorf("-nesterov applies to -optimizer sgd only")
+		}
+	default:
+		return fmt.Errorf("-optimizer %q: want sgd, adam or adamw", c.Optimizer)
+	}
+	if c.Nesterov && c.Momentum == 0 {
+		return errors.New("-nesterov needs a -momentum above 0")
+	}
+	switch c.Schedule {
+	case "none", "step", "cosine":
+	default:
+		return fmt.Errorf("-schedule %q: want none, step or cosine", c.Schedule)
+	}
+	return nil
+}
+
+// schedule returns the learning rate schedule.
+func (c *trainConfig) schedule() optim.Schedule {
+	lr := float32(c.LR)
+	switch c.Schedule {
+	case "step":
+		return optim.StepLR{Base: lr, StepSize: c.StepSize, Gamma: float32(c.Gamma)}
+	case "cosine":
+		return optim.CosineAnnealing{Base: lr, TMax: c.Epochs}
+	}
+	return optim.Constant{Base: lr}
+}
+
+// optimizer returns the optimizer over model's parameters.
+func (c *trainConfig) optimizer(model nn.Module) (optim.Optimizer, error) {
+	params := nn.Vars(model.Parameters())
+	switch c.Optimizer {
+	case "adam":
+		return optim.NewAdam(params, optim.AdamConfig{LR: float32(c.LR), WeightDecay: float32(c.WeightDecay)})
+	case "adamw":
+		return optim.NewAdamW(params, optim.AdamConfig{LR: float32(c.LR), WeightDecay: float32(c.WeightDecay)})
+	}
+	return optim.NewSGD(params, optim.SGDConfig{LR: float32(c.LR), Momentum: float32(c.Momentum),
+		WeightDecay: float32(c.WeightDecay), Nesterov: c.Nesterov})
+}
+
+func (c *trainConfig) arch(in, out int) arch {
+	return arch{In: in, Hidden: c.Hidden, Out: out, Activation: c.Activation, Dropout: c.Dropout}
+}
+
+func (c *trainConfig) describe() string {
+	s := fmt.Sprintf("%s lr %g", c.Optimizer, c.LR)
+	if c.Optimizer == "sgd" {
+		s += fmt.Sprintf(" momentum %g", c.Momentum)
+		if c.Nesterov {
+			s += " (Nesterov)"
+		}
+	}
+	if c.WeightDecay > 0 {
+		s += fmt.Sprintf(" weight decay %g", c.WeightDecay)
+	}
+	switch c.Schedule {
+	case "cosine":
+		s += fmt.Sprintf(", cosine schedule over %d epochs", c.Epochs)
+	case "step":
+		s += fmt.Sprintf(", lr x%g every %d epochs", c.Gamma, c.StepSize)
+	}
+	return s + fmt.Sprintf(", batch %d, seed %d", c.Batch, c.Seed)
+}
+
+const trainExamples = `  gograd train -out runs/mnist
+      train with the defaults (about 98.3% test accuracy after 10 epochs)
+  gograd train -optimizer adam -dropout 0.2 -epochs 20 -out runs/adam
+  gograd train -hidden 128 -activation tanh -schedule step -step-size 3 -gamma 0.5
+  gograd train -limit 5000 -epochs 1 -out /tmp/smoke
+      a quick smoke run on the first 5000 training images
+  gograd train -resume runs/mnist
+      continue an interrupted run where it stopped, with its own settings
+  gograd train -resume runs/adam -epochs 30
+      train a finished run (without a cosine schedule) for more epochs
+
+Ctrl-C (or SIGTERM) stops at the end of the current batch and saves the
+training state; -resume then continues exactly where it stopped, and gives the
+same weights as a run that was never interrupted.
+`
+
+// resumeFlags are the flags that -resume accepts; every other setting
+// comes from the checkpoint.
+var resumeFlags = map[string]bool{"resume": true, "epochs": true, "device": true, "data": true}
+
+func trainCommand(ctx context.Context, args []string, e *env) error {
+	fs := newCommand("train", "train [flags]", trainExamples, e)
+	dev := newChoice("cpu", "cpu", "cuda", "auto")
+	fs.Var(dev, "device", "where to train: `cpu|cuda|auto` (auto: cuda in a build with -tags cuda, else cpu)")
+	var cfg trainConfig
+	fs.IntVar(&cfg.Epochs, "epochs", defaultEpochs, "number of passes over the training set")
+	fs.IntVar(&cfg.Batch, "batch", defaultBatch, "mini-batch size (the last partial batch of an epoch is dropped)")
+	hidden := intList{512, 256}
+	fs.Var(&hidden, "hidden", "hidden layer `widths`, comma-separated")
+	act := newChoice("relu", "relu", "sigmoid", "tanh")
+	fs.Var(act, "activation", "hidden layer activation: `relu|sigmoid|tanh`")
+	opt := newChoice("sgd", "sgd", "adam", "adamw")
+	fs.Var(opt, "optimizer", "optimizer: `sgd|adam|adamw`")
+	fs.Float64Var(&cfg.LR, "lr", 0, fmt.Sprintf("learning rate (default %g for sgd, %g for adam and adamw)", defaultLRSGD, defaultLRAdam))
+	fs.Float64Var(&cfg.Momentum, "momentum", defaultMomentum, "SGD momentum")
+	fs.Float64Var(&cfg.WeightDecay, "weight-decay", 0, fmt.Sprintf("L2 penalty; decoupled for adamw (default 0, %g for adamw)", defaultWDAdamW))
+	fs.BoolVar(&cfg.Nesterov, "nesterov", false, "use Nesterov momentum (sgd)")
+	sched := newChoice(defaultSchedule, "none", "step", "cosine")
+	fs.Var(sched, "schedule", "learning rate schedule: `none|step|cosine` (step: x gamma every step-size epochs; cosine: to 0 over the epochs)")
+	fs.IntVar(&cfg.StepSize, "step-size", defaultStepSize, "epochs between learning rate drops of -schedule step")
+	fs.Float64Var(&cfg.Gamma, "gamma", defaultGamma, "learning rate factor of -schedule step")
+	fs.Float64Var(&cfg.Dropout, "dropout", 0, "dropout probability after each hidden activation")
+	fs.Uint64Var(&cfg.Seed, "seed", defaultSeed, "seeds the initialisation, the validation split, the batch order and dropout")
+	fs.StringVar(&cfg.Data, "data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
+	fs.Float64Var(&cfg.Val, "val", defaultVal, "fraction of the training set held out for validation")
+	fs.IntVar(&cfg.Limit, "limit", 0, "use only the first `N` training images (0: all), for quick runs")
+	out := fs.String("out", "", "run `directory` to write (default runs/<date>-<time>)")
+	overwrite := fs.Bool("overwrite", false, "replace a run already in -out")
+	resume := fs.String("resume", "", "continue the run in `directory` from its checkpoint")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fs.usagef("unexpected argument %q (train takes only flags)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var ck *checkpoint
+	dir := *out
+	if *resume != "" {
+		for name := range set {
+			if !resumeFlags[name] {
+				return fs.usagef("-%s cannot be used with -resume: a resumed run keeps the settings in its checkpoint (only -epochs, -device and -data may be given)", name)
+			}
+		}
+		var err error
+		if ck, err = readCheckpoint(filepath.Join(*resume, checkpointFile)); err != nil {
+			return err
+		}
+		epochs := cfg.Epochs
+		data := cfg.Data
+		cfg = ck.Config
+		if set["data"] {
+			cfg.Data = data
+		}
+		if set["epochs"] && epochs != cfg.Epochs {
+			if epochs < ck.Epoch {
+				return fs.usagef("-epochs %d: the run in %s has already trained %d epochs", epochs, *resume, ck.Epoch)
+			}
+			if cfg.Schedule == "cosine" {
+				return fs.usagef("-epochs %d: the run in %s anneals its learning rate to 0 over %d epochs (-schedule cosine), so it cannot be extended; start a new run instead", epochs, *resume, cfg.Epochs)
+			}
+			cfg.Epochs = epochs
+		}
+		dir = *resume
+		if ck.Epoch >= cfg.Epochs {
+			fmt.Fprintf(e.stdout, "The run in %s has finished its %d epochs; nothing to do.\n", dir, cfg.Epochs)
+			return nil
+		}
+	} else {
+		cfg.Hidden = hidden
+		cfg.Activation = act.value
+		cfg.Optimizer = opt.value
+		cfg.Schedule = sched.value
+		if !set["lr"] {
+			cfg.LR = defaultLRSGD
+			if cfg.Optimizer != "sgd" {
+				cfg.LR = defaultLRAdam
+			}
+		}
+		if !set["weight-decay"] && cfg.Optimizer == "adamw" {
+			cfg.WeightDecay = defaultWDAdamW
+		}
+		if cfg.Optimizer != "sgd" && (set["momentum"] || set["nesterov"]) {
+			return fs.usagef("-momentum and -nesterov apply to -optimizer sgd only")
+		}
+		if err := cfg.validate(); err != nil {
+			return fs.usagef("%v", err)
+		}
+		if dir == "" {
+			dir = filepath.Join("runs", time.Now().Format("20060102-150405"))
+		}
+		found, err := existingRunFiles(dir)
+		if err != nil {
+			return err
+		}
+		if len(found) > 0 && !*overwrite {
+			return fmt.Errorf("%s already holds a run (%s): continue it with -resume %s, replace it with -overwrite, or choose another -out", dir, strings.Join(found, ", "), dir)
+		}
+	}
+
+	d, err := openDevice(dev.value)
+	if err != nil {
+		return err
+	}
+	t := &trainer{cfg: cfg, dir: dir, dev: d, env: e, resume: ck}
+	if err := t.load(); err != nil {
+		return err
+	}
+	if ck == nil && *overwrite {
+		for _, name := range runFiles {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var runErr error
+	err = tensor.Catch(func() { runErr = t.run(ctx) })
+	t.release()
+	return cmp.Or(err, runErr)
+}
+
+// openDevice opens the named device, explaining a missing CUDA backend.
+func openDevice(name string) (device.Device, error) {
+	d, err := device.Open(name)
+	if errors.Is(err, device.ErrNoCUDA) {
+		return nil, fmt.Errorf("-device %s: this gograd binary was built without CUDA; rebuild with -tags cuda (see the README) on a machine with an NVIDIA GPU", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-device %s: %w", name, err)
+	}
+	return d, nil
+}
+
+// deviceName describes d for the log.
+func deviceName(d device.Device) string {
+	if c, ok := d.(interface{ Threads() int }); ok {
+		return fmt.Sprintf("%s (%d threads)", d.Name(), c.Threads())
+	}
+	return d.Name()
+}
+
+// loadData reads MNIST from dir, or from the default place when dir is
+// empty, and returns the directory it used.
+func loadData(dir string) (train, test *data.Set, used string, err error) {
+	if dir == "" {
+		if dir, err = data.DefaultMNISTDir(); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	train, test, err = data.LoadMNIST(dir)
+	return train, test, dir, err
+}
+
+// trainer holds a training run: its data and model on the device.
+type trainer struct {
+	cfg    trainConfig
+	dir    string
+	dev    device.Device
+	env    *env
+	resume *checkpoint
+
+	dataDir          string
+	train, val, test *data.Set
+
+	model *nn.Sequential
+	opt   optim.Optimizer
+
+	// On the device: every training image and label, the evaluation sets,
+	// and the reused batch buffers.
+	images, labels *tensor.Tensor
+	valX, testX    *tensor.Tensor
+	xb, yb, idx    *tensor.Tensor
+	lossSum        *tensor.Tensor
+	hostIdx        []float32
+}
+
+// load reads the data, checks that there is at least one batch, and
+// checks a resumed run's data.
+func (t *trainer) load() error {
+	train, test, dir, err := loadData(t.cfg.Data)
+	if err != nil {
+		return err
+	}
+	t.dataDir = dir
+	if t.cfg.Limit > 0 {
+		train = train.Subset(t.cfg.Limit)
+	}
+	t.train, t.val = data.Split(train, t.cfg.Val, t.cfg.Seed)
+	t.test = test
+	if t.train.N < t.cfg.Batch {
+		return fmt.Errorf("the training set has %d images, fewer than one batch of %d", t.train.N, t.cfg.Batch)
+	}
+	if t.resume != nil && t.resume.TrainN != t.train.N {
+		return fmt.Errorf("the run in %s was trained on %d images, but %s gives %d: resume with the same -data", t.dir, t.resume.TrainN, dir, t.train.N)
+	}
+	return nil
+}
+
+// release frees the device memory of the run.
+func (t *trainer) release() {
+	for _, x := range []*tensor.Tensor{t.images, t.labels, t.valX, t.testX, t.xb, t.yb, t.idx, t.lossSum} {
+		x.Free()
+	}
+	if t.opt != nil {
+		bufs, _ := t.opt.State()
+		for _, b := range bufs {
+			b.Free()
+		}
+	}
+	if t.model != nil {
+		for _, p := range t.model.Parameters() {
+			p.Free()
+		}
+	}
+}
+
+// run trains the remaining epochs, saving the run directory after each.
+func (t *trainer) run(ctx context.Context) error {
+	cfg := &t.cfg
+	dim := t.train.Dim()
+	a := cfg.arch(dim, 10)
+	var err error
+	if t.model, err = a.mlp(t.dev, cfg.Seed); err != nil {
+		return err
+	}
+	if t.opt, err = cfg.optimizer(t.model); err != nil {
+		return err
+	}
+	start := 0
+	if ck := t.resume; ck != nil {
+		if err := ck.restore(t.model, t.opt); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", filepath.Join(t.dir, checkpointFile), err)
+		}
+		start = ck.Epoch
+	}
+	batches, err := data.NewBatches(t.train.N, cfg.Batch, true, cfg.Seed, true)
+	if err != nil {
+		return err
+	}
+
+	w := t.env.stdout
+	fmt.Fprintf(w, "device: %s\n", deviceName(t.dev))
+	valN := 0
+	if t.val != nil {
+		valN = t.val.N
+	}
+	fmt.Fprintf(w, "data: %s: %d training, %d validation, %d test images of %dx%d\n",
+		t.dataDir, t.train.N, valN, t.test.N, t.train.Rows, t.train.Cols)
+	fmt.Fprintf(w, "model: %s, %d parameters\n%v\n", a, nn.NumParams(t.model), t.model)
+	fmt.Fprintf(w, "training: %s\n", cfg.describe())
+	if t.resume != nil {
+		fmt.Fprintf(w, "resuming %s at epoch %d, batch %d of %d\n", t.dir, start+1, t.resume.Batch, batches.Len())
+	} else {
+		fmt.Fprintf(w, "run directory: %s\n", t.dir)
+	}
+
+	// The data goes to the device once; batches are gathered there.
+	t.images = tensor.FromSlice(t.dev, t.train.Images, t.train.N, dim)
+	t.labels = tensor.FromSlice(t.dev, labelsOf(t.train), t.train.N)
+	if t.val != nil {
+		t.valX = tensor.FromSlice(t.dev, t.val.Images, t.val.N, dim)
+	}
+	t.testX = tensor.FromSlice(t.dev, t.test.Images, t.test.N, dim)
+	t.xb = tensor.New(t.dev, cfg.Batch, dim)
+	t.yb = tensor.New(t.dev, cfg.Batch)
+	t.idx = tensor.New(t.dev, cfg.Batch)
+	t.lossSum = tensor.Zeros(t.dev)
+	t.hostIdx = make([]float32, cfg.Batch)
+
+	var metrics []metricsRow
+	if t.resume != nil {
+		metrics = t.resume.Metrics
+	}
+	runStart := time.Now()
+	tape := autograd.NewTape()
+	for epoch := start; epoch < cfg.Epochs; epoch++ {
+		lr := cfg.schedule().LR(epoch)
+		t.opt.SetLR(lr)
+		order := batches.Epoch(epoch)
+		first, prior := 0, partialEpoch{}
+		if ck := t.resume; ck != nil && epoch == ck.Epoch {
+			first, prior = ck.Batch, ck.Partial
+		}
+		t.lossSum.Fill(float32(prior.LossSum))
+		label := fmt.Sprintf("epoch %d/%d", epoch+1, cfg.Epochs)
+		bar := newProgress(t.env.stderr, label, len(order)*cfg.Batch, first*cfg.Batch)
+		began := time.Now()
+		for b := first; b < len(order); b++ {
+			if ctx.Err() != nil {
+				bar.finish()
+				return t.interrupted(epoch, b, prior.Seconds+time.Since(began).Seconds(), metrics)
+			}
+			if err := t.step(tape, order[b]); err != nil {
+				bar.finish()
+				return err
+			}
+			if t.env.onStep != nil {
+				t.env.onStep(epoch, b+1)
+			}
+			loss := -1.0
+			if bar.wantsLoss() {
+				loss = float64(t.lossSum.Item()) / float64(b+1)
+			}
+			bar.add(cfg.Batch, loss)
+		}
+		if err := t.dev.Sync(); err != nil {
+			bar.finish()
+			return err
+		}
+		seconds := prior.Seconds + time.Since(began).Seconds()
+		bar.finish()
+		row := metricsRow{Epoch: epoch + 1, LR: float64(lr), TrainLoss: float64(t.lossSum.Item()) / float64(len(order)), Seconds: seconds,
+			SamplesPerSec: float64(len(order)*cfg.Batch) / seconds}
+		if t.val != nil {
+			row.ValAcc = accuracy(predictAll(t.model, t.valX), t.val.Labels)
+		}
+		testPred := predictAll(t.model, t.testX)
+		row.TestAcc = accuracy(testPred, t.test.Labels)
+		metrics = append(metrics, row)
+		fmt.Fprintf(w, "epoch %*d/%d  lr %.4g  loss %.4f  val %s  test %s  %.1fs  %.0f samples/s\n",
+			len(fmt.Sprint(cfg.Epochs)), row.Epoch, cfg.Epochs, row.LR, row.TrainLoss, valText(row, t.val != nil),
+			pct(row.TestAcc), row.Seconds, row.SamplesPerSec)
+		ck := newCheckpoint(*cfg, t.model, t.opt)
+		ck.Epoch, ck.Metrics, ck.TrainN = epoch+1, metrics, t.train.N
+		if err := t.save(ck, confusion(testPred, t.test.Labels)); err != nil {
+			return err
+		}
+	}
+	last := metrics[len(metrics)-1]
+	fmt.Fprintf(w, "done: test accuracy %s after %d epochs (%s this session)\n", pct(last.TestAcc), cfg.Epochs,
+		time.Since(runStart).Round(time.Second))
+	fmt.Fprintf(w, "wrote %s: %s\n", t.dir, strings.Join(runFiles, ", "))
+	return nil
+}
+
+func valText(r metricsRow, hasVal bool) string {
+	if !hasVal {
+		return "-"
+	}
+	return pct(r.ValAcc)
+}
+
+// step trains on the examples idx: forward, loss, backward, update.
+func (t *trainer) step(tape *autograd.Tape, idx []int) error {
+	for i, j := range idx {
+		t.hostIdx[i] = float32(j)
+	}
+	t.idx.CopyFrom(t.hostIdx)
+	tensor.GatherInto(t.xb, t.images, t.idx)
+	tensor.GatherInto(t.yb, t.labels, t.idx)
+	x := tape.Var(t.xb, false)
+	logits := t.model.Forward(x)
+	loss := nn.CrossEntropyLoss(logits, t.yb)
+	if err := loss.Backward(); err != nil {
+		return err
+	}
+	t.lossSum.AddInPlace(loss.Value)
+	loss.Value.Free()
+	if err := t.opt.Step(); err != nil {
+		return err
+	}
+	nn.ZeroGrad(t.model)
+	return nil
+}
+
+// interrupted saves the state in the middle of epoch, before batch, and
+// tells how to resume.
+func (t *trainer) interrupted(epoch, batch int, seconds float64, metrics []metricsRow) error {
+	ck := newCheckpoint(t.cfg, t.model, t.opt)
+	ck.Epoch, ck.Batch, ck.Metrics, ck.TrainN = epoch, batch, metrics, t.train.N
+	ck.Partial = partialEpoch{LossSum: float64(t.lossSum.Item()), Seconds: seconds}
+	path := filepath.Join(t.dir, checkpointFile)
+	if err := ck.save(path); err != nil {
+		return err
+	}
+	fmt.Fprintf(t.env.stderr, "gograd: interrupted in epoch %d after batch %d; saved the training state to %s\n", epoch+1, batch, path)
+	fmt.Fprintf(t.env.stderr, "Resume with: gograd train -resume %s\n", t.dir)
+	return errInterrupted
+}
+
+// save writes the model, the checkpoint, the metrics and the plots.
+func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
+	a := t.cfg.arch(t.train.Dim(), 10)
+	md := a.metadata()
+	last := ck.Metrics[len(ck.Metrics)-1]
+	md["epochs"] = fmt.Sprint(ck.Epoch)
+	md["test_accuracy"] = fmt.Sprintf("%.4f", last.TestAcc)
+	if err := nn.Save(filepath.Join(t.dir, modelFile), t.model, md); err != nil {
+		return err
+	}
+	if err := ck.save(filepath.Join(t.dir, checkpointFile)); err != nil {
+		return err
+	}
+	hasVal := t.val != nil
+	if err := writeAtomic(filepath.Join(t.dir, metricsFile), func(w io.Writer) error {
+		return writeMetrics(w, ck.Metrics, hasVal)
+	}); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(t.dir, curvesFile), func(w io.Writer) error {
+		return plotCurves(w, ck.Metrics, hasVal)
+	}); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(t.dir, confusionFile), func(w io.Writer) error {
+		return plotConfusion(w, conf, fmt.Sprintf("epoch %d", ck.Epoch))
+	})
+}
+
+func labelsOf(s *data.Set) []float32 {
+	y := make([]float32, s.N)
+	for i, l := range s.Labels {
+		y[i] = float32(l)
+	}
+	return y
+}
