@@ -14,17 +14,28 @@ func kernelAVX512(k int, a *float32, b *float32, c *float32, ldc int, beta float
 //go:noescape
 func kernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
 
-// transpose4 sets dst[c*ldd+r] = alpha*src[r*lds+c] for r < 4 and c < 8*n8.
+// transpose sets dst[c*ldd+r] = alpha*src[r*lds+c] + beta*dst[c*ldd+r] for r < 4*n4 and c < 8*n8,
+// without reading dst when beta is zero.
 //
 //go:noescape
-func transpose4(n8 int, src *float32, lds int, dst *float32, ldd int, alpha float32)
+func transpose(n4 int, n8 int, src *float32, lds int, dst *float32, ldd int, alpha float32, beta float32)
 
-// copyScaled12 sets dst[l*12+c] = alpha*src[l*lds+c] for l < k and c < 12.
+// copy6 sets dst[l*6+c] = alpha*src[l*lds+c] for l < k and c < 6 where mask[c] != 0, and 0 elsewhere.
 //
 //go:noescape
-func copyScaled12(k int, src *float32, lds int, dst *float32, alpha float32)
+func copy6(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
 
-// copyScaled6 sets dst[l*6+c] = alpha*src[l*lds+c] for l < k and c < 6.
+// copy12 sets dst[l*12+c] = alpha*src[l*lds+c] for l < k and c < 12 where mask[c] != 0, and 0 elsewhere.
 //
 //go:noescape
-func copyScaled6(k int, src *float32, lds int, dst *float32, alpha float32)
+func copy12(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
+
+// copy16 sets dst[l*16+c] = alpha*src[l*lds+c] for l < k and c < 16 where mask[c] != 0, and 0 elsewhere.
+//
+//go:noescape
+func copy16(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
+
+// copy32 sets dst[l*32+c] = alpha*src[l*lds+c] for l < k and c < 32 where mask[c] != 0, and 0 elsewhere.
+//
+//go:noescape
+func copy32(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)

@@ -566,25 +566,35 @@ kernelAVX2_accumulate:
 	VZEROUPPER
 	RET
 
-// func transpose4(n8 int, src *float32, lds int, dst *float32, ldd int, alpha float32)
-// Requires: AVX
-TEXT ·transpose4(SB), NOSPLIT, $0-44
-	MOVQ         n8+0(FP), CX
-	MOVQ         src+8(FP), SI
-	MOVQ         lds+16(FP), R8
-	MOVQ         dst+24(FP), DI
-	MOVQ         ldd+32(FP), R9
+// func transpose(n4 int, n8 int, src *float32, lds int, dst *float32, ldd int, alpha float32, beta float32)
+// Requires: AVX, FMA3
+TEXT ·transpose(SB), NOSPLIT, $0-56
+	MOVQ         n4+0(FP), BX
+	MOVQ         n8+8(FP), CX
+	MOVQ         src+16(FP), SI
+	MOVQ         lds+24(FP), R8
+	MOVQ         dst+32(FP), DI
+	MOVQ         ldd+40(FP), R9
 	SHLQ         $0x02, R8
 	SHLQ         $0x02, R9
 	LEAQ         (R8)(R8*2), R10
 	LEAQ         (R9)(R9*2), R11
-	VBROADCASTSS alpha+40(FP), Y15
+	VBROADCASTSS alpha+48(FP), Y15
+	VBROADCASTSS beta+52(FP), Y14
+	MOVL         beta+52(FP), AX
+	SHLL         $0x01, AX
+	JNZ          transpose_accumulate
 
-transpose4_loop:
-	VMOVUPS      (SI), Y0
-	VMOVUPS      (SI)(R8*1), Y1
-	VMOVUPS      (SI)(R8*2), Y2
-	VMOVUPS      (SI)(R10*1), Y3
+transpose_overwrite:
+	MOVQ SI, AX
+	MOVQ DI, DX
+	MOVQ BX, R13
+
+transpose_overwrite_rows:
+	VMOVUPS      (AX), Y0
+	VMOVUPS      (AX)(R8*1), Y1
+	VMOVUPS      (AX)(R8*2), Y2
+	VMOVUPS      (AX)(R10*1), Y3
 	VUNPCKLPS    Y1, Y0, Y4
 	VUNPCKHPS    Y1, Y0, Y5
 	VUNPCKLPS    Y3, Y2, Y6
@@ -597,66 +607,196 @@ transpose4_loop:
 	VMULPS       Y15, Y1, Y1
 	VMULPS       Y15, Y2, Y2
 	VMULPS       Y15, Y3, Y3
-	LEAQ         (DI)(R9*4), R12
-	VMOVUPS      X0, (DI)
-	VMOVUPS      X1, (DI)(R9*1)
-	VMOVUPS      X2, (DI)(R9*2)
-	VMOVUPS      X3, (DI)(R11*1)
-	VEXTRACTF128 $0x01, Y0, (R12)
-	VEXTRACTF128 $0x01, Y1, (R12)(R9*1)
-	VEXTRACTF128 $0x01, Y2, (R12)(R9*2)
-	VEXTRACTF128 $0x01, Y3, (R12)(R11*1)
+	LEAQ         (DX)(R9*4), R12
+	VEXTRACTF128 $0x01, Y0, X4
+	VEXTRACTF128 $0x01, Y1, X5
+	VEXTRACTF128 $0x01, Y2, X6
+	VEXTRACTF128 $0x01, Y3, X7
+	VMOVUPS      X0, (DX)
+	VMOVUPS      X1, (DX)(R9*1)
+	VMOVUPS      X2, (DX)(R9*2)
+	VMOVUPS      X3, (DX)(R11*1)
+	VMOVUPS      X4, (R12)
+	VMOVUPS      X5, (R12)(R9*1)
+	VMOVUPS      X6, (R12)(R9*2)
+	VMOVUPS      X7, (R12)(R11*1)
+	LEAQ         (AX)(R8*4), AX
+	ADDQ         $0x10, DX
+	DECQ         R13
+	JNZ          transpose_overwrite_rows
 	ADDQ         $0x20, SI
-	LEAQ         (R12)(R9*4), DI
+	LEAQ         (DI)(R9*8), DI
 	DECQ         CX
-	JNZ          transpose4_loop
+	JNZ          transpose_overwrite
 	VZEROUPPER
 	RET
 
-// func copyScaled12(k int, src *float32, lds int, dst *float32, alpha float32)
+transpose_accumulate:
+	MOVQ SI, AX
+	MOVQ DI, DX
+	MOVQ BX, R13
+
+transpose_accumulate_rows:
+	VMOVUPS      (AX), Y0
+	VMOVUPS      (AX)(R8*1), Y1
+	VMOVUPS      (AX)(R8*2), Y2
+	VMOVUPS      (AX)(R10*1), Y3
+	VUNPCKLPS    Y1, Y0, Y4
+	VUNPCKHPS    Y1, Y0, Y5
+	VUNPCKLPS    Y3, Y2, Y6
+	VUNPCKHPS    Y3, Y2, Y7
+	VSHUFPS      $0x44, Y6, Y4, Y0
+	VSHUFPS      $0xee, Y6, Y4, Y1
+	VSHUFPS      $0x44, Y7, Y5, Y2
+	VSHUFPS      $0xee, Y7, Y5, Y3
+	VMULPS       Y15, Y0, Y0
+	VMULPS       Y15, Y1, Y1
+	VMULPS       Y15, Y2, Y2
+	VMULPS       Y15, Y3, Y3
+	LEAQ         (DX)(R9*4), R12
+	VEXTRACTF128 $0x01, Y0, X4
+	VEXTRACTF128 $0x01, Y1, X5
+	VEXTRACTF128 $0x01, Y2, X6
+	VEXTRACTF128 $0x01, Y3, X7
+	VFMADD231PS  (DX), X14, X0
+	VMOVUPS      X0, (DX)
+	VFMADD231PS  (DX)(R9*1), X14, X1
+	VMOVUPS      X1, (DX)(R9*1)
+	VFMADD231PS  (DX)(R9*2), X14, X2
+	VMOVUPS      X2, (DX)(R9*2)
+	VFMADD231PS  (DX)(R11*1), X14, X3
+	VMOVUPS      X3, (DX)(R11*1)
+	VFMADD231PS  (R12), X14, X4
+	VMOVUPS      X4, (R12)
+	VFMADD231PS  (R12)(R9*1), X14, X5
+	VMOVUPS      X5, (R12)(R9*1)
+	VFMADD231PS  (R12)(R9*2), X14, X6
+	VMOVUPS      X6, (R12)(R9*2)
+	VFMADD231PS  (R12)(R11*1), X14, X7
+	VMOVUPS      X7, (R12)(R11*1)
+	LEAQ         (AX)(R8*4), AX
+	ADDQ         $0x10, DX
+	DECQ         R13
+	JNZ          transpose_accumulate_rows
+	ADDQ         $0x20, SI
+	LEAQ         (DI)(R9*8), DI
+	DECQ         CX
+	JNZ          transpose_accumulate
+	VZEROUPPER
+	RET
+
+// func copy6(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
 // Requires: AVX
-TEXT ·copyScaled12(SB), NOSPLIT, $0-36
+TEXT ·copy6(SB), NOSPLIT, $0-44
 	MOVQ         k+0(FP), CX
 	MOVQ         src+8(FP), SI
 	MOVQ         lds+16(FP), R8
 	MOVQ         dst+24(FP), DI
+	MOVQ         mask+32(FP), DX
 	SHLQ         $0x02, R8
-	VBROADCASTSS alpha+32(FP), Y15
+	VBROADCASTSS alpha+40(FP), Y15
+	VMOVDQU      (DX), X8
+	VMOVDQU      16(DX), X9
 
-copyScaled12_loop:
-	VMULPS  (SI), Y15, Y0
-	VMOVUPS Y0, (DI)
-	VMULPS  32(SI), X15, X0
-	VMOVUPS X0, 32(DI)
-	ADDQ    R8, SI
-	ADDQ    $0x00000030, DI
-	DECQ    CX
-	JNZ     copyScaled12_loop
+copy6_loop:
+	VMASKMOVPS (SI), X8, X0
+	VMULPS     X15, X0, X0
+	VMOVUPS    X0, (DI)
+	VMASKMOVPS 16(SI), X9, X0
+	VMULPS     X15, X0, X0
+	VMOVSD     X0, 16(DI)
+	ADDQ       R8, SI
+	ADDQ       $0x00000018, DI
+	DECQ       CX
+	JNZ        copy6_loop
 	VZEROUPPER
 	RET
 
-// func copyScaled6(k int, src *float32, lds int, dst *float32, alpha float32)
+// func copy12(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
 // Requires: AVX
-TEXT ·copyScaled6(SB), NOSPLIT, $0-36
+TEXT ·copy12(SB), NOSPLIT, $0-44
 	MOVQ         k+0(FP), CX
 	MOVQ         src+8(FP), SI
 	MOVQ         lds+16(FP), R8
 	MOVQ         dst+24(FP), DI
+	MOVQ         mask+32(FP), DX
 	SHLQ         $0x02, R8
-	VBROADCASTSS alpha+32(FP), Y15
+	VBROADCASTSS alpha+40(FP), Y15
+	VMOVDQU      (DX), Y8
+	VMOVDQU      32(DX), X9
 
-copyScaled6_loop:
-	VMULPS  (SI), X15, X0
-	VMOVUPS X0, (DI)
-	VMOVSS  16(SI), X0
-	VMULSS  X15, X0, X0
-	VMOVSS  X0, 16(DI)
-	VMOVSS  20(SI), X0
-	VMULSS  X15, X0, X0
-	VMOVSS  X0, 20(DI)
-	ADDQ    R8, SI
-	ADDQ    $0x00000018, DI
-	DECQ    CX
-	JNZ     copyScaled6_loop
+copy12_loop:
+	VMASKMOVPS (SI), Y8, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	VMASKMOVPS 32(SI), X9, X0
+	VMULPS     X15, X0, X0
+	VMOVUPS    X0, 32(DI)
+	ADDQ       R8, SI
+	ADDQ       $0x00000030, DI
+	DECQ       CX
+	JNZ        copy12_loop
+	VZEROUPPER
+	RET
+
+// func copy16(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
+// Requires: AVX
+TEXT ·copy16(SB), NOSPLIT, $0-44
+	MOVQ         k+0(FP), CX
+	MOVQ         src+8(FP), SI
+	MOVQ         lds+16(FP), R8
+	MOVQ         dst+24(FP), DI
+	MOVQ         mask+32(FP), DX
+	SHLQ         $0x02, R8
+	VBROADCASTSS alpha+40(FP), Y15
+	VMOVDQU      (DX), Y8
+	VMOVDQU      32(DX), Y9
+
+copy16_loop:
+	VMASKMOVPS (SI), Y8, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	VMASKMOVPS 32(SI), Y9, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, 32(DI)
+	ADDQ       R8, SI
+	ADDQ       $0x00000040, DI
+	DECQ       CX
+	JNZ        copy16_loop
+	VZEROUPPER
+	RET
+
+// func copy32(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)
+// Requires: AVX
+TEXT ·copy32(SB), NOSPLIT, $0-44
+	MOVQ         k+0(FP), CX
+	MOVQ         src+8(FP), SI
+	MOVQ         lds+16(FP), R8
+	MOVQ         dst+24(FP), DI
+	MOVQ         mask+32(FP), DX
+	SHLQ         $0x02, R8
+	VBROADCASTSS alpha+40(FP), Y15
+	VMOVDQU      (DX), Y8
+	VMOVDQU      32(DX), Y9
+	VMOVDQU      64(DX), Y10
+	VMOVDQU      96(DX), Y11
+
+copy32_loop:
+	VMASKMOVPS (SI), Y8, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, (DI)
+	VMASKMOVPS 32(SI), Y9, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, 32(DI)
+	VMASKMOVPS 64(SI), Y10, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, 64(DI)
+	VMASKMOVPS 96(SI), Y11, Y0
+	VMULPS     Y15, Y0, Y0
+	VMOVUPS    Y0, 96(DI)
+	ADDQ       R8, SI
+	ADDQ       $0x00000080, DI
+	DECQ       CX
+	JNZ        copy32_loop
 	VZEROUPPER
 	RET

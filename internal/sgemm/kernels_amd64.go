@@ -10,13 +10,13 @@ func kernels() []kernel {
 	if cpu.X86.HasAVX512F {
 		ks = append(ks, kernel{
 			name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 2048,
-			tile: tileAVX512, transpose4: transpose4AVX, copyA: copyA12,
+			tile: tileAVX512, transpose: transposeAVX, copyA: copy12AVX, copyB: copy32AVX,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, kernel{
 			name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 2048,
-			tile: tileAVX2, transpose4: transpose4AVX, copyA: copyA6,
+			tile: tileAVX2, transpose: transposeAVX, copyA: copy6AVX, copyB: copy16AVX,
 		})
 	}
 	return append(ks, genericKernel())
@@ -34,17 +34,45 @@ func tileAVX2(k int, a, b, c []float32, ldc int, beta float32) {
 	kernelAVX2(k, &a[0], &b[0], &c[0], ldc, beta)
 }
 
-func transpose4AVX(n8 int, src []float32, lds int, dst []float32, ldd int, alpha float32) {
-	_, _ = src[3*lds+8*n8-1], dst[(8*n8-1)*ldd+3]
-	transpose4(n8, &src[0], lds, &dst[0], ldd, alpha)
+func transposeAVX(n4, n8 int, src []float32, lds int, dst []float32, ldd int, alpha, beta float32) {
+	_, _ = src[(4*n4-1)*lds+8*n8-1], dst[(8*n8-1)*ldd+4*n4-1]
+	transpose(n4, n8, &src[0], lds, &dst[0], ldd, alpha, beta)
 }
 
-func copyA12(k int, src []float32, lds int, dst []float32, alpha float32) {
-	_, _ = src[(k-1)*lds+11], dst[12*k-1]
-	copyScaled12(k, &src[0], lds, &dst[0], alpha)
+func copy6AVX(k int, src []float32, lds int, dst []float32, cols int, alpha float32) {
+	copyAVX(6, k, src, lds, dst, cols, alpha)
 }
 
-func copyA6(k int, src []float32, lds int, dst []float32, alpha float32) {
-	_, _ = src[(k-1)*lds+5], dst[6*k-1]
-	copyScaled6(k, &src[0], lds, &dst[0], alpha)
+func copy12AVX(k int, src []float32, lds int, dst []float32, cols int, alpha float32) {
+	copyAVX(12, k, src, lds, dst, cols, alpha)
+}
+
+func copy16AVX(k int, src []float32, lds int, dst []float32, cols int, alpha float32) {
+	copyAVX(16, k, src, lds, dst, cols, alpha)
+}
+
+func copy32AVX(k int, src []float32, lds int, dst []float32, cols int, alpha float32) {
+	copyAVX(32, k, src, lds, dst, cols, alpha)
+}
+
+// copyAVX copies k rows of cols floats into rows of w with the copy<w>
+// routine, which reads no lane past cols.
+func copyAVX(w, k int, src []float32, lds int, dst []float32, cols int, alpha float32) {
+	_, _ = src[(k-1)*lds+cols-1], dst[w*k-1]
+	var mask [32]int32
+	for i := range cols {
+		mask[i] = -1
+	}
+	switch w {
+	case 6:
+		copy6(k, &src[0], lds, &dst[0], &mask[0], alpha)
+	case 12:
+		copy12(k, &src[0], lds, &dst[0], &mask[0], alpha)
+	case 16:
+		copy16(k, &src[0], lds, &dst[0], &mask[0], alpha)
+	case 32:
+		copy32(k, &src[0], lds, &dst[0], &mask[0], alpha)
+	default:
+		panic("sgemm: no copy routine for this width")
+	}
 }

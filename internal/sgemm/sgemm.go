@@ -23,12 +23,14 @@ type kernel struct {
 	// c when beta is zero.
 	tile func(k int, a, b, c []float32, ldc int, beta float32)
 
-	// transpose4, if not nil, sets dst[c*ldd+r] = alpha·src[r*lds+c] for
-	// r < 4 and c < 8·n8.
-	transpose4 func(n8 int, src []float32, lds int, dst []float32, ldd int, alpha float32)
-	// copyA, if not nil, sets dst[l*mr+c] = alpha·src[l*lds+c] for l < k and
-	// c < mr.
-	copyA func(k int, src []float32, lds int, dst []float32, alpha float32)
+	// transpose, if not nil, sets dst[c*ldd+r] = alpha·src[r*lds+c] +
+	// beta·dst[c*ldd+r] for r < 4·n4 and c < 8·n8, not reading dst when beta
+	// is zero.
+	transpose func(n4, n8 int, src []float32, lds int, dst []float32, ldd int, alpha, beta float32)
+	// copyA and copyB, if not nil, set dst[l*w+c] = alpha·src[l*lds+c] for
+	// l < k and c < cols, and zero for cols <= c < w, where w is mr for copyA
+	// and nr for copyB.
+	copyA, copyB func(k int, src []float32, lds int, dst []float32, cols int, alpha float32)
 }
 
 // workspace holds one thread's packing buffers.
@@ -128,26 +130,26 @@ func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []f
 		ctx.run(&p)
 		return
 	}
-	var wg sync.WaitGroup
-	subs := make([]problem, parts)
-	for t := range subs {
+	part := func(t int) problem {
 		if splitN {
-			j0, j1 := partRange(n, ctx.kern.nr, parts, t)
-			subs[t] = p.cols(j0, j1)
-		} else {
-			i0, i1 := partRange(m, ctx.kern.mr, parts, t)
-			subs[t] = p.rows(i0, i1)
+			return p.cols(partRange(n, ctx.kern.nr, parts, t))
 		}
+		return p.rows(partRange(m, ctx.kern.mr, parts, t))
 	}
+	var wg sync.WaitGroup
 	wg.Add(parts - 1)
 	for t := 1; t < parts; t++ {
-		go func(sub *problem) {
-			defer wg.Done()
-			ctx.run(sub)
-		}(&subs[t])
+		go ctx.runPart(&wg, part(t))
 	}
-	ctx.run(&subs[0])
+	first := part(0)
+	ctx.run(&first)
 	wg.Wait()
+}
+
+// runPart computes p and marks it done in wg.
+func (ctx *Context) runPart(wg *sync.WaitGroup, p problem) {
+	defer wg.Done()
+	ctx.run(&p)
 }
 
 // swapped reports whether an m×n product wastes so much of the microkernel's
@@ -277,25 +279,37 @@ func (ctx *Context) run(p *problem) {
 	ws := ctx.getWorkspace()
 	defer ctx.putWorkspace(ws)
 	kr := &ctx.kern
-	kc := min(kr.kc, p.k)
-	ws.a = grow(ws.a, roundUp(min(kr.mc, p.m), kr.mr)*kc)
-	ws.b = grow(ws.b, roundUp(min(kr.nc, p.n), kr.nr)*kc)
-	for jc := 0; jc < p.n; jc += kr.nc {
-		nb := min(kr.nc, p.n-jc)
-		for pc := 0; pc < p.k; pc += kr.kc {
-			kb := min(kr.kc, p.k-pc)
+	// Blocks of equal size, so that no thin last block pays the loop overheads
+	// for little work.
+	kc := blockSize(p.k, kr.kc, 4)
+	mc := blockSize(p.m, kr.mc, kr.mr)
+	nc := blockSize(p.n, kr.nc, kr.nr)
+	ws.a = grow(ws.a, roundUp(mc, kr.mr)*kc)
+	ws.b = grow(ws.b, roundUp(nc, kr.nr)*kc)
+	for jc := 0; jc < p.n; jc += nc {
+		nb := min(nc, p.n-jc)
+		for pc := 0; pc < p.k; pc += kc {
+			kb := min(kc, p.k-pc)
 			kr.packB(ws.b, p, pc, kb, jc, nb)
 			beta := p.beta
 			if pc > 0 {
 				beta = 1
 			}
-			for ic := 0; ic < p.m; ic += kr.mc {
-				mb := min(kr.mc, p.m-ic)
+			for ic := 0; ic < p.m; ic += mc {
+				mb := min(mc, p.m-ic)
 				kr.packA(ws.a, p, ic, mb, pc, kb)
 				ctx.macro(ws, p, mb, nb, kb, p.c[p.at(ic, jc):], beta)
 			}
 		}
 	}
+}
+
+// blockSize returns the size of the blocks n is cut into: as few as blocks of
+// at most limit allow, of equal size rounded up to a multiple of align (limit
+// is a multiple of align).
+func blockSize(n, limit, align int) int {
+	blocks := (n + limit - 1) / limit
+	return roundUp((n+blocks-1)/blocks, align)
 }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
@@ -314,7 +328,7 @@ func (ctx *Context) macro(ws *workspace, p *problem, mb, nb, kb int, c []float32
 			switch {
 			case p.transC:
 				kr.tile(kb, ap, bp, ws.edge, nr, 0)
-				mergeTransposed(c[jr*ldc+ir:], ldc, ws.edge, nr, rows, cols, beta)
+				kr.transposeInto(c[jr*ldc+ir:], ldc, ws.edge, nr, rows, cols, 1, beta)
 			case rows == mr && cols == nr:
 				kr.tile(kb, ap, bp, c[ir*ldc+jr:], ldc, beta)
 			default:
@@ -336,23 +350,6 @@ func merge(c []float32, ldc int, t []float32, ldt, rows, cols int, beta float32)
 		}
 		for j, v := range ti {
 			ci[j] = v + beta*ci[j]
-		}
-	}
-}
-
-// mergeTransposed writes the transpose of the top-left rows×cols of the tile
-// t into C: C = tᵀ + beta·C.
-func mergeTransposed(c []float32, ldc int, t []float32, ldt, rows, cols int, beta float32) {
-	for j := 0; j < cols; j++ {
-		cj := c[j*ldc : j*ldc+rows]
-		if beta == 0 {
-			for i := range cj {
-				cj[i] = t[i*ldt+j]
-			}
-			continue
-		}
-		for i := range cj {
-			cj[i] = t[i*ldt+j] + beta*cj[i]
 		}
 	}
 }
@@ -381,22 +378,22 @@ func (kr *kernel) packA(dst []float32, p *problem, ic, mb, pc, kb int) {
 		sliver := dst[ir*kb : (ir+mr)*kb]
 		if !p.transA {
 			// op(A)[i][l] = a[i*lda+l]: rows are contiguous and become columns.
-			kr.transpose(sliver, mr, p.a[(ic+ir)*p.lda+pc:], p.lda, rows, kb, p.alpha)
+			kr.transposeInto(sliver, mr, p.a[(ic+ir)*p.lda+pc:], p.lda, rows, kb, p.alpha, 0)
 			zeroRows(sliver, mr, rows, kb)
 			continue
 		}
 		// op(A)[i][l] = a[l*lda+i]: each column of op(A) is contiguous.
 		src := p.a[pc*p.lda+ic+ir:]
-		if rows == mr && kr.copyA != nil {
-			kr.copyA(kb, src, p.lda, sliver, p.alpha)
+		if kr.copyA != nil {
+			kr.copyA(kb, src, p.lda, sliver, rows, p.alpha)
 			continue
 		}
+		clear(sliver)
 		for l := 0; l < kb; l++ {
-			d := sliver[l*mr : l*mr+mr]
+			d := sliver[l*mr : l*mr+rows]
 			for r, v := range src[l*p.lda : l*p.lda+rows] {
 				d[r] = p.alpha * v
 			}
-			clear(d[rows:])
 		}
 	}
 }
@@ -411,12 +408,16 @@ func (kr *kernel) packB(dst []float32, p *problem, pc, kb, jc, nb int) {
 		sliver := dst[jr*kb : (jr+nr)*kb]
 		if p.transB {
 			// op(B)[l][j] = b[j*ldb+l]: columns are contiguous and become rows.
-			kr.transpose(sliver, nr, p.b[(jc+jr)*p.ldb+pc:], p.ldb, cols, kb, 1)
+			kr.transposeInto(sliver, nr, p.b[(jc+jr)*p.ldb+pc:], p.ldb, cols, kb, 1, 0)
 			zeroRows(sliver, nr, cols, kb)
 			continue
 		}
 		// op(B)[l][j] = b[l*ldb+j]: each row is contiguous.
 		src := p.b[pc*p.ldb+jc+jr:]
+		if kr.copyB != nil {
+			kr.copyB(kb, src, p.ldb, sliver, cols, 1)
+			continue
+		}
 		for l := 0; l < kb; l++ {
 			d := sliver[l*nr : l*nr+nr]
 			copy(d, src[l*p.ldb:l*p.ldb+cols])
@@ -425,22 +426,25 @@ func (kr *kernel) packB(dst []float32, p *problem, pc, kb, jc, nb int) {
 	}
 }
 
-// transpose sets dst[c*ldd+r] = alpha·src[r*lds+c] for r < rows, c < cols.
-func (kr *kernel) transpose(dst []float32, ldd int, src []float32, lds, rows, cols int, alpha float32) {
-	r := 0
-	if n8 := cols / 8; kr.transpose4 != nil && n8 > 0 {
-		for ; r+4 <= rows; r += 4 {
-			kr.transpose4(n8, src[r*lds:], lds, dst[r:], ldd, alpha)
-			for rr := r; rr < r+4; rr++ {
-				for c, v := range src[rr*lds+8*n8 : rr*lds+cols] {
-					dst[(8*n8+c)*ldd+rr] = alpha * v
-				}
-			}
-		}
+// transposeInto sets dst[c*ldd+r] = alpha·src[r*lds+c] + beta·dst[c*ldd+r]
+// for r < rows and c < cols, not reading dst when beta is zero.
+func (kr *kernel) transposeInto(dst []float32, ldd int, src []float32, lds, rows, cols int, alpha, beta float32) {
+	r0, c0 := 0, 0
+	if n4, n8 := rows/4, cols/8; kr.transpose != nil && n4 > 0 && n8 > 0 {
+		kr.transpose(n4, n8, src, lds, dst, ldd, alpha, beta)
+		r0, c0 = 4*n4, 8*n8
 	}
-	for ; r < rows; r++ {
-		for c, v := range src[r*lds : r*lds+cols] {
-			dst[c*ldd+r] = alpha * v
+	for r := 0; r < rows; r++ {
+		c := c0 // the columns left by the assembly in its rows, all columns below them
+		if r >= r0 {
+			c = 0
+		}
+		for ; c < cols; c++ {
+			v := alpha * src[r*lds+c]
+			if beta != 0 {
+				v += beta * dst[c*ldd+r]
+			}
+			dst[c*ldd+r] = v
 		}
 	}
 }

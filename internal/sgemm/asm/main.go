@@ -18,6 +18,7 @@ import (
 	"fmt"
 
 	. "github.com/mmcloughlin/avo/build"
+	"github.com/mmcloughlin/avo/gotypes"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
 )
@@ -28,9 +29,10 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 	genKernel(avx512)
 	genKernel(avx2)
-	genTranspose4()
-	genCopyScaled(12)
-	genCopyScaled(6)
+	genTranspose()
+	for _, w := range []int{6, 12, 16, 32} {
+		genCopy(w)
+	}
 	Generate()
 }
 
@@ -150,10 +152,7 @@ func genKernel(s isa) {
 	JMP(LabelRef(s.name + "_tail"))
 
 	Label(s.name + "_store")
-	beta, err := Param("beta").Resolve()
-	if err != nil {
-		panic(err)
-	}
+	beta := resolve("beta")
 	bits := GP32()
 	MOVL(beta.Addr, bits)
 	SHLL(Imm(1), bits) // drop the sign: -0 counts as zero
@@ -188,104 +187,154 @@ func genKernel(s isa) {
 	RET()
 }
 
-// genTranspose4 emits transpose4, which packs 4 rows of a matrix into columns:
+// genTranspose emits transpose, which packs rows of a matrix into columns or
+// merges a transposed tile into C:
 //
-//	dst[c*ldd+r] = alpha * src[r*lds+c]  for r < 4, c < 8*n8.
+//	dst[c*ldd+r] = alpha*src[r*lds+c] + beta*dst[c*ldd+r]  for r < 4*n4, c < 8*n8,
 //
-// Each step loads a 4×8 block, transposes it with unpack and shuffle, and
-// writes eight 4-float columns. It uses AVX only, so every amd64 kernel can
-// use it.
-func genTranspose4() {
-	TEXT("transpose4", NOSPLIT, "func(n8 int, src *float32, lds int, dst *float32, ldd int, alpha float32)")
+// where dst is not read when beta is zero. Each step loads a 4×8 block,
+// transposes it with unpack and shuffle, and writes eight 4-float columns. The
+// steps go down all the rows before moving to the next eight columns, so that
+// the destination lines are complete before they leave the L1 cache. It uses
+// AVX and FMA only, so every amd64 kernel can use it.
+func genTranspose() {
+	TEXT("transpose", NOSPLIT, "func(n4, n8 int, src *float32, lds int, dst *float32, ldd int, alpha, beta float32)")
 	Pragma("noescape")
-	Doc("transpose4 sets dst[c*ldd+r] = alpha*src[r*lds+c] for r < 4 and c < 8*n8.")
-	n, src, lds, dst, ldd := RCX, RSI, R8, RDI, R9
-	Load(Param("n8"), n)
-	Load(Param("src"), src)
+	Doc("transpose sets dst[c*ldd+r] = alpha*src[r*lds+c] + beta*dst[c*ldd+r] for r < 4*n4 and c < 8*n8,",
+		"without reading dst when beta is zero.")
+	n4, n8, srcCol, lds, dstCol, ldd := RBX, RCX, RSI, R8, RDI, R9
+	Load(Param("n4"), n4)
+	Load(Param("n8"), n8)
+	Load(Param("src"), srcCol)
 	Load(Param("lds"), lds)
-	Load(Param("dst"), dst)
+	Load(Param("dst"), dstCol)
 	Load(Param("ldd"), ldd)
 	SHLQ(Imm(2), lds)
 	SHLQ(Imm(2), ldd)
-	lds3, ldd3, dst4 := R10, R11, R12
+	lds3, ldd3 := R10, R11
 	LEAQ(Mem{Base: lds, Index: lds, Scale: 2}, lds3)
 	LEAQ(Mem{Base: ldd, Index: ldd, Scale: 2}, ldd3)
-	alpha, err := Param("alpha").Resolve()
-	if err != nil {
-		panic(err)
-	}
+	alpha, beta := resolve("alpha"), resolve("beta")
 	VBROADCASTSS(alpha.Addr, Y15)
+	VBROADCASTSS(beta.Addr, Y14)
+	src, dst, dst4, rows := RAX, RDX, R12, R13
+	MOVL(beta.Addr, EAX)
+	SHLL(Imm(1), EAX) // drop the sign: -0 counts as zero
+	JNZ(LabelRef("transpose_accumulate"))
 
-	Label("transpose4_loop")
-	VMOVUPS(Mem{Base: src}, Y0)
-	VMOVUPS(Mem{Base: src, Index: lds, Scale: 1}, Y1)
-	VMOVUPS(Mem{Base: src, Index: lds, Scale: 2}, Y2)
-	VMOVUPS(Mem{Base: src, Index: lds3, Scale: 1}, Y3)
-	VUNPCKLPS(Y1, Y0, Y4) // r0c0 r1c0 r0c1 r1c1 | columns 4, 5
-	VUNPCKHPS(Y1, Y0, Y5) // columns 2, 3 | 6, 7
-	VUNPCKLPS(Y3, Y2, Y6)
-	VUNPCKHPS(Y3, Y2, Y7)
-	VSHUFPS(Imm(0x44), Y6, Y4, Y0) // column 0 | column 4
-	VSHUFPS(Imm(0xee), Y6, Y4, Y1) // column 1 | column 5
-	VSHUFPS(Imm(0x44), Y7, Y5, Y2) // column 2 | column 6
-	VSHUFPS(Imm(0xee), Y7, Y5, Y3) // column 3 | column 7
-	for _, y := range []VecPhysical{Y0, Y1, Y2, Y3} {
-		VMULPS(Y15, y, y)
+	for _, acc := range []bool{false, true} {
+		name := "transpose_overwrite"
+		if acc {
+			name = "transpose_accumulate"
+		}
+		Label(name)
+		MOVQ(srcCol, src)
+		MOVQ(dstCol, dst)
+		MOVQ(n4, rows)
+		Label(name + "_rows")
+		VMOVUPS(Mem{Base: src}, Y0)
+		VMOVUPS(Mem{Base: src, Index: lds, Scale: 1}, Y1)
+		VMOVUPS(Mem{Base: src, Index: lds, Scale: 2}, Y2)
+		VMOVUPS(Mem{Base: src, Index: lds3, Scale: 1}, Y3)
+		VUNPCKLPS(Y1, Y0, Y4) // r0c0 r1c0 r0c1 r1c1 | columns 4, 5
+		VUNPCKHPS(Y1, Y0, Y5) // columns 2, 3 | 6, 7
+		VUNPCKLPS(Y3, Y2, Y6)
+		VUNPCKHPS(Y3, Y2, Y7)
+		VSHUFPS(Imm(0x44), Y6, Y4, Y0) // column 0 | column 4
+		VSHUFPS(Imm(0xee), Y6, Y4, Y1) // column 1 | column 5
+		VSHUFPS(Imm(0x44), Y7, Y5, Y2) // column 2 | column 6
+		VSHUFPS(Imm(0xee), Y7, Y5, Y3) // column 3 | column 7
+		for _, y := range []VecPhysical{Y0, Y1, Y2, Y3} {
+			VMULPS(Y15, y, y)
+		}
+		LEAQ(Mem{Base: dst, Index: ldd, Scale: 4}, dst4)
+		cols := []VecPhysical{X0, X1, X2, X3, X4, X5, X6, X7}
+		for i, y := range []VecPhysical{Y0, Y1, Y2, Y3} {
+			VEXTRACTF128(Imm(1), y, cols[4+i])
+		}
+		for i, x := range cols {
+			base := dst
+			if i >= 4 {
+				base = dst4
+			}
+			m := []Mem{{Base: base}, {Base: base, Index: ldd, Scale: 1},
+				{Base: base, Index: ldd, Scale: 2}, {Base: base, Index: ldd3, Scale: 1}}[i%4]
+			if acc {
+				VFMADD231PS(m, X14, x)
+			}
+			VMOVUPS(x, m)
+		}
+		LEAQ(Mem{Base: src, Index: lds, Scale: 4}, src)
+		ADDQ(Imm(16), dst)
+		DECQ(rows)
+		JNZ(LabelRef(name + "_rows"))
+		ADDQ(Imm(32), srcCol)
+		LEAQ(Mem{Base: dstCol, Index: ldd, Scale: 8}, dstCol)
+		DECQ(n8)
+		JNZ(LabelRef(name))
+		VZEROUPPER()
+		RET()
 	}
-	LEAQ(Mem{Base: dst, Index: ldd, Scale: 4}, dst4)
-	VMOVUPS(X0, Mem{Base: dst})
-	VMOVUPS(X1, Mem{Base: dst, Index: ldd, Scale: 1})
-	VMOVUPS(X2, Mem{Base: dst, Index: ldd, Scale: 2})
-	VMOVUPS(X3, Mem{Base: dst, Index: ldd3, Scale: 1})
-	VEXTRACTF128(Imm(1), Y0, Mem{Base: dst4})
-	VEXTRACTF128(Imm(1), Y1, Mem{Base: dst4, Index: ldd, Scale: 1})
-	VEXTRACTF128(Imm(1), Y2, Mem{Base: dst4, Index: ldd, Scale: 2})
-	VEXTRACTF128(Imm(1), Y3, Mem{Base: dst4, Index: ldd3, Scale: 1})
-	ADDQ(Imm(32), src)
-	LEAQ(Mem{Base: dst4, Index: ldd, Scale: 4}, dst)
-	DECQ(n)
-	JNZ(LabelRef("transpose4_loop"))
-	VZEROUPPER()
-	RET()
 }
 
-// genCopyScaled emits copyScaled<w>, which copies k rows of w floats into a
-// dense block, scaling them:
+// genCopy emits copy<w>, which copies k rows of up to w floats into a dense
+// block of rows of w, scaling them and zeroing the lanes that mask leaves out:
 //
-//	dst[l*w+c] = alpha * src[l*lds+c]  for l < k, c < w.
-func genCopyScaled(w int) {
-	name := fmt.Sprintf("copyScaled%d", w)
-	TEXT(name, NOSPLIT, "func(k int, src *float32, lds int, dst *float32, alpha float32)")
+//	dst[l*w+c] = alpha * src[l*lds+c]  if mask[c] != 0, else 0,  for l < k, c < w.
+//
+// mask holds w int32s, all ones for the lanes to copy. Masked loads do not
+// touch the memory of the lanes left out.
+func genCopy(w int) {
+	name := fmt.Sprintf("copy%d", w)
+	TEXT(name, NOSPLIT, "func(k int, src *float32, lds int, dst *float32, mask *int32, alpha float32)")
 	Pragma("noescape")
-	Doc(fmt.Sprintf("%s sets dst[l*%d+c] = alpha*src[l*lds+c] for l < k and c < %d.", name, w, w))
-	n, src, lds, dst := RCX, RSI, R8, RDI
+	Doc(fmt.Sprintf("%s sets dst[l*%d+c] = alpha*src[l*lds+c] for l < k and c < %d where mask[c] != 0, and 0 elsewhere.", name, w, w))
+	n, src, lds, dst, mask := RCX, RSI, R8, RDI, RDX
 	Load(Param("k"), n)
 	Load(Param("src"), src)
 	Load(Param("lds"), lds)
 	Load(Param("dst"), dst)
+	Load(Param("mask"), mask)
 	SHLQ(Imm(2), lds)
-	alpha, err := Param("alpha").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	VBROADCASTSS(alpha.Addr, Y15)
-	Label(name + "_loop")
+	VBROADCASTSS(resolve("alpha").Addr, Y15)
+
+	// Chunks of 8, 4 and 2 lanes, each with its mask in a register.
+	type chunk struct{ off, lanes int }
+	var chunks []chunk
 	for off := 0; off < w; {
-		m, d := Mem{Base: src, Disp: 4 * off}, Mem{Base: dst, Disp: 4 * off}
-		switch {
-		case w-off >= 8:
-			VMULPS(m, Y15, Y0)
+		lanes := 8
+		for lanes > w-off {
+			lanes /= 2
+		}
+		chunks = append(chunks, chunk{off, lanes})
+		off += lanes
+	}
+	masks := []VecPhysical{Y8, Y9, Y10, Y11}
+	for i, ch := range chunks {
+		if ch.lanes == 8 {
+			VMOVDQU(Mem{Base: mask, Disp: 4 * ch.off}, masks[i])
+		} else {
+			VMOVDQU(Mem{Base: mask, Disp: 4 * ch.off}, masks[i].AsX())
+		}
+	}
+	Label(name + "_loop")
+	for i, ch := range chunks {
+		m, d := Mem{Base: src, Disp: 4 * ch.off}, Mem{Base: dst, Disp: 4 * ch.off}
+		switch ch.lanes {
+		case 8:
+			VMASKMOVPS(m, masks[i], Y0)
+			VMULPS(Y15, Y0, Y0)
 			VMOVUPS(Y0, d)
-			off += 8
-		case w-off >= 4:
-			VMULPS(m, X15, X0)
+		case 4:
+			VMASKMOVPS(m, masks[i].AsX(), X0)
+			VMULPS(X15, X0, X0)
 			VMOVUPS(X0, d)
-			off += 4
+		case 2:
+			VMASKMOVPS(m, masks[i].AsX(), X0)
+			VMULPS(X15, X0, X0)
+			VMOVSD(X0, d)
 		default:
-			VMOVSS(m, X0)
-			VMULSS(X15, X0, X0)
-			VMOVSS(X0, d)
-			off++
+			panic("copy width must be even")
 		}
 	}
 	ADDQ(lds, src)
@@ -294,4 +343,12 @@ func genCopyScaled(w int) {
 	JNZ(LabelRef(name + "_loop"))
 	VZEROUPPER()
 	RET()
+}
+
+func resolve(param string) *gotypes.Basic {
+	b, err := Param(param).Resolve()
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
