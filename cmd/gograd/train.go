@@ -518,10 +518,18 @@ func (t *trainer) run(ctx context.Context) error {
 		}
 	}
 	last := metrics[len(metrics)-1]
-	fmt.Fprintf(w, "done: test accuracy %s after %d epochs (%s this session)\n", pct(last.TestAcc), cfg.Epochs,
+	fmt.Fprintf(w, "done: test accuracy %s after %s (%s this session)\n", pct(last.TestAcc), plural(cfg.Epochs, "epoch"),
 		time.Since(runStart).Round(time.Second))
 	fmt.Fprintf(w, "wrote %s: %s\n", t.dir, strings.Join(runFiles, ", "))
 	return nil
+}
+
+// plural formats n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func valText(r metricsRow, hasVal bool) string {
