@@ -97,7 +97,7 @@ func BenchmarkTile(b *testing.B) {
 			pa, pb := randMatrix(rng, k.kc, k.mr), randMatrix(rng, k.kc, k.nr)
 			c := make([]float32, k.mr*k.nr)
 			for b.Loop() {
-				k.tile(k.kc, pa, pb, c, k.nr, 1)
+				k.tile(k.kc, pa, pb, k.nr, c, k.nr, 1)
 			}
 			flops := 2 * float64(k.mr*k.nr*k.kc) * float64(b.N)
 			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")

@@ -7,12 +7,12 @@ package sgemm
 // kernelAVX512 computes a 12x32 tile: C = A·B + beta·C (C is not read when beta == 0).
 //
 //go:noescape
-func kernelAVX512(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
+func kernelAVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int, beta float32)
 
 // kernelAVX2 computes a 6x16 tile: C = A·B + beta·C (C is not read when beta == 0).
 //
 //go:noescape
-func kernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
+func kernelAVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, beta float32)
 
 // transpose sets dst[c*ldd+r] = alpha*src[r*lds+c] + beta*dst[c*ldd+r] for r < 4*n4 and c < 8*n8,
 // without reading dst when beta is zero.

@@ -4,16 +4,19 @@
 
 #include "textflag.h"
 
-// func kernelAVX512(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
+// func kernelAVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int, beta float32)
 // Requires: AVX, AVX512F, MMX+
-TEXT ·kernelAVX512(SB), NOSPLIT, $0-44
+TEXT ·kernelAVX512(SB), NOSPLIT, $0-52
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R8
+	SHLQ $0x02, R8
+	LEAQ (R8)(R8*2), R9
 
 	// Prefetch the C tile: its rows are far apart and likely not cached.
-	MOVQ       c+24(FP), DX
-	MOVQ       ldc+32(FP), BX
+	MOVQ       c+32(FP), DX
+	MOVQ       ldc+40(FP), BX
 	SHLQ       $0x02, BX
 	MOVQ       DX, AX
 	PREFETCHT0 (AX)
@@ -118,8 +121,8 @@ kernelAVX512_loop:
 	VFMADD231PS.BCST 40(SI), Z25, Z21
 	VFMADD231PS.BCST 44(SI), Z24, Z22
 	VFMADD231PS.BCST 44(SI), Z25, Z23
-	VMOVUPS          128(DI), Z24
-	VMOVUPS          192(DI), Z25
+	VMOVUPS          (DI)(R8*1), Z24
+	VMOVUPS          64(DI)(R8*1), Z25
 	VFMADD231PS.BCST 48(SI), Z24, Z0
 	VFMADD231PS.BCST 48(SI), Z25, Z1
 	VFMADD231PS.BCST 52(SI), Z24, Z2
@@ -144,8 +147,8 @@ kernelAVX512_loop:
 	VFMADD231PS.BCST 88(SI), Z25, Z21
 	VFMADD231PS.BCST 92(SI), Z24, Z22
 	VFMADD231PS.BCST 92(SI), Z25, Z23
-	VMOVUPS          256(DI), Z24
-	VMOVUPS          320(DI), Z25
+	VMOVUPS          (DI)(R8*2), Z24
+	VMOVUPS          64(DI)(R8*2), Z25
 	VFMADD231PS.BCST 96(SI), Z24, Z0
 	VFMADD231PS.BCST 96(SI), Z25, Z1
 	VFMADD231PS.BCST 100(SI), Z24, Z2
@@ -170,8 +173,8 @@ kernelAVX512_loop:
 	VFMADD231PS.BCST 136(SI), Z25, Z21
 	VFMADD231PS.BCST 140(SI), Z24, Z22
 	VFMADD231PS.BCST 140(SI), Z25, Z23
-	VMOVUPS          384(DI), Z24
-	VMOVUPS          448(DI), Z25
+	VMOVUPS          (DI)(R9*1), Z24
+	VMOVUPS          64(DI)(R9*1), Z25
 	VFMADD231PS.BCST 144(SI), Z24, Z0
 	VFMADD231PS.BCST 144(SI), Z25, Z1
 	VFMADD231PS.BCST 148(SI), Z24, Z2
@@ -197,7 +200,7 @@ kernelAVX512_loop:
 	VFMADD231PS.BCST 188(SI), Z24, Z22
 	VFMADD231PS.BCST 188(SI), Z25, Z23
 	ADDQ             $0x000000c0, SI
-	ADDQ             $0x00000200, DI
+	LEAQ             (DI)(R8*4), DI
 	SUBQ             $0x04, CX
 	JMP              kernelAVX512_loop
 
@@ -232,12 +235,12 @@ kernelAVX512_tail:
 	VFMADD231PS.BCST 44(SI), Z24, Z22
 	VFMADD231PS.BCST 44(SI), Z25, Z23
 	ADDQ             $0x00000030, SI
-	ADDQ             $0x00000080, DI
+	ADDQ             R8, DI
 	DECQ             CX
 	JMP              kernelAVX512_tail
 
 kernelAVX512_store:
-	MOVL beta+40(FP), AX
+	MOVL beta+48(FP), AX
 	SHLL $0x01, AX
 	JNZ  kernelAVX512_accumulate
 
@@ -282,7 +285,7 @@ kernelAVX512_store:
 
 	// C = A·B + beta·C.
 kernelAVX512_accumulate:
-	VBROADCASTSS beta+40(FP), Z26
+	VBROADCASTSS beta+48(FP), Z26
 	VFMADD231PS  (DX), Z26, Z0
 	VMOVUPS      Z0, (DX)
 	VFMADD231PS  64(DX), Z26, Z1
@@ -345,16 +348,19 @@ kernelAVX512_accumulate:
 	VZEROUPPER
 	RET
 
-// func kernelAVX2(k int, a *float32, b *float32, c *float32, ldc int, beta float32)
+// func kernelAVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, beta float32)
 // Requires: AVX, FMA3, MMX+
-TEXT ·kernelAVX2(SB), NOSPLIT, $0-44
+TEXT ·kernelAVX2(SB), NOSPLIT, $0-52
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R8
+	SHLQ $0x02, R8
+	LEAQ (R8)(R8*2), R9
 
 	// Prefetch the C tile: its rows are far apart and likely not cached.
-	MOVQ       c+24(FP), DX
-	MOVQ       ldc+32(FP), BX
+	MOVQ       c+32(FP), DX
+	MOVQ       ldc+40(FP), BX
 	SHLQ       $0x02, BX
 	MOVQ       DX, AX
 	PREFETCHT0 (AX)
@@ -411,8 +417,8 @@ kernelAVX2_loop:
 	VBROADCASTSS 20(SI), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	VMOVUPS      64(DI), Y12
-	VMOVUPS      96(DI), Y13
+	VMOVUPS      (DI)(R8*1), Y12
+	VMOVUPS      32(DI)(R8*1), Y13
 	VBROADCASTSS 24(SI), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -431,8 +437,8 @@ kernelAVX2_loop:
 	VBROADCASTSS 44(SI), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	VMOVUPS      128(DI), Y12
-	VMOVUPS      160(DI), Y13
+	VMOVUPS      (DI)(R8*2), Y12
+	VMOVUPS      32(DI)(R8*2), Y13
 	VBROADCASTSS 48(SI), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -451,8 +457,8 @@ kernelAVX2_loop:
 	VBROADCASTSS 68(SI), Y14
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
-	VMOVUPS      192(DI), Y12
-	VMOVUPS      224(DI), Y13
+	VMOVUPS      (DI)(R9*1), Y12
+	VMOVUPS      32(DI)(R9*1), Y13
 	VBROADCASTSS 72(SI), Y14
 	VFMADD231PS  Y12, Y14, Y0
 	VFMADD231PS  Y13, Y14, Y1
@@ -472,7 +478,7 @@ kernelAVX2_loop:
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
 	ADDQ         $0x00000060, SI
-	ADDQ         $0x00000100, DI
+	LEAQ         (DI)(R8*4), DI
 	SUBQ         $0x04, CX
 	JMP          kernelAVX2_loop
 
@@ -501,12 +507,12 @@ kernelAVX2_tail:
 	VFMADD231PS  Y12, Y14, Y10
 	VFMADD231PS  Y13, Y14, Y11
 	ADDQ         $0x00000018, SI
-	ADDQ         $0x00000040, DI
+	ADDQ         R8, DI
 	DECQ         CX
 	JMP          kernelAVX2_tail
 
 kernelAVX2_store:
-	MOVL beta+40(FP), AX
+	MOVL beta+48(FP), AX
 	SHLL $0x01, AX
 	JNZ  kernelAVX2_accumulate
 
@@ -533,7 +539,7 @@ kernelAVX2_store:
 
 	// C = A·B + beta·C.
 kernelAVX2_accumulate:
-	VBROADCASTSS beta+40(FP), Y14
+	VBROADCASTSS beta+48(FP), Y14
 	VFMADD231PS  (DX), Y14, Y0
 	VMOVUPS      Y0, (DX)
 	VFMADD231PS  32(DX), Y14, Y1

@@ -6,16 +6,16 @@ func genericKernel() kernel {
 }
 
 // tileGeneric computes the 4×4 tile c = a·b + beta·c from k packed columns of
-// a and k packed rows of b, keeping the sixteen sums in registers.
-func tileGeneric(k int, a, b, c []float32, ldc int, beta float32) {
+// a and k rows of b, ldb apart, keeping the sixteen sums in registers.
+func tileGeneric(k int, a, b []float32, ldb int, c []float32, ldc int, beta float32) {
 	var c00, c01, c02, c03 float32
 	var c10, c11, c12, c13 float32
 	var c20, c21, c22, c23 float32
 	var c30, c31, c32, c33 float32
-	a, b = a[:4*k], b[:4*k]
-	for l := 0; l < len(a); l += 4 {
-		al := a[l : l+4 : l+4]
-		bl := b[l : l+4 : l+4]
+	a = a[:4*k]
+	for l := 0; l < k; l++ {
+		al := a[4*l : 4*l+4 : 4*l+4]
+		bl := b[l*ldb : l*ldb+4 : l*ldb+4]
 		a0, a1, a2, a3 := al[0], al[1], al[2], al[3]
 		b0, b1, b2, b3 := bl[0], bl[1], bl[2], bl[3]
 		c00 += a0 * b0

@@ -24,14 +24,14 @@ func kernels() []kernel {
 
 // The wrappers below check that the assembly stays inside the slices.
 
-func tileAVX512(k int, a, b, c []float32, ldc int, beta float32) {
-	_, _, _ = a[12*k-1], b[32*k-1], c[11*ldc+31]
-	kernelAVX512(k, &a[0], &b[0], &c[0], ldc, beta)
+func tileAVX512(k int, a, b []float32, ldb int, c []float32, ldc int, beta float32) {
+	_, _, _ = a[12*k-1], b[(k-1)*ldb+31], c[11*ldc+31]
+	kernelAVX512(k, &a[0], &b[0], ldb, &c[0], ldc, beta)
 }
 
-func tileAVX2(k int, a, b, c []float32, ldc int, beta float32) {
-	_, _, _ = a[6*k-1], b[16*k-1], c[5*ldc+15]
-	kernelAVX2(k, &a[0], &b[0], &c[0], ldc, beta)
+func tileAVX2(k int, a, b []float32, ldb int, c []float32, ldc int, beta float32) {
+	_, _, _ = a[6*k-1], b[(k-1)*ldb+15], c[5*ldc+15]
+	kernelAVX2(k, &a[0], &b[0], ldb, &c[0], ldc, beta)
 }
 
 func transposeAVX(n4, n8 int, src []float32, lds int, dst []float32, ldd int, alpha, beta float32) {

@@ -19,9 +19,9 @@ type kernel struct {
 	nc     int // columns of a packed panel of op(B), a multiple of nr
 
 	// tile computes the mr×nr tile c = a·b + beta·c from k packed columns of a
-	// (mr values each) and k packed rows of b (nr values each). It does not read
-	// c when beta is zero.
-	tile func(k int, a, b, c []float32, ldc int, beta float32)
+	// (mr values each) and k rows of b (nr values each, ldb apart; packed when
+	// ldb == nr). It does not read c when beta is zero.
+	tile func(k int, a, b []float32, ldb int, c []float32, ldc int, beta float32)
 
 	// transpose, if not nil, sets dst[c*ldd+r] = alpha·src[r*lds+c] +
 	// beta·dst[c*ldd+r] for r < 4·n4 and c < 8·n8, not reading dst when beta
@@ -286,11 +286,16 @@ func (ctx *Context) run(p *problem) {
 	nc := blockSize(p.n, kr.nc, kr.nr)
 	ws.a = grow(ws.a, roundUp(mc, kr.mr)*kc)
 	ws.b = grow(ws.b, roundUp(nc, kr.nr)*kc)
+	// When op(B) is not transposed and C has a single row of tiles, each
+	// sliver of op(B) is read once: the microkernel reads it in place.
+	direct := !p.transB && p.m <= kr.mr
 	for jc := 0; jc < p.n; jc += nc {
 		nb := min(nc, p.n-jc)
 		for pc := 0; pc < p.k; pc += kc {
 			kb := min(kc, p.k-pc)
-			kr.packB(ws.b, p, pc, kb, jc, nb)
+			if !direct {
+				kr.packB(ws.b, p, pc, kb, jc, nb)
+			}
 			beta := p.beta
 			if pc > 0 {
 				beta = 1
@@ -298,7 +303,7 @@ func (ctx *Context) run(p *problem) {
 			for ic := 0; ic < p.m; ic += mc {
 				mb := min(mc, p.m-ic)
 				kr.packA(ws.a, p, ic, mb, pc, kb)
-				ctx.macro(ws, p, mb, nb, kb, p.c[p.at(ic, jc):], beta)
+				ctx.macro(ws, p, ic, jc, pc, mb, nb, kb, beta, direct)
 			}
 		}
 	}
@@ -314,25 +319,35 @@ func blockSize(n, limit, align int) int {
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
-// macro multiplies a packed mb×kb block of op(A) by a packed kb×nb panel of
-// op(B) into C, one microkernel tile at a time.
-func (ctx *Context) macro(ws *workspace, p *problem, mb, nb, kb int, c []float32, beta float32) {
+// macro multiplies the packed mb×kb block of op(A) at (ic, pc) by the kb×nb
+// panel of op(B) at (pc, jc) into C, one microkernel tile at a time. The
+// panel is packed, or read in place when direct is set.
+func (ctx *Context) macro(ws *workspace, p *problem, ic, jc, pc, mb, nb, kb int, beta float32, direct bool) {
 	kr := &ctx.kern
 	mr, nr, ldc := kr.mr, kr.nr, p.ldc
+	c := p.c[p.at(ic, jc):]
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
-		bp := ws.b[jr*kb : (jr+nr)*kb]
+		bp, ldb := ws.b[jr*kb:(jr+nr)*kb], nr
+		if direct {
+			if cols == nr {
+				bp, ldb = p.b[pc*p.ldb+jc+jr:], p.ldb
+			} else {
+				kr.packB(ws.b, p, pc, kb, jc+jr, cols)
+				bp = ws.b[:nr*kb]
+			}
+		}
 		for ir := 0; ir < mb; ir += mr {
 			rows := min(mr, mb-ir)
 			ap := ws.a[ir*kb : (ir+mr)*kb]
 			switch {
 			case p.transC:
-				kr.tile(kb, ap, bp, ws.edge, nr, 0)
+				kr.tile(kb, ap, bp, ldb, ws.edge, nr, 0)
 				kr.transposeInto(c[jr*ldc+ir:], ldc, ws.edge, nr, rows, cols, 1, beta)
 			case rows == mr && cols == nr:
-				kr.tile(kb, ap, bp, c[ir*ldc+jr:], ldc, beta)
+				kr.tile(kb, ap, bp, ldb, c[ir*ldc+jr:], ldc, beta)
 			default:
-				kr.tile(kb, ap, bp, ws.edge, nr, 0)
+				kr.tile(kb, ap, bp, ldb, ws.edge, nr, 0)
 				merge(c[ir*ldc+jr:], ldc, ws.edge, nr, rows, cols, beta)
 			}
 		}

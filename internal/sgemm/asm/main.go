@@ -6,12 +6,13 @@
 //
 // Every microkernel has the signature
 //
-//	func(k int, a, b, c *float32, ldc int, beta float32)
+//	func(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)
 //
 // and computes the mr×nr tile C = A·B + beta·C, where a holds k packed columns of
-// mr values (alpha already applied), b holds k packed rows of nr values, and c
-// points at the tile's first element with rows ldc floats apart. beta == 0 writes
-// C without reading it, so NaNs in C do not leak into the result.
+// mr values (alpha already applied), b holds k rows of nr values ldb floats apart
+// (packed when ldb == nr), and c points at the tile's first element with rows ldc
+// floats apart. beta == 0 writes C without reading it, so NaNs in C do not leak
+// into the result.
 package main
 
 import (
@@ -23,7 +24,7 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-const signature = "func(k int, a, b, c *float32, ldc int, beta float32)"
+const signature = "func(k int, a, b *float32, ldb int, c *float32, ldc int, beta float32)"
 
 func main() {
 	ConstraintExpr("amd64,!purego")
@@ -87,6 +88,14 @@ func genKernel(s isa) {
 	Load(Param("k"), k)
 	Load(Param("a"), a)
 	Load(Param("b"), b)
+	ldb, ldb3 := R8, R9
+	Load(Param("ldb"), ldb)
+	SHLQ(Imm(2), ldb)
+	LEAQ(Mem{Base: ldb, Index: ldb, Scale: 2}, ldb3)
+	bRow := func(u, off int) Mem {
+		return []Mem{{Base: b, Disp: off}, {Base: b, Index: ldb, Scale: 1, Disp: off},
+			{Base: b, Index: ldb, Scale: 2, Disp: off}, {Base: b, Index: ldb3, Scale: 1, Disp: off}}[u]
+	}
 
 	Comment("Prefetch the C tile: its rows are far apart and likely not cached.")
 	c, ldc := RDX, RBX
@@ -112,7 +121,7 @@ func genKernel(s isa) {
 
 	step := func(u int) {
 		for v := 0; v < s.vecs; v++ {
-			VMOVUPS(Mem{Base: b, Disp: 4 * (u*nr + v*s.width)}, brow(v))
+			VMOVUPS(bRow(u, 4*v*s.width), brow(v))
 		}
 		for i := 0; i < s.mr; i++ {
 			am := Mem{Base: a, Disp: 4 * (u*s.mr + i)}
@@ -131,13 +140,16 @@ func genKernel(s isa) {
 
 	Comment("Main loop: unrolled k steps.")
 	Label(s.name + "_loop")
+	if s.unroll != 4 {
+		panic("the B addressing assumes 4 k steps per iteration")
+	}
 	CMPQ(k, Imm(uint64(s.unroll)))
 	JL(LabelRef(s.name + "_tail"))
 	for u := 0; u < s.unroll; u++ {
 		step(u)
 	}
 	ADDQ(U32(4*s.unroll*s.mr), a)
-	ADDQ(U32(4*s.unroll*nr), b)
+	LEAQ(Mem{Base: b, Index: ldb, Scale: 4}, b)
 	SUBQ(Imm(uint64(s.unroll)), k)
 	JMP(LabelRef(s.name + "_loop"))
 
@@ -147,7 +159,7 @@ func genKernel(s isa) {
 	JZ(LabelRef(s.name + "_store"))
 	step(0)
 	ADDQ(U32(4*s.mr), a)
-	ADDQ(U32(4*nr), b)
+	ADDQ(ldb, b)
 	DECQ(k)
 	JMP(LabelRef(s.name + "_tail"))
 
