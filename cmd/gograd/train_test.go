@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,9 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gograd/gograd/autograd"
+	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/safetensors"
+	"github.com/gograd/gograd/tensor"
 )
 
 func readCSV(t *testing.T, path string) [][]string {
@@ -199,6 +203,7 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	}{
 		{"sgd momentum, stop after epoch 1", []string{"-optimizer", "sgd", "-momentum", "0.9", "-schedule", "step", "-step-size", "1", "-gamma", "0.5"}, -1, 0},
 		{"sgd nesterov weight decay, interrupt in epoch 2", []string{"-optimizer", "sgd", "-nesterov", "-weight-decay", "0.001"}, 1, 5},
+		{"adam dropout, stop after epoch 1", []string{"-optimizer", "adam", "-dropout", "0.3", "-schedule", "step", "-step-size", "2"}, -1, 0},
 		{"adam dropout, interrupt in epoch 2", []string{"-optimizer", "adam", "-dropout", "0.3"}, 1, 5},
 		{"adam dropout, interrupt in epoch 1", []string{"-optimizer", "adam", "-dropout", "0.3"}, 0, 3},
 		{"adamw dropout, stop after epoch 1", []string{"-optimizer", "adamw", "-dropout", "0.2", "-schedule", "none"}, -1, 0},
@@ -294,4 +299,50 @@ func TestInterruptKeepsLastEpochModel(t *testing.T) {
 	if r.code != exitUsage || !strings.Contains(r.stderr, "cannot be extended") {
 		t.Errorf("extending a cosine run: want a usage error, got %v", r)
 	}
+}
+
+// BenchmarkTrainStep times one training step of the default model on the
+// CPU: gather the batch on the device, forward, backward, SGD update.
+func BenchmarkTrainStep(b *testing.B) {
+	dev := device.NewCPU(0)
+	n, dim, batch := 1024, 784, 128
+	rng := rand.New(rand.NewPCG(1, 1))
+	set := &data.Set{Images: make([]float32, n*dim), Labels: make([]uint8, n), N: n, Rows: 28, Cols: 28}
+	for i := range set.Images {
+		set.Images[i] = rng.Float32()
+	}
+	for i := range set.Labels {
+		set.Labels[i] = uint8(rng.IntN(10))
+	}
+	cfg := trainConfig{Epochs: 1, Batch: batch, Hidden: []int{512, 256}, Activation: "relu", Optimizer: "sgd",
+		LR: 0.05, Momentum: 0.9, Schedule: "none", StepSize: 1, Gamma: 1, Seed: 1}
+	tr := &trainer{cfg: cfg, dev: dev, train: set}
+	defer tr.release()
+	var err error
+	if tr.model, err = cfg.arch(dim, 10).mlp(dev, 1); err != nil {
+		b.Fatal(err)
+	}
+	if tr.opt, err = cfg.optimizer(tr.model); err != nil {
+		b.Fatal(err)
+	}
+	tr.images = tensor.FromSlice(dev, set.Images, n, dim)
+	tr.labels = tensor.FromSlice(dev, labelsOf(set), n)
+	tr.xb, tr.yb, tr.idx = tensor.New(dev, batch, dim), tensor.New(dev, batch), tensor.New(dev, batch)
+	tr.lossSum = tensor.Zeros(dev)
+	tr.hostIdx = make([]float32, batch)
+	batches, err := data.NewBatches(n, batch, true, 1, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	order := batches.Epoch(0)
+	tape := autograd.NewTape()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := tr.step(tape, order[i%len(order)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
 }
