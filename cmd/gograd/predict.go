@@ -106,7 +106,7 @@ func topK(p []float32, k int) string {
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(p[b], p[a]) })
 	var parts []string
 	for _, c := range idx[:min(k, len(idx))] {
-		parts = append(parts, fmt.Sprintf("%d (%.2f%%)", c, 100*p[c]))
+		parts = append(parts, fmt.Sprintf("%d (%.4g%%)", c, 100*p[c]))
 	}
 	return strings.Join(parts, "  ")
 }
