@@ -217,6 +217,7 @@ func TestSgemmDegenerate(t *testing.T) {
 		{m: 5, n: 6, k: 4, alpha: 0, beta: 2, pad: 2},
 		{m: 0, n: 6, k: 4, alpha: 1, beta: 0},
 		{m: 5, n: 0, k: 4, alpha: 1, beta: 0},
+		{m: 20, n: 40, k: 30, alpha: 1, beta: float32(math.Copysign(0, -1))}, // -0 counts as zero
 	} {
 		tc.check(t, ctxs, rng)
 	}
