@@ -561,19 +561,25 @@ extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v
 // tiles of C in a 1-D grid.
 
 // SGEMM_DISPATCH instantiates the tile for the four transpose cases, so that
-// each is compiled with constant strides and no per-load branches.
+// each is compiled with constant strides and no per-load branches. With
+// split-K (gridDim.y > 1), block row z multiplies k in [z*kchunk, (z+1)*kchunk)
+// into slice z of the workspace C ([gridDim.y][M][N]), and
+// sgemm_splitk_sum_f32 adds the slices in order afterwards.
 #define SGEMM_DISPATCH(BM, BN, BK, TM, TN)                                                          \
 	do {                                                                                            \
 		__shared__ __align__(16) float smem[2 * BK * (BM + 4) + 2 * BK * (BN + 4)];                  \
+		const int kbeg = (int)min((long long)blockIdx.y * kchunk, (long long)K);                    \
+		const int kend = (int)min((long long)kbeg + kchunk, (long long)K);                          \
+		C += (long long)blockIdx.y * M * N;                                                         \
 		if (transA)                                                                                 \
 			if (transB)                                                                             \
-				sgemm_tiled<BM, BN, BK, TM, TN, true, true>(smem, C, A, B, M, N, K, accumulate);          \
+				sgemm_tiled<BM, BN, BK, TM, TN, true, true>(smem, C, A, B, M, N, K, kbeg, kend, accumulate); \
 			else                                                                                    \
-				sgemm_tiled<BM, BN, BK, TM, TN, true, false>(smem, C, A, B, M, N, K, accumulate);         \
+				sgemm_tiled<BM, BN, BK, TM, TN, true, false>(smem, C, A, B, M, N, K, kbeg, kend, accumulate); \
 		else if (transB)                                                                            \
-			sgemm_tiled<BM, BN, BK, TM, TN, false, true>(smem, C, A, B, M, N, K, accumulate);             \
+			sgemm_tiled<BM, BN, BK, TM, TN, false, true>(smem, C, A, B, M, N, K, kbeg, kend, accumulate); \
 		else                                                                                        \
-			sgemm_tiled<BM, BN, BK, TM, TN, false, false>(smem, C, A, B, M, N, K, accumulate);            \
+			sgemm_tiled<BM, BN, BK, TM, TN, false, false>(smem, C, A, B, M, N, K, kbeg, kend, accumulate); \
 	} while (0)
 
 template <int V>
@@ -604,7 +610,8 @@ __device__ __forceinline__ float4 load4(const float* p, bool row_ok, int col, in
 
 template <int BM, int BN, int BK, int TM, int TN, bool TA, bool TB>
 __device__ __forceinline__ void sgemm_tiled(float* smem, float* __restrict__ C, const float* __restrict__ A,
-                                            const float* __restrict__ B, int M, int N, int K, int accumulate) {
+                                            const float* __restrict__ B, int M, int N, int K, int kbeg,
+                                            int kend, int accumulate) {
 	constexpr int VM = TM < 4 ? TM : 4, VN = TN < 4 ? TN : 4; // fragment vector widths
 	constexpr int SA = BM + 4, SB = BN + 4;                     // padded shared row lengths
 	static_assert(BM == 16 * TM && BN == 16 * TN, "16x16 threads cover the tile");
@@ -619,20 +626,20 @@ __device__ __forceinline__ void sgemm_tiled(float* smem, float* __restrict__ C, 
 
 	// The float4 each thread loads per slab: stored row ar (relative to the
 	// tile), columns ac..ac+3; likewise br, bc for B. pa and pb point at it and
-	// advance by one slab at a time.
+	// advance by one slab at a time, from k = kbeg (a multiple of BK) to kend.
 	constexpr int aq = TA ? BM / 4 : BK / 4, bq = TB ? BK / 4 : BN / 4;
 	const int ar = tid / aq, ac = (tid % aq) * 4;
 	const int br = tid / bq, bc = (tid % bq) * 4;
-	const float* pa = TA ? A + (long long)ar * lda + bm + ac : A + (long long)(bm + ar) * lda + ac;
-	const float* pb = TB ? B + (long long)(bn + br) * ldb + bc : B + (long long)br * ldb + bn + bc;
+	const float* pa = TA ? A + (long long)(kbeg + ar) * lda + bm + ac : A + (long long)(bm + ar) * lda + kbeg + ac;
+	const float* pb = TB ? B + (long long)(bn + br) * ldb + kbeg + bc : B + (long long)(kbeg + br) * ldb + bn + bc;
 	const long long da = TA ? (long long)BK * lda : BK, db = TB ? BK : (long long)BK * ldb;
 	const bool avec = (lda & 3) == 0 && aligned16(A), bvec = (ldb & 3) == 0 && aligned16(B);
 
 	auto load_a = [&](int k0) {
-		return TA ? load4(pa, k0 + ar < K, bm + ac, M, avec) : load4(pa, bm + ar < M, k0 + ac, K, avec);
+		return TA ? load4(pa, k0 + ar < kend, bm + ac, M, avec) : load4(pa, bm + ar < M, k0 + ac, kend, avec);
 	};
 	auto load_b = [&](int k0) {
-		return TB ? load4(pb, bn + br < N, k0 + bc, K, bvec) : load4(pb, k0 + br < K, bn + bc, N, bvec);
+		return TB ? load4(pb, bn + br < N, k0 + bc, kend, bvec) : load4(pb, k0 + br < kend, bn + bc, N, bvec);
 	};
 	auto store_a = [&](int buf, float4 v) {
 		if (TA) {
@@ -661,11 +668,11 @@ __device__ __forceinline__ void sgemm_tiled(float* smem, float* __restrict__ C, 
 #pragma unroll
 		for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
-	const int ntiles = (K + BK - 1) / BK;
+	const int ntiles = (kend - kbeg + BK - 1) / BK;
 	float4 ra, rb;
 	if (ntiles > 0) {
-		store_a(0, load_a(0));
-		store_b(0, load_b(0));
+		store_a(0, load_a(kbeg));
+		store_b(0, load_b(kbeg));
 	}
 	__syncthreads();
 	for (int t = 0; t < ntiles; ++t) {
@@ -674,8 +681,8 @@ __device__ __forceinline__ void sgemm_tiled(float* smem, float* __restrict__ C, 
 		if (more) {
 			pa += da;
 			pb += db;
-			ra = load_a((t + 1) * BK);
-			rb = load_b((t + 1) * BK);
+			ra = load_a(kbeg + (t + 1) * BK);
+			rb = load_b(kbeg + (t + 1) * BK);
 		}
 #pragma unroll
 		for (int kk = 0; kk < BK; ++kk) {
@@ -733,10 +740,12 @@ __device__ __forceinline__ void sgemm_tiled(float* smem, float* __restrict__ C, 
 }
 
 // sgemm_128_f32: C = op(A)·op(B) (+ C) with 128x128 tiles, 8x8 per thread,
-// BK = 8; for large products.
+// BK = 8; for large products. kchunk (a multiple of 32) splits K over
+// gridDim.y, as SGEMM_DISPATCH describes; kchunk >= K with gridDim.y = 1
+// computes C directly.
 extern "C" __global__ void __launch_bounds__(256, 2)
     sgemm_128_f32(float* C, const float* A, const float* B, int M, int N, int K, int transA, int transB,
-                  int accumulate) {
+                  int accumulate, long long kchunk) {
 	SGEMM_DISPATCH(128, 128, 8, 8, 8);
 }
 
@@ -744,7 +753,7 @@ extern "C" __global__ void __launch_bounds__(256, 2)
 // for products too small to fill the GPU with 128x128 tiles.
 extern "C" __global__ void __launch_bounds__(256)
     sgemm_64_f32(float* C, const float* A, const float* B, int M, int N, int K, int transA, int transB,
-                 int accumulate) {
+                  int accumulate, long long kchunk) {
 	SGEMM_DISPATCH(64, 64, 16, 4, 4);
 }
 
@@ -752,6 +761,16 @@ extern "C" __global__ void __launch_bounds__(256)
 // for small and skinny products (a batch of 128 through an MLP layer).
 extern "C" __global__ void __launch_bounds__(256)
     sgemm_32_f32(float* C, const float* A, const float* B, int M, int N, int K, int transA, int transB,
-                 int accumulate) {
+                  int accumulate, long long kchunk) {
 	SGEMM_DISPATCH(32, 32, 32, 2, 2);
+}
+
+// sgemm_splitk_sum_f32: C[i] = (C[i] if accumulate) + sum over z < splits of
+// W[z*mn + i], in order of z, for i < mn: the second pass of a split-K SGEMM.
+extern "C" __global__ void sgemm_splitk_sum_f32(float* C, const float* W, long long mn, int splits, int accumulate) {
+	for (long long i = grid_start(); i < mn; i += grid_stride()) {
+		float s = accumulate ? C[i] : 0.0f;
+		for (int z = 0; z < splits; ++z) s += W[z * mn + i];
+		C[i] = s;
+	}
 }

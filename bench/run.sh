@@ -137,7 +137,11 @@ if [ -f "$LOGS/gobench.log" ]; then
 			for (i = 2; i < NF; i++) if ($(i + 1) == "TFLOP/s") ours = $i
 			order[++n] = name; go[name] = ours
 		}
-		FNR != NR && / kernel [0-9x]+_[NT][NT] sgemm/ { kern[$(NF - 1)] = $NF }
+		FNR != NR && / kernel [0-9x]+_[NT][NT] sgemm/ {
+			for (i = 1; i < NF; i++) if ($i == "kernel") break
+			k = $(i + 2); for (j = i + 3; j <= NF; j++) k = k " " $j
+			kern[$(i + 1)] = k
+		}
 		END {
 			for (i = 1; i <= n; i++) {
 				s = order[i]; r = (torch[s] > 0) ? sprintf("%.2f", go[s] / torch[s]) : "-"

@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -175,30 +176,56 @@ func TestSgemmKernels(t *testing.T) {
 			tile := map[kernel]int{kSgemm128: 128, kSgemm64: 64, kSgemm32: 32}[kern]
 			tiles := ((m + tile - 1) / tile) * ((n + tile - 1) / tile)
 			err := c.Launch(kernelNames[kern], [3]int{tiles, 1, 1}, block1, ptrArg(out), ptrArg(ap), ptrArg(bp),
-				intArg(m), intArg(n), intArg(k), boolArg(tr[0]), boolArg(tr[1]), boolArg(false))
+				intArg(m), intArg(n), intArg(k), boolArg(tr[0]), boolArg(tr[1]), boolArg(false), intArg(k))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := download(t, c, out, m*n)
-			bad := 0
-			for i := range m {
-				for j := range n {
-					var s float64
-					for l := range k {
-						s += float64(at(i, l)) * float64(bt(l, j))
-					}
-					if d := math.Abs(float64(got[i*n+j]) - s); d > 1e-4 {
-						if bad < 5 {
-							t.Errorf("%s trans %v: C[%d,%d] = %v, want %v", kernelNames[kern], tr, i, j, got[i*n+j], s)
-						}
-						bad++
-					}
-				}
+			check(t, fmt.Sprintf("%s trans %v", kernelNames[kern], tr), download(t, c, out, m*n), m, n, k, at, bt, nil)
+			// Split-K: three slices of k (32, 32 and 3) into a workspace,
+			// summed onto a C that already holds values.
+			ws := upload(t, c, make([]float32, 3*m*n))
+			err = c.Launch(kernelNames[kern], [3]int{tiles, 3, 1}, block1, ptrArg(ws), ptrArg(ap), ptrArg(bp),
+				intArg(m), intArg(n), intArg(k), boolArg(tr[0]), boolArg(tr[1]), boolArg(false), intArg(32))
+			if err != nil {
+				t.Fatal(err)
 			}
-			if bad > 0 {
-				t.Errorf("%s trans %v: %d of %d values differ", kernelNames[kern], tr, bad, m*n)
+			prev := make([]float32, m*n)
+			for i := range prev {
+				prev[i] = float32(i%7) - 3
+			}
+			out = upload(t, c, prev)
+			if err := c.Launch("sgemm_splitk_sum_f32", [3]int{4, 1, 1}, block1, ptrArg(out), ptrArg(ws), intArg(m*n), intArg(3), boolArg(true)); err != nil {
+				t.Fatal(err)
+			}
+			check(t, fmt.Sprintf("%s split-K trans %v", kernelNames[kern], tr), download(t, c, out, m*n), m, n, k, at, bt, prev)
+		}
+	}
+}
+
+// check compares got with the float64 product of the m x k and k x n
+// matrices whose elements at and bt return, plus prev when not nil.
+func check(t *testing.T, name string, got []float32, m, n, k int, at, bt func(i, j int) float32, prev []float32) {
+	t.Helper()
+	bad := 0
+	for i := range m {
+		for j := range n {
+			var s float64
+			if prev != nil {
+				s = float64(prev[i*n+j])
+			}
+			for l := range k {
+				s += float64(at(i, l)) * float64(bt(l, j))
+			}
+			if d := math.Abs(float64(got[i*n+j]) - s); d > 1e-4 {
+				if bad < 5 {
+					t.Errorf("%s: C[%d,%d] = %v, want %v", name, i, j, got[i*n+j], s)
+				}
+				bad++
 			}
 		}
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values differ", name, bad, m*n)
 	}
 }
 

@@ -30,6 +30,7 @@ const (
 	kSgemm128
 	kSgemm64
 	kSgemm32
+	kSgemmSum
 	numKernels
 )
 
@@ -37,7 +38,7 @@ var kernelNames = [numKernels]string{
 	"fill_f32", "copy_walk_f32", "unary_f32", "binary_f32", "binary_walk_f32",
 	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
 	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "gather_f32", "dropout_f32",
-	"sgd_f32", "adam_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32",
+	"sgd_f32", "adam_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
 }
 
 // The number of op codes each kernel family knows: the values of
@@ -356,7 +357,10 @@ func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32,
 // Sgemm computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst when accumulate),
 // row-major, where a is stored [k,m] when transA and b [n,k] when transB. It
 // takes the largest tile (128, 64 or 32 square) that still gives every
-// multiprocessor a block.
+// multiprocessor a block. When even 32x32 tiles leave multiprocessors idle
+// and k is long (a batch of 128 through an MLP layer), it splits k: each
+// slice of k is multiplied into a workspace, and the slices are summed in a
+// fixed order, so results do not vary from run to run.
 func (c *Context) Sgemm(dst, a, b Ptr, m, k, n int, transA, transB, accumulate bool) error {
 	if m <= 0 || n <= 0 || k < 0 {
 		return nil
@@ -368,12 +372,38 @@ func (c *Context) Sgemm(dst, a, b Ptr, m, k, n int, transA, transB, accumulate b
 	if tiles > maxGridX {
 		return fmt.Errorf("cuda: %s: %dx%d needs %d tiles, more than a grid holds", kernelNames[kern], m, n, tiles)
 	}
+	splits, kchunk := c.sgemmSplits(kern, tiles, k)
 	if err := c.enter(); err != nil {
 		return err
 	}
 	defer c.leave()
-	return c.launch(kern, [3]int{tiles, 1, 1}, block1, ptrArg(dst), ptrArg(a), ptrArg(b),
-		intArg(m), intArg(n), intArg(k), boolArg(transA), boolArg(transB), boolArg(accumulate))
+	if splits == 1 {
+		return c.launch(kern, [3]int{tiles, 1, 1}, block1, ptrArg(dst), ptrArg(a), ptrArg(b),
+			intArg(m), intArg(n), intArg(k), boolArg(transA), boolArg(transB), boolArg(accumulate), intArg(kchunk))
+	}
+	ws, err := c.pool.Get(int64(splits) * int64(m) * int64(n) * 4)
+	if err != nil {
+		return fmt.Errorf("cuda: split-K workspace for %s: %w", kernelNames[kern], err)
+	}
+	defer c.pool.Put(ws) // later users of the block are queued after the sum
+	err = c.launch(kern, [3]int{tiles, splits, 1}, block1, uint64(ws), ptrArg(a), ptrArg(b),
+		intArg(m), intArg(n), intArg(k), boolArg(transA), boolArg(transB), boolArg(false), intArg(kchunk))
+	if err != nil {
+		return err
+	}
+	return c.launch(kSgemmSum, c.blocks(m*n), block1, ptrArg(dst), uint64(ws), intArg(m*n), intArg(splits), boolArg(accumulate))
+}
+
+// sgemmSplits returns how many slices of k an SGEMM of tiles blocks with
+// kernel kern is split into, and their length (a multiple of 32): about two
+// blocks per multiprocessor, slices of at least 128, at most 16 of them.
+func (c *Context) sgemmSplits(kern kernel, tiles, k int) (splits, kchunk int) {
+	if kern == kSgemm128 || tiles >= c.sms || k < 256 {
+		return 1, k
+	}
+	splits = min((2*c.sms+tiles-1)/tiles, k/128, 16)
+	kchunk = ((k+splits-1)/splits + 31) / 32 * 32
+	return (k + kchunk - 1) / kchunk, kchunk
 }
 
 // sgemmTiles picks the SGEMM kernel for an m x n product and returns it
@@ -389,8 +419,12 @@ func (c *Context) sgemmTiles(m, n int) (kernel, int) {
 	return kSgemm32, tiles(32)
 }
 
-// SgemmKernel names the kernel Sgemm uses for an m x n product.
-func (c *Context) SgemmKernel(m, n int) string {
-	k, _ := c.sgemmTiles(m, n)
-	return kernelNames[k]
+// SgemmKernel names the kernel Sgemm uses for an m x k x n product, with
+// the number of slices of k when it splits k.
+func (c *Context) SgemmKernel(m, k, n int) string {
+	kern, tiles := c.sgemmTiles(m, n)
+	if splits, _ := c.sgemmSplits(kern, tiles, k); splits > 1 {
+		return fmt.Sprintf("%s split-K %d", kernelNames[kern], splits)
+	}
+	return kernelNames[kern]
 }

@@ -90,8 +90,8 @@ func (c *CUDA) ReleaseCached() error { return c.ctx.ReleaseCached() }
 // took, measured with CUDA events.
 func (c *CUDA) Time(fn func() error) (time.Duration, error) { return c.ctx.Time(fn) }
 
-// SgemmKernel names the kernel MatMul uses for an m x n result.
-func (c *CUDA) SgemmKernel(m, n int) string { return c.ctx.SgemmKernel(m, n) }
+// SgemmKernel names the kernel MatMul uses for an m x k x n product.
+func (c *CUDA) SgemmKernel(m, k, n int) string { return c.ctx.SgemmKernel(m, k, n) }
 
 // Close waits for queued work and frees all of the device's memory, buffers
 // in use included. The device must not be used after.

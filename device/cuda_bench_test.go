@@ -78,7 +78,7 @@ func BenchmarkCUDASgemm(b *testing.B) {
 			runs := float64(b.N * reps)
 			b.ReportMetric(flops*runs/gpu.Seconds()/1e12, "TFLOP/s")
 			b.ReportMetric(gpu.Seconds()*1e6/runs, "gpu-us/op")
-			b.Logf("kernel %s %s", name, d.SgemmKernel(c.m, c.n))
+			b.Logf("kernel %s %s", name, d.SgemmKernel(c.m, c.k, c.n))
 		})
 	}
 }

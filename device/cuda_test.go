@@ -344,7 +344,7 @@ func TestCUDAMatMul(t *testing.T) {
 					continue // four of the eight cases at the largest sizes
 				}
 				name := fmt.Sprintf("matmul %dx%dx%d transA=%v transB=%v acc=%v (%s)",
-					m, k, n, tr[0], tr[1], acc, p.gpu.SgemmKernel(m, n))
+					m, k, n, tr[0], tr[1], acc, p.gpu.SgemmKernel(m, k, n))
 				cb, gb := p.bufs(cuRand(r, m*k, -1, 1), cuRand(r, k*n, -1, 1), cuRand(r, m*n, -1, 1))
 				p.do(name, cb, gb, func(d device.Device, b []device.Buffer) error {
 					return d.MatMul(b[2], b[0], b[1], m, k, n, tr[0], tr[1], acc)
