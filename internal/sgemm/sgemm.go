@@ -448,6 +448,21 @@ func (kr *kernel) transposeInto(dst []float32, ldd int, src []float32, lds, rows
 	if n4, n8 := rows/4, cols/8; kr.transpose != nil && n4 > 0 && n8 > 0 {
 		kr.transpose(n4, n8, src, lds, dst, ldd, alpha, beta)
 		r0, c0 = 4*n4, 8*n8
+		if beta == 0 {
+			// Writing alpha·src again gives the same values, so the edges are
+			// covered by blocks that overlap the ones already written.
+			r, c := rows-4, cols-8
+			if r0 < rows {
+				kr.transpose(1, n8, src[r*lds:], lds, dst[r:], ldd, alpha, 0)
+			}
+			if c0 < cols {
+				kr.transpose(n4, 1, src[c:], lds, dst[c*ldd:], ldd, alpha, 0)
+			}
+			if r0 < rows && c0 < cols {
+				kr.transpose(1, 1, src[r*lds+c:], lds, dst[c*ldd+r:], ldd, alpha, 0)
+			}
+			return
+		}
 	}
 	for r := 0; r < rows; r++ {
 		c := c0 // the columns left by the assembly in its rows, all columns below them
