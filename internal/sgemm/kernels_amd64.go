@@ -7,7 +7,7 @@ import "golang.org/x/sys/cpu"
 // kernels returns the microkernels this CPU can run, fastest first.
 func kernels() []kernel {
 	var ks []kernel
-	if cpu.X86.HasAVX512F {
+	if cpu.X86.HasAVX512F && cpu.X86.HasFMA {
 		ks = append(ks, kernel{
 			name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 2048,
 			tile: tileAVX512, transpose: transposeAVX, copyA: copy12AVX, copyB: copy32AVX,
