@@ -551,9 +551,10 @@ extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v
 // of B per k step). Tiles of A (stored k-major, as As[k][m]) and B (Bs[k][n])
 // pass through shared memory in steps of BK, double-buffered: while the
 // block multiplies one k-slab, each thread already holds its float4 of the
-// next one in registers, so one barrier per slab suffices. A thread's rows are
-// in chunks of 4 (or 2) at stride 64 (or 32), so its fragment reads are
-// float4 (float2) loads that a warp serves without bank conflicts; the rows of
+// next one in registers, so one barrier per slab suffices. A thread's rows
+// (and columns) come in chunks of min(TM, 4) adjacent ones, 16 chunks apart,
+// so its fragment reads are float4 (or float2) loads that a warp serves
+// without bank conflicts; the rows of
 // As and Bs are padded by 4 floats to spread the transposing stores over the
 // banks. Global loads are float4 where the row stride and base allow it and
 // the 4 values are in bounds; edge tiles load element by element and pad with
