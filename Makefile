@@ -75,6 +75,7 @@ ptx:
 # cuda-check: the PTX matches kernels.cu and assembles for the H100 (sm_90),
 # with each kernel's registers and spills; the cuda build vets and every
 # package with GPU tests compiles its test binary. Runs nothing on a GPU.
+# With CUDA_EMU=1 it also runs the kernels on the CPU (cuda/emu, ~2 minutes).
 cuda-check:
 	GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh --nvcc >/dev/null
 	@want=$$(sha256sum kernels.cu | cut -d' ' -f1); got=$$(head -n 1 cuda/kernels.ptx | cut -d' ' -f3); \
@@ -93,6 +94,7 @@ cuda-check:
 		echo "go test -c -tags cuda $$p"; \
 		$(CUDA_SDK_ENV) $(GO) test -c -tags cuda -o $$tmp/t.test $$p || { rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp
+	@if [ "$(CUDA_EMU)" = 1 ]; then echo "sh cuda/emu/run.sh"; sh cuda/emu/run.sh; fi
 
 # gpu-bundle: everything a GPU machine without Go needs, in $(BUNDLE)/:
 # the cuda test binaries, MNIST, the PyTorch comparisons and run.sh.

@@ -22,6 +22,11 @@
 // only copies to the host (and Sync) wait for it, and they report the errors
 // of kernels that failed earlier.
 //
+// Testing without a GPU: cuda/emu runs kernels.cu on the CPU (a thread per
+// CUDA thread, real barriers, emulated shuffles) against float64 references,
+// with `sh cuda/emu/run.sh` or `make cuda-check CUDA_EMU=1`. The cuda-tagged
+// tests of this package and of device need a GPU.
+//
 // Kernel parameters: gorgonia.org/cu copies exactly 8 bytes from each
 // parameter pointer, so every argument is passed as a uint64 (a float32 or
 // int32 in its low half), and kernels declare sizes as long long.

@@ -1,0 +1,266 @@
+// kernels_test.cpp: runs the kernels of kernels.cu on the CPU through emu.h
+// and compares them with float64 references, with the grid and block sizes of
+// cuda/launch.go (on a pretend GPU of 4 multiprocessors, so that the split
+// paths are taken): the three SGEMM tiles in the four transpose cases, with
+// and without accumulate, at odd sizes, split-K and a misaligned base; every
+// reduction path with ties and NaN; softmax, log-softmax and the fused
+// cross-entropy with a bad label; bias + activation; gather with a bad
+// index; elementwise ops, walks at both index widths, and the dropout hash.
+// A failure prints the kernel, the shape and the first mismatching indices.
+#include "kernels.cu"
+#include <cstdio>
+#include <random>
+#include <unistd.h>
+static std::mt19937 rng(1);
+static int failures = 0;
+std::vector<float> rnd(size_t n, float lo = -1, float hi = 1) {
+	std::uniform_real_distribution<float> d(lo, hi);
+	std::vector<float> v(n);
+	for (auto& x : v) x = d(rng);
+	return v;
+}
+bool expect(const char* what, const std::vector<float>& got, const std::vector<double>& want, double atol, double rtol) {
+	int bad = 0;
+	for (size_t i = 0; i < want.size(); i++) {
+		double g = got[i], w = want[i];
+		bool ok = (std::isnan(w) && std::isnan(g)) || std::fabs(g - w) <= atol + rtol * std::fabs(w);
+		if (!ok) {
+			if (bad < 4) printf("  %s: [%zu] got %.8g want %.8g\n", what, i, g, w);
+			bad++;
+		}
+	}
+	if (bad) { printf("FAIL %s: %d of %zu\n", what, bad, want.size()); failures++; }
+	return !bad;
+}
+const int SMS = 4; // small, so that the split paths are taken
+dim3 g1(long long items, int threads = 256) { long long b = (items + threads - 1) / threads; return {(unsigned)std::min<long long>(std::max<long long>(b, 1), 32 * SMS), 1, 1}; }
+
+void gemm_launch(int kern, float* C, float* A, float* B, int m, int n, int k, int ta, int tb, int acc, long long kchunk, unsigned tiles, unsigned splits) {
+	emu_launch([&] {
+		if (kern == 0) sgemm_128_f32(C, A, B, m, n, k, ta, tb, acc, kchunk);
+		else if (kern == 1) sgemm_64_f32(C, A, B, m, n, k, ta, tb, acc, kchunk);
+		else sgemm_32_f32(C, A, B, m, n, k, ta, tb, acc, kchunk);
+	}, {tiles, splits, 1}, {256, 1, 1});
+}
+void test_gemm() {
+	int sizes[][3] = {{1, 1, 1}, {7, 13, 33}, {131, 67, 259}, {33, 129, 7}, {64, 16, 64}, {128, 8, 128}, {130, 9, 131}, {128, 64, 256}, {96, 36, 100}, {5, 0, 3}, {40, 100, 36}};
+	for (auto& s : sizes) {
+		int m = s[0], k = s[1], n = s[2];
+		auto a = rnd((size_t)m * k + 1), b = rnd((size_t)k * n + 1);
+		for (int kern = 0; kern < 3; kern++)
+			for (int ta = 0; ta < 2; ta++)
+				for (int tb = 0; tb < 2; tb++)
+					for (int acc = 0; acc < 2; acc++) {
+						auto c0 = rnd((size_t)m * n);
+						std::vector<double> want(m * n);
+						for (int i = 0; i < m; i++)
+							for (int j = 0; j < n; j++) {
+								double sum = acc ? c0[i * n + j] : 0;
+								for (int l = 0; l < k; l++) sum += (double)(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
+								want[i * n + j] = sum;
+							}
+						int t = kern == 0 ? 128 : kern == 1 ? 64 : 32;
+						unsigned tiles = ((m + t - 1) / t) * ((n + t - 1) / t);
+						auto c = c0;
+						gemm_launch(kern, c.data(), a.data(), b.data(), m, n, k, ta, tb, acc, k, tiles, 1);
+						char name[128];
+						snprintf(name, sizeof name, "sgemm_%d %dx%dx%d ta=%d tb=%d acc=%d", t, m, k, n, ta, tb, acc);
+						expect(name, c, want, 1e-5, 1e-5);
+						if (k > 32) {
+							unsigned splits = (k + 31) / 32;
+							std::vector<float> ws((size_t)splits * m * n, -777);
+							gemm_launch(kern, ws.data(), a.data(), b.data(), m, n, k, ta, tb, 0, 32, tiles, splits);
+							auto c2 = c0;
+							long long mn = (long long)m * n;
+							float *C2 = c2.data(), *W = ws.data();
+							emu_launch([&] { sgemm_splitk_sum_f32(C2, W, mn, (int)splits, acc); }, {2, 1, 1}, {64, 1, 1});
+							snprintf(name, sizeof name, "sgemm_%d split-K %u %dx%dx%d ta=%d tb=%d acc=%d", t, splits, m, k, n, ta, tb, acc);
+							expect(name, c2, want, 1e-5, 1e-5);
+						}
+					}
+	}
+	// Misaligned bases (views one float in): the float4 path must not be taken.
+	int m = 64, k = 64, n = 64;
+	auto a = rnd(m * k + 1), b = rnd(k * n + 1), c = rnd(m * n + 1);
+	std::vector<double> want(m * n);
+	for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) { double s = 0; for (int l = 0; l < k; l++) s += (double)a[1 + i * k + l] * b[1 + l * n + j]; want[i * n + j] = s; }
+	gemm_launch(1, c.data() + 1, a.data() + 1, b.data() + 1, m, n, k, 0, 0, 0, k, 1, 1);
+	std::vector<float> got(c.begin() + 1, c.end());
+	expect("sgemm_64 misaligned", got, want, 1e-5, 1e-5);
+}
+
+struct RAccH { double s; float m; long long i; };
+double ref_reduce(int op, const float* x, long long n, long long stride) {
+	if (op <= 1) { double s = 0; for (long long j = 0; j < n; j++) s += x[j * stride]; return op == 1 ? s / n : s; }
+	float best = x[0]; long long at = 0;
+	for (long long j = 0; j < n; j++) { float v = x[j * stride]; if (v > best || (v != v && best == best)) { best = v; at = j; } }
+	return op == 2 ? best : at;
+}
+void reduce_dispatch(int op, float* dst, float* x, long long outer, long long n, long long inner) {
+	if (inner > 1) {
+		emu_launch([&] { reduce_cols_f32(op, dst, x, outer, n, inner); }, {(unsigned)((inner + 31) / 32), (unsigned)std::min<long long>(outer, 65535), 1}, {32, 8, 1});
+	} else if (n <= 4096 || outer >= 32 * SMS) {
+		emu_launch([&] { reduce_rows_f32(op, dst, x, outer, n); }, g1(outer * 32), {256, 1, 1});
+	} else {
+		long long parts = std::min({std::max<long long>((4 * SMS + outer - 1) / outer, 1), 1024LL, (n + 2047) / 2048});
+		long long chunk = (n + parts - 1) / parts;
+		parts = (n + chunk - 1) / chunk;
+		std::vector<RAccH> scratch(outer * parts);
+		RAcc* sp = (RAcc*)scratch.data();
+		emu_launch([&] { reduce_partial_f32(op, sp, x, outer, n, chunk); }, {(unsigned)parts, (unsigned)std::min<long long>(outer, 65535), 1}, {256, 1, 1});
+		emu_launch([&] { reduce_final_f32(op, dst, sp, outer, parts, n); }, {(unsigned)std::min<long long>(outer, 32 * SMS), 1, 1}, {256, 1, 1});
+	}
+}
+void test_reduce() {
+	static_assert(sizeof(RAccH) == 24);
+	long long shapes[][3] = {{1, 1, 1}, {1, 7, 1}, {3, 129, 1}, {200, 10, 1}, {3, 5000, 1}, {1, 20000, 1}, {1, 129, 7}, {5, 100, 129}, {1, 33, 40}, {3, 1, 70}, {129, 1, 1}};
+	for (auto& s : shapes) {
+		long long outer = s[0], n = s[1], inner = s[2];
+		for (int op = 0; op < 4; op++) {
+			auto x = rnd(outer * n * inner, -2, 2);
+			if (op == 3) for (auto& v : x) v = (float)(rng() % 4);
+			if (op >= 2 && outer * n * inner > 10) x[outer * n * inner / 2] = NAN;
+			std::vector<float> dst(outer * inner + 1, -12345);
+			std::vector<double> want(outer * inner + 1, -12345);
+			for (long long o = 0; o < outer; o++) for (long long j = 0; j < inner; j++) want[o * inner + j] = ref_reduce(op, x.data() + o * n * inner + j, n, inner);
+			reduce_dispatch(op, dst.data(), x.data(), outer, n, inner);
+			char name[128]; snprintf(name, sizeof name, "reduce op %d [%lld,%lld,%lld]", op, outer, n, inner);
+			expect(name, dst, want, 1e-6, 1e-6);
+		}
+	}
+}
+int row_threads(long long n) { return n <= 128 ? 32 : n <= 1024 ? 128 : 256; }
+void test_softmax() {
+	long long shapes[][2] = {{1, 1}, {7, 10}, {3, 300}, {2, 2000}, {5, 33}};
+	for (auto& s : shapes) {
+		long long rows = s[0], n = s[1];
+		for (int lg = 0; lg < 2; lg++) {
+			auto x = rnd(rows * n, -8, 8);
+			std::vector<float> dst(rows * n);
+			std::vector<double> want(rows * n);
+			for (long long r = 0; r < rows; r++) {
+				double m = -INFINITY, sum = 0;
+				for (long long j = 0; j < n; j++) m = std::max(m, (double)x[r * n + j]);
+				for (long long j = 0; j < n; j++) sum += std::exp(x[r * n + j] - m);
+				for (long long j = 0; j < n; j++) want[r * n + j] = lg ? x[r * n + j] - m - std::log(sum) : std::exp(x[r * n + j] - m) / sum;
+			}
+			float *D = dst.data(), *X = x.data();
+			emu_launch([&] { softmax_f32(D, X, rows, n, lg); }, {(unsigned)std::min<long long>(rows, 3), 1, 1}, {(unsigned)row_threads(n), 1, 1});
+			char name[64]; snprintf(name, sizeof name, "softmax log=%d [%lld,%lld]", lg, rows, n);
+			expect(name, dst, want, 1e-6, 1e-5);
+		}
+		// Cross-entropy in place, with one bad label.
+		auto x = rnd(rows * n, -8, 8);
+		std::vector<float> lab(rows), loss(rows, -1);
+		for (auto& l : lab) l = rng() % n;
+		if (rows > 2) lab[1] = n; // out of range
+		std::vector<double> wl(rows), wg(rows * n);
+		for (long long r = 0; r < rows; r++) {
+			double m = -INFINITY, sum = 0;
+			for (long long j = 0; j < n; j++) m = std::max(m, (double)x[r * n + j]);
+			for (long long j = 0; j < n; j++) sum += std::exp(x[r * n + j] - m);
+			bool ok = lab[r] < n;
+			wl[r] = ok ? std::log(sum) + m - x[r * n + (long long)lab[r]] : NAN;
+			for (long long j = 0; j < n; j++) wg[r * n + j] = ok ? (std::exp(x[r * n + j] - m) / sum - (j == lab[r])) * 0.5 : NAN;
+		}
+		unsigned long long fault = 0;
+		float *X = x.data(), *L = loss.data(), *Y = lab.data();
+		emu_launch([&] { softmax_ce_f32(L, X, X, Y, rows, n, 0.5f, &fault); }, {(unsigned)std::min<long long>(rows, 2), 1, 1}, {(unsigned)row_threads(n), 1, 1});
+		char name[64]; snprintf(name, sizeof name, "softmax_ce [%lld,%lld]", rows, n);
+		expect(name, loss, wl, 1e-5, 1e-5);
+		expect(name, x, wg, 1e-7, 1e-5);
+		unsigned long long want_fault = rows > 2 ? ((unsigned long long)__float_as_uint((float)n) << 32 | 1 << 8 | 2) : 0;
+		if (fault != want_fault) { printf("FAIL %s fault 0x%llx want 0x%llx\n", name, fault, want_fault); failures++; }
+	}
+}
+void test_rows() {
+	long long rows = 37, n = 300;
+	for (int act = 0; act < 4; act++) {
+		auto x = rnd(rows * n, -3, 3), bias = rnd(n);
+		std::vector<float> d(rows * n);
+		std::vector<double> w(rows * n);
+		for (long long r = 0; r < rows; r++) for (long long j = 0; j < n; j++) {
+			double v = (float)(x[r * n + j] + bias[j]);
+			w[r * n + j] = act == 1 ? (v <= 0 ? 0 : v) : act == 2 ? 1 / (1 + std::exp(-v)) : act == 3 ? std::tanh(v) : v;
+		}
+		float *D = d.data(), *X = x.data(), *Bp = bias.data();
+		emu_launch([&] { bias_act_f32(D, X, Bp, rows, n, act); }, {2, 5, 1}, {128, 1, 1});
+		expect("bias_act", d, w, 1e-6, 4e-6);
+	}
+	long long srcRows = 11, rowLen = 70, nidx = 20;
+	auto src = rnd(srcRows * rowLen);
+	std::vector<float> idx(nidx), d(nidx * rowLen);
+	std::vector<double> w(nidx * rowLen);
+	for (long long i = 0; i < nidx; i++) idx[i] = rng() % srcRows;
+	idx[7] = 2.5f;
+	for (long long i = 0; i < nidx; i++) for (long long j = 0; j < rowLen; j++) w[i * rowLen + j] = i == 7 ? NAN : src[(long long)idx[i] * rowLen + j];
+	unsigned long long fault = 0;
+	float *D = d.data(), *S = src.data(), *I = idx.data();
+	emu_launch([&] { gather_f32(D, S, I, nidx, rowLen, srcRows, &fault); }, {1, 3, 1}, {96, 1, 1});
+	expect("gather", d, w, 0, 0);
+	if (fault != ((unsigned long long)__float_as_uint(2.5f) << 32 | 7 << 8 | 1)) { printf("FAIL gather fault 0x%llx\n", fault); failures++; }
+}
+void test_elementwise() {
+	for (long long n : {1LL, 7LL, 129LL, 1001LL}) {
+		auto a = rnd(n, 0.1, 2), b = rnd(n, -2, 2);
+		for (int op = 0; op < 11; op++) {
+			std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
+			for (long long i = 0; i < n; i++) w[i] = apply_unary(op, a[i], 0.5f);
+			float *D = d.data(), *A = a.data();
+			emu_launch([&] { unary_f32(op, D, A, n, 0.5f); }, {2, 1, 1}, {32, 1, 1});
+			expect("unary", d, w, 0, 0);
+		}
+		for (int op = 0; op < 10; op++) {
+			std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
+			for (long long i = 0; i < n; i++) w[i] = apply_binary(op, a[i], b[i]);
+			float *D = d.data(), *A = a.data(), *Bp = b.data();
+			emu_launch([&] { binary_f32(op, D, A, Bp, n); }, {3, 1, 1}, {32, 1, 1});
+			expect("binary", d, w, 0, 0);
+		}
+		std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
+		for (long long i = 0; i < n; i++) w[i] = 2.5;
+		float* D = d.data();
+		emu_launch([&] { fill_f32(D, n, 2.5f); }, {1, 1, 1}, {64, 1, 1});
+		expect("fill", d, w, 0, 0);
+	}
+	// Walks at both index widths: shape [3,7,5,9], a permuted, b broadcast.
+	long long s0 = 3, s1 = 7, s2 = 5, s3 = 9, n = s0 * s1 * s2 * s3;
+	long long sa[4] = {1, 3, 21, 105}, sb[4] = {45, 0, 9, 1};
+	auto a = rnd(945), b = rnd(135);
+	std::vector<double> wc, wb;
+	for (long long i0 = 0; i0 < s0; i0++) for (long long i1 = 0; i1 < s1; i1++) for (long long i2 = 0; i2 < s2; i2++) for (long long i3 = 0; i3 < s3; i3++) {
+		float x = a[i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]], y = b[i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]];
+		wc.push_back(x); wb.push_back(x - y);
+	}
+	for (int wide = 0; wide < 2; wide++) {
+		std::vector<float> d(n);
+		float *D = d.data(), *A = a.data(), *Bp = b.data();
+		emu_launch([&] { copy_walk_f32(D, A, n, s1, s2, s3, sa[0], sa[1], sa[2], sa[3], wide); }, {2, 1, 1}, {64, 1, 1});
+		expect("copy_walk", d, wc, 0, 0);
+		emu_launch([&] { binary_walk_f32(1, D, A, Bp, n, s1, s2, s3, sa[0], sa[1], sa[2], sa[3], sb[0], sb[1], sb[2], sb[3], wide); }, {3, 1, 1}, {32, 1, 1});
+		expect("binary_walk", d, wb, 0, 0);
+	}
+	std::vector<float> d(8);
+	float* D = d.data();
+	emu_launch([&] { dropout_f32(D, 8, 0.5f, 2.0f, 42); }, {1, 1, 1}, {32, 1, 1});
+	// device.HashUniform(42, i) for i < 4, printed by Go with %.9g.
+	const double want_hash[4] = {0.74156487, 0.159910381, 0.27860111, 0.344190657};
+	std::vector<double> wd(8);
+	for (int i = 0; i < 8; i++) wd[i] = hash_uniform(42, i) >= 0.5f ? 2 : 0;
+	expect("dropout", d, wd, 0, 0);
+	for (int i = 0; i < 4; i++)
+		if (std::fabs(hash_uniform(42, i) - want_hash[i]) > 1e-9) {
+			printf("FAIL hash_uniform(42, %d) = %.9g, want %.9g\n", i, hash_uniform(42, i), want_hash[i]);
+			failures++;
+		}
+}
+int main() {
+	alarm(900); // a lane that skips a barrier or shuffle deadlocks
+	test_elementwise();
+	test_rows();
+	test_softmax();
+	test_reduce();
+	test_gemm();
+	printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
+	return failures != 0;
+}
