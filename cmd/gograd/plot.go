@@ -27,15 +27,28 @@ const plotDPI = 120
 // plotCurves draws the training loss (left) and the validation and test
 // accuracy (right) per epoch as a PNG.
 func plotCurves(w io.Writer, rows []metricsRow, hasVal bool) error {
-	loss, val, test := make(plotter.XYs, len(rows)), make(plotter.XYs, len(rows)), make(plotter.XYs, len(rows))
-	for i, r := range rows {
+	// A diverged run has infinite or NaN losses, which are left out.
+	var loss, val, test plotter.XYs
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range rows {
 		x := float64(r.Epoch)
-		loss[i] = plotter.XY{X: x, Y: r.TrainLoss}
-		val[i] = plotter.XY{X: x, Y: 100 * r.ValAcc}
-		test[i] = plotter.XY{X: x, Y: 100 * r.TestAcc}
+		if l := r.TrainLoss; l > 0 && !math.IsInf(l, 0) {
+			loss = append(loss, plotter.XY{X: x, Y: math.Log10(l)})
+			lo, hi = min(lo, math.Log10(l)), max(hi, math.Log10(l))
+		}
+		val = append(val, plotter.XY{X: x, Y: 100 * r.ValAcc})
+		test = append(test, plotter.XY{X: x, Y: 100 * r.TestAcc})
 	}
 
-	lp := newPlot("Training loss", "epoch", "mean cross-entropy")
+	lp := newPlot("Training loss", "epoch", "mean cross-entropy (log scale)")
+	if len(loss) > 0 {
+		// The loss falls by orders of magnitude: a log scale shows every
+		// epoch. It is drawn as log10 values on a linear axis.
+		// Spanning half a decade or more, the axis has a labelled tick.
+		pad := max(0.15, (0.5-(hi-lo))/2)
+		lp.Y.Min, lp.Y.Max = lo-pad, hi+pad
+		lp.Y.Tick.Marker = logTicks(lp.Y.Min, lp.Y.Max)
+	}
 	if err := addSeries(lp, "train loss", loss, blue); err != nil {
 		return err
 	}
@@ -65,6 +78,21 @@ func plotCurves(w io.Writer, rows []metricsRow, hasVal bool) error {
 	ap.Draw(tiles.At(dc, 1, 0))
 	_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
 	return err
+}
+
+// logTicks labels an axis of log10 values at 1, 2 and 5 times the powers of
+// ten between lo and hi.
+func logTicks(lo, hi float64) plot.ConstantTicks {
+	var ts []plot.Tick
+	for d := math.Floor(lo); d <= math.Ceil(hi); d++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, d)
+			if l := math.Log10(v); l >= lo && l <= hi {
+				ts = append(ts, plot.Tick{Value: l, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+			}
+		}
+	}
+	return ts
 }
 
 func newPlot(title, x, y string) *plot.Plot {

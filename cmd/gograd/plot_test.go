@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image/png"
 	"io"
+	"math"
 	"testing"
 )
 
@@ -41,6 +42,14 @@ func TestPlots(t *testing.T) {
 		}
 		if _, err := png.Decode(&buf); err != nil {
 			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	diverged := sampleRows(4)
+	diverged[2].TrainLoss = math.NaN()
+	diverged[3].TrainLoss = math.Inf(1)
+	for _, rows := range [][]metricsRow{diverged, diverged[2:]} {
+		if err := plotCurves(io.Discard, rows, true); err != nil {
+			t.Errorf("a diverged run: %v", err)
 		}
 	}
 	for _, c := range [][10][10]int{sampleConfusion(), {}} {
