@@ -106,16 +106,18 @@ gpu-bundle:
 		$(CUDA_ENV) $(GO) test -c -tags cuda -trimpath -ldflags='-s -w' -o $(BUNDLE)/$$n.test $$p || exit 1; \
 	done
 	$(GO) mod download $(MNIST_MODULE)
-	cp $(MNIST_DATA)/*.gz $(BUNDLE)/data/
+	cp $(MNIST_DATA)/*.gz $(BUNDLE)/data/ && chmod u+w $(BUNDLE)/data/*.gz
 	cp bench/sgemm.py bench/torch_mlp_gpu.py $(BUNDLE)/bench/
 	sed -e "s|@COMMIT@|$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet 2>/dev/null || echo +dirty)|" \
 		-e "s|@BUILT@|$$(date -u +%Y-%m-%dT%H:%MZ)|" bench/run.sh >$(BUNDLE)/run.sh
 	chmod +x $(BUNDLE)/run.sh
 	@du -sh $(BUNDLE); ls -l $(BUNDLE)
 
+# train-cuda trains as train does, on the GPU, into $(RUN_DIR)-cuda.
 train-cuda:
 	$(CUDA_HEADERS)
-	$(CUDA_ENV) $(GO) run -tags cuda ./cmd/gograd train -device cuda
+	$(GO) mod download $(MNIST_MODULE)
+	$(CUDA_ENV) $(GO) run -tags cuda ./cmd/gograd train -device cuda -out $(RUN_DIR)-cuda -overwrite
 
 docker-cuda:
 	docker build -f docker/Dockerfile.cuda -t gograd-cuda .
