@@ -49,8 +49,9 @@ type Context struct {
 	args   [maxArgs]uint64
 	params [maxArgs]unsafe.Pointer
 
-	start, stop cu.Event // for Time, made on first use
-	fault       fault    // bad indices seen by kernels
+	timeMu      sync.Mutex // one Time at a time: they share the events
+	start, stop cu.Event   // for Time, made on first use
+	fault       fault      // bad indices seen by kernels
 }
 
 // NewContext opens CUDA device ordinal: it retains the device's primary
@@ -281,6 +282,8 @@ func (c *Context) Sync() error {
 // Time runs fn, which queues work, and returns the GPU time between the
 // start of the work fn queued and its end, measured with CUDA events.
 func (c *Context) Time(fn func() error) (time.Duration, error) {
+	c.timeMu.Lock()
+	defer c.timeMu.Unlock()
 	if err := c.record(&c.start); err != nil {
 		return 0, err
 	}

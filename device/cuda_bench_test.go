@@ -12,20 +12,6 @@ import (
 	"github.com/gograd/gograd/internal/testutil"
 )
 
-// cuBenchBufs allocates random buffers of the given lengths on d, freed when
-// the benchmark ends.
-func cuBenchBufs(b *testing.B, d device.Device, lens ...int) []device.Buffer {
-	b.Helper()
-	r := rand.New(rand.NewPCG(1, 2))
-	bufs := make([]device.Buffer, len(lens))
-	for i, n := range lens {
-		bufs[i] = testutil.Upload(b, d, testutil.RandSlice(r, n, -1, 1))
-		buf := bufs[i]
-		b.Cleanup(func() { d.Free(buf) })
-	}
-	return bufs
-}
-
 // BenchmarkCUDASgemm times MatMul on the GPU with CUDA events: the square
 // 4096 and 1024 products that bench/sgemm.py also times with torch.matmul,
 // and the products of an MLP 784-512-256-10 training step on a batch of 128.
@@ -52,7 +38,7 @@ func BenchmarkCUDASgemm(b *testing.B) {
 		tr := map[[2]bool]string{{false, false}: "NN", {true, false}: "TN", {false, true}: "NT", {true, true}: "TT"}[[2]bool{c.transA, c.transB}]
 		name := fmt.Sprintf("%dx%dx%d_%s", c.m, c.k, c.n, tr)
 		b.Run(name, func(b *testing.B) {
-			bufs := cuBenchBufs(b, d, c.m*c.k, c.k*c.n, c.m*c.n)
+			bufs := benchBufs(b, d, c.m*c.k, c.k*c.n, c.m*c.n)
 			flops := 2 * float64(c.m) * float64(c.k) * float64(c.n)
 			reps := max(1, int(2e9/flops)) // about 2 GFLOP per timed batch
 			mm := func() error {
@@ -95,7 +81,7 @@ func BenchmarkCUDAMLPStep(b *testing.B) {
 	const batch, data = 128, 60000
 	dims := []int{784, 512, 256, 10}
 	r := rand.New(rand.NewPCG(3, 4))
-	xs := cuBenchBufs(b, d, data*784)[0]
+	xs := benchBufs(b, d, data*784)[0]
 	ys := make([]float32, data)
 	for i := range ys {
 		ys[i] = float32(r.IntN(10))
@@ -105,11 +91,11 @@ func BenchmarkCUDAMLPStep(b *testing.B) {
 	var w, bias, gw, gb, mw, mb, act, grad []device.Buffer
 	for l := range 3 {
 		in, out := dims[l], dims[l+1]
-		bufs := cuBenchBufs(b, d, in*out, out, in*out, out, in*out, out, batch*out, batch*out)
+		bufs := benchBufs(b, d, in*out, out, in*out, out, in*out, out, batch*out, batch*out)
 		w, bias, gw, gb = append(w, bufs[0]), append(bias, bufs[1]), append(gw, bufs[2]), append(gb, bufs[3])
 		mw, mb, act, grad = append(mw, bufs[4]), append(mb, bufs[5]), append(act, bufs[6]), append(grad, bufs[7])
 	}
-	tmp := cuBenchBufs(b, d, batch*784, batch, batch, batch, 1, batch*512)
+	tmp := benchBufs(b, d, batch*784, batch, batch, batch, 1, batch*512)
 	x, y, idx, loss, meanLoss, dh := tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5]
 	perm := make([]float32, batch)
 	hp := device.SGDParams{LR: 0.05, Momentum: 0.9}
