@@ -50,12 +50,10 @@ const (
 	NumActivations = 4
 )
 
-// Reduce op codes used by the launcher (device.ReduceOp).
+// The reduce op codes the launcher checks (device.MaxOf and device.ArgMax).
 const (
-	reduceSum = iota
-	reduceMean
-	reduceMax
-	reduceArgMax
+	reduceMax    = 2
+	reduceArgMax = 3
 )
 
 const (
