@@ -125,7 +125,7 @@ const evalExamples = `  gograd eval -model runs/mnist/model.safetensors
   gograd eval -model runs/mnist/model.safetensors -data ~/mnist -device cuda
 `
 
-func evalCommand(args []string, e *env) error {
+func evalCommand(args []string, e *env) (err error) {
 	fs := newCommand("eval", "eval -model FILE [flags]", evalExamples, e)
 	modelPath := fs.String("model", "", "model `file` written by train (required), e.g. runs/mnist/model.safetensors")
 	dataDir := fs.String("data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
@@ -144,6 +144,7 @@ func evalCommand(args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	defer closeDevice(d, &err)
 	model, a, err := loadModel(*modelPath, d)
 	if err != nil {
 		return err

@@ -23,7 +23,7 @@ resampled to 28x28. MNIST digits are light on a dark background: an image
 that is mostly light is inverted first, and the output says so.
 `
 
-func predictCommand(args []string, e *env) error {
+func predictCommand(args []string, e *env) (err error) {
 	fs := newCommand("predict", "predict -model FILE [flags] IMAGE.png...", predictExamples, e)
 	modelPath := fs.String("model", "", "model `file` written by train (required), e.g. runs/mnist/model.safetensors")
 	dev := newChoice("cpu", "cpu", "cuda", "auto")
@@ -41,6 +41,7 @@ func predictCommand(args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	defer closeDevice(d, &err)
 	model, a, err := loadModel(*modelPath, d)
 	if err != nil {
 		return err

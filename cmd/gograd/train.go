@@ -184,7 +184,7 @@ same weights as a run that was never interrupted.
 // comes from the checkpoint.
 var resumeFlags = map[string]bool{"resume": true, "epochs": true, "device": true, "data": true}
 
-func trainCommand(ctx context.Context, args []string, e *env) error {
+func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	fs := newCommand("train", "train [flags]", trainExamples, e)
 	dev := newChoice("cpu", "cpu", "cuda", "auto")
 	fs.Var(dev, "device", "where to train: `cpu|cuda|auto` (auto: cuda in a build with -tags cuda, else cpu)")
@@ -225,10 +225,14 @@ func trainCommand(ctx context.Context, args []string, e *env) error {
 	var ck *checkpoint
 	dir := *out
 	if *resume != "" {
-		for name := range set {
-			if !resumeFlags[name] {
-				return fs.usagef("-%s cannot be used with -resume: a resumed run keeps the settings in its checkpoint (only -epochs, -device and -data may be given)", name)
+		var bad []string
+		fs.Visit(func(f *flag.Flag) {
+			if !resumeFlags[f.Name] {
+				bad = append(bad, "-"+f.Name)
 			}
+		})
+		if len(bad) > 0 {
+			return fs.usagef("%s cannot be used with -resume: a resumed run keeps the settings in its checkpoint (only -epochs, -device and -data may be given)", strings.Join(bad, ", "))
 		}
 		var err error
 		if ck, err = readCheckpoint(filepath.Join(*resume, checkpointFile)); err != nil {
@@ -290,6 +294,7 @@ func trainCommand(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
+	defer closeDevice(d, &err)
 	t := &trainer{cfg: cfg, dir: dir, dev: d, env: e, resume: ck}
 	if err := t.load(); err != nil {
 		return err
@@ -305,9 +310,9 @@ func trainCommand(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	var runErr error
-	err = tensor.Catch(func() { runErr = t.run(ctx) })
+	catchErr := tensor.Catch(func() { runErr = t.run(ctx) })
 	t.release()
-	return cmp.Or(err, runErr)
+	return cmp.Or(catchErr, runErr)
 }
 
 // openDevice opens the named device, explaining a missing CUDA backend.
@@ -320,6 +325,16 @@ func openDevice(name string) (device.Device, error) {
 		return nil, fmt.Errorf("-device %s: %w", name, err)
 	}
 	return d, nil
+}
+
+// closeDevice releases d, if it holds resources beyond memory (a CUDA
+// context), reporting a failure in *err unless it already holds one.
+func closeDevice(d device.Device, err *error) {
+	if c, ok := d.(io.Closer); ok {
+		if cerr := c.Close(); cerr != nil && *err == nil {
+			*err = fmt.Errorf("closing device %s: %w", d.Name(), cerr)
+		}
+	}
 }
 
 // deviceName describes d for the log.
