@@ -18,6 +18,7 @@ import (
 	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/optim"
+	"github.com/gograd/gograd/safetensors"
 	"github.com/gograd/gograd/tensor"
 )
 
@@ -599,7 +600,8 @@ func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
 	last := ck.Metrics[len(ck.Metrics)-1]
 	md["epochs"] = fmt.Sprint(ck.Epoch)
 	md["test_accuracy"] = fmt.Sprintf("%.4f", last.TestAcc)
-	if err := nn.Save(filepath.Join(t.dir, modelFile), t.model, md); err != nil {
+	// The checkpoint's copy of the weights is the model's state_dict.
+	if err := safetensors.WriteFile(filepath.Join(t.dir, modelFile), &safetensors.File{Tensors: ck.Model, Metadata: md}); err != nil {
 		return err
 	}
 	if err := ck.save(filepath.Join(t.dir, checkpointFile)); err != nil {
