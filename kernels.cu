@@ -399,8 +399,10 @@ extern "C" __global__ void softmax_f32(float* dst, const float* x, long long row
 		for (long long j = threadIdx.x; j < n; j += blockDim.x) a = ms_add(a, xr[j]);
 		a = row_max_sum(a, sh);
 		if (log_) {
-			const float lse = a.m + logf(a.s);
-			for (long long j = threadIdx.x; j < n; j += blockDim.x) dr[j] = xr[j] - lse;
+			// (x - max) - log(sum), never x - (max + log(sum)): for large
+			// logits the rounded sum max + log(sum) loses the small part.
+			const float ls = logf(a.s);
+			for (long long j = threadIdx.x; j < n; j += blockDim.x) dr[j] = (xr[j] - a.m) - ls;
 		} else {
 			const float inv = 1.0f / a.s;
 			for (long long j = threadIdx.x; j < n; j += blockDim.x) dr[j] = expf(xr[j] - a.m) * inv;
@@ -444,7 +446,7 @@ extern "C" __global__ void softmax_ce_f32(float* loss, float* grad, const float*
 			const float p = expf(xr[j] - a.m) * inv;
 			gr[j] = (j == y ? p - 1.0f : p) * scale;
 		}
-		if (threadIdx.x == 0) loss[r] = logf(a.s) + a.m - xy;
+		if (threadIdx.x == 0) loss[r] = logf(a.s) - (xy - a.m);
 	}
 }
 

@@ -328,8 +328,15 @@ func (c *Context) record(ev *cu.Event) error {
 }
 
 // Close waits for queued work, frees every block (in use or cached), unloads
-// the module and releases the primary context. The Context is unusable after.
+// the module and releases the primary context. The Context is unusable after;
+// closing it again does nothing.
 func (c *Context) Close() error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil
+	}
 	if err := c.enter(); err != nil {
 		return err
 	}

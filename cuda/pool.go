@@ -196,6 +196,7 @@ func (p *Pool) oom(bytes int64, err error) error {
 		Cached: p.stats.Reserved - p.stats.Allocated, Err: err}
 }
 
+// Error says what was requested and what the pool holds.
 func (e *OutOfMemoryError) Error() string {
 	return fmt.Sprintf("cuda: out of memory allocating %s (in use %s, cached %s): %v",
 		FormatBytes(e.Requested), FormatBytes(e.InUse), FormatBytes(e.Cached), e.Err)
