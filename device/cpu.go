@@ -5,10 +5,14 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/gograd/gograd/internal/sgemm"
 )
 
 // CPU is the reference backend: every operation runs on the host in plain Go,
-// split across goroutines when it is large enough to pay for them.
+// split across goroutines when it is large enough to pay for them. Matrix
+// products go to the packed, register-blocked SGEMM of internal/sgemm
+// (AVX-512 or AVX2 assembly where the CPU has it).
 //
 // It is the readable definition of each operation's semantics. Beyond what
 // the Device interface documents: transcendental functions are evaluated in
@@ -19,6 +23,7 @@ import (
 // allocating after its first step. A CPU is safe for concurrent use.
 type CPU struct {
 	threads int
+	sgemm   *sgemm.Context // every matrix product, on threads goroutines
 
 	mu     sync.Mutex
 	free   map[int][]*CPUBuffer // freed buffers by exact length
@@ -62,7 +67,7 @@ func NewCPU(threads int) *CPU {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &CPU{threads: threads, free: make(map[int][]*CPUBuffer)}
+	return &CPU{threads: threads, sgemm: sgemm.New(threads), free: make(map[int][]*CPUBuffer)}
 }
 
 // Name returns "cpu".

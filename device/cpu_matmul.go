@@ -1,10 +1,5 @@
 package device
 
-import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-)
-
 // MatMul computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst if accumulate).
 // a is stored [k,m] when transA and b is stored [n,k] when transB. dst must
 // not be a or b.
@@ -65,16 +60,5 @@ func (c *CPU) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate b
 // dimensions lda, ldb and ldd; every argument has been validated. It is the
 // one place the CPU backend multiplies matrices.
 func (c *CPU) gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, d []float32, ldd int) {
-	ta, ar, ac := blas.NoTrans, m, k
-	if transA {
-		ta, ar, ac = blas.Trans, k, m
-	}
-	tb, br, bc := blas.NoTrans, k, n
-	if transB {
-		tb, br, bc = blas.Trans, n, k
-	}
-	blas32.Gemm(ta, tb, 1,
-		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
-		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
-		beta, blas32.General{Rows: m, Cols: n, Stride: ldd, Data: d})
+	c.sgemm.Sgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, d, ldd)
 }
