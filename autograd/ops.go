@@ -212,25 +212,25 @@ func MatMul(a, b *Var, transA, transB bool) *Var {
 			if a.requiresGrad {
 				switch {
 				case !transA && !transB:
-					tensor.MatMulAcc(a.gradFor(), g, b.Value, false, true)
+					a.addMatMul(g, b.Value, false, true)
 				case !transA && transB:
-					tensor.MatMulAcc(a.gradFor(), g, b.Value, false, false)
+					a.addMatMul(g, b.Value, false, false)
 				case transA && !transB:
-					tensor.MatMulAcc(a.gradFor(), b.Value, g, false, true)
+					a.addMatMul(b.Value, g, false, true)
 				default:
-					tensor.MatMulAcc(a.gradFor(), b.Value, g, true, true)
+					a.addMatMul(b.Value, g, true, true)
 				}
 			}
 			if b.requiresGrad {
 				switch {
 				case !transA && !transB:
-					tensor.MatMulAcc(b.gradFor(), a.Value, g, true, false)
+					b.addMatMul(a.Value, g, true, false)
 				case !transA && transB:
-					tensor.MatMulAcc(b.gradFor(), g, a.Value, true, false)
+					b.addMatMul(g, a.Value, true, false)
 				case transA && !transB:
-					tensor.MatMulAcc(b.gradFor(), a.Value, g, false, false)
+					b.addMatMul(a.Value, g, false, false)
 				default:
-					tensor.MatMulAcc(b.gradFor(), g, a.Value, true, true)
+					b.addMatMul(g, a.Value, true, true)
 				}
 			}
 		}
@@ -252,10 +252,10 @@ func Linear(x, w, b *Var) *Var {
 		out.backward = func() {
 			g := out.Grad
 			if x.requiresGrad {
-				tensor.MatMulAcc(x.gradFor(), g, w.Value, false, false)
+				x.addMatMul(g, w.Value, false, false)
 			}
 			if w.requiresGrad {
-				tensor.MatMulAcc(w.gradFor(), g, x.Value, true, false)
+				w.addMatMul(g, x.Value, true, false)
 			}
 			if b != nil && b.requiresGrad {
 				b.accumulate(g, false)

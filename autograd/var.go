@@ -27,6 +27,7 @@ type Var struct {
 	leaf         bool
 	freed        bool
 	backward     func()
+	spare        *tensor.Tensor   // the gradient buffer ZeroGrad released, reused by the next Backward
 	saved        []*tensor.Tensor // temporaries the backward closure reads, freed with the node
 }
 
@@ -52,10 +53,14 @@ func (v *Var) Shape() []int { return v.Value.Shape() }
 // Item returns the value of a one-element variable.
 func (v *Var) Item() float32 { return v.Value.Item() }
 
-// ZeroGrad sets v's gradient to zero, keeping its memory.
+// ZeroGrad clears v's gradient: Grad becomes nil, as PyTorch's
+// zero_grad(set_to_none=True) leaves it, and the next Backward writes its
+// first contribution into the released buffer instead of adding to zeros.
+// That saves a pass over every gradient per step.
 func (v *Var) ZeroGrad() {
 	if v.Grad != nil {
-		v.Grad.Fill(0)
+		v.spare.Free()
+		v.spare, v.Grad = v.Grad, nil
 	}
 }
 
@@ -67,16 +72,23 @@ func Detach(v *Var) *Var { return Const(v.Value.Reshape(v.Value.Shape()...)) }
 func (v *Var) Free() {
 	v.Value.Free()
 	v.Grad.Free()
-	v.Grad = nil
+	v.spare.Free()
+	v.Grad, v.spare = nil, nil
 	v.freed = true
 }
 
-// gradFor returns v's gradient tensor, creating it as zeros.
-func (v *Var) gradFor() *tensor.Tensor {
-	if v.Grad == nil {
-		v.Grad = tensor.Zeros(v.Value.Device(), v.Value.Shape()...)
+// addMatMul adds op(a) · op(b) to v's gradient. The first contribution
+// overwrites a new or released buffer, so gradients are never zero-filled.
+func (v *Var) addMatMul(a, b *tensor.Tensor, transA, transB bool) {
+	if v.Grad != nil {
+		tensor.MatMulInto(v.Grad, a, b, transA, transB, true)
+		return
 	}
-	return v.Grad
+	v.Grad, v.spare = v.spare, nil
+	if v.Grad == nil {
+		v.Grad = tensor.New(v.Value.Device(), v.Value.Shape()...)
+	}
+	tensor.MatMulInto(v.Grad, a, b, transA, transB, false)
 }
 
 // accumulate adds g, summed over broadcast axes to v's shape, into v's
@@ -97,10 +109,12 @@ func (v *Var) accumulate(g *tensor.Tensor, owned bool) {
 	}
 	switch {
 	case v.Grad == nil && owned:
-		v.Grad = r
+		v.spare.Free()
+		v.Grad, v.spare = r, nil
 		return
 	case v.Grad == nil:
-		v.Grad = r.Clone()
+		v.spare.Free()
+		v.Grad, v.spare = r.Clone(), nil
 	default:
 		v.Grad.AddInPlace(r)
 	}

@@ -475,28 +475,47 @@ func TestLosses(t *testing.T) {
 	})
 }
 
-// TestZeroGrad checks that nn.ZeroGrad zeroes every parameter's gradient.
+// TestZeroGrad checks that nn.ZeroGrad clears every parameter's gradient
+// (to nil, as PyTorch's set_to_none), that the next Backward then writes a
+// fresh gradient into the released buffer, and that without it gradients add.
 func TestZeroGrad(t *testing.T) {
 	d := device.NewCPU(1)
 	m, err := nn.NewMLP(d, nn.MLPConfig{In: 3, Hidden: []int{4}, Out: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := autograd.NewTape()
-	x := tp.Var(tensor.FromSlice(d, []float32{1, -2, 3, 0.5, 0.5, -1}, 2, 3), false)
-	if err := nn.CrossEntropyLoss(m.Forward(x), tensor.FromSlice(d, []float32{0, 1}, 2)).Backward(); err != nil {
-		t.Fatal(err)
+	backward := func() {
+		tp := autograd.NewTape()
+		x := tp.Var(tensor.FromSlice(d, []float32{1, -2, 3, 0.5, 0.5, -1}, 2, 3), false)
+		if err := nn.CrossEntropyLoss(m.Forward(x), tensor.FromSlice(d, []float32{0, 1}, 2)).Backward(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	backward()
+	first := map[string][]float32{}
 	for _, p := range m.Parameters() {
 		if p.Grad == nil || slices.Max(p.Grad.Data()) == 0 && slices.Min(p.Grad.Data()) == 0 {
 			t.Fatalf("%s: no gradient after Backward", p.Name)
 		}
+		first[p.Name] = p.Grad.Data()
 	}
 	nn.ZeroGrad(m)
 	for _, p := range m.Parameters() {
-		if g := p.Grad.Data(); slices.Max(g) != 0 || slices.Min(g) != 0 {
-			t.Errorf("%s: gradient %v after ZeroGrad", p.Name, g)
+		if p.Grad != nil {
+			t.Errorf("%s: gradient %v after ZeroGrad, want nil", p.Name, p.Grad.Data())
 		}
+	}
+	backward()
+	for _, p := range m.Parameters() {
+		testutil.AllClose(t, p.Name+" after ZeroGrad and Backward", p.Grad.Data(), first[p.Name], 0, 0)
+	}
+	backward()
+	for _, p := range m.Parameters() {
+		twice := make([]float32, len(first[p.Name]))
+		for i, g := range first[p.Name] {
+			twice[i] = 2 * g
+		}
+		testutil.AllClose(t, p.Name+" after two Backward passes", p.Grad.Data(), twice, 1e-6, 1e-6)
 	}
 }
 

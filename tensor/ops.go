@@ -200,14 +200,19 @@ func MatMul(a, b *Tensor, transA, transB bool) *Tensor {
 }
 
 // MatMulAcc adds op(a) · op(b) into dst, whose shape must match the product.
-func MatMulAcc(dst, a, b *Tensor, transA, transB bool) {
+func MatMulAcc(dst, a, b *Tensor, transA, transB bool) { MatMulInto(dst, a, b, transA, transB, true) }
+
+// MatMulInto writes op(a) · op(b) into dst, or adds it when accumulate is
+// set. dst's shape must match the product.
+func MatMulInto(dst, a, b *Tensor, transA, transB, accumulate bool) {
 	sameDevice("matmul", a, b)
+	sameDevice("matmul", dst, a)
 	m, k := matDims("matmul", a, transA)
 	k2, n := matDims("matmul", b, transB)
 	if k != k2 || dst.Len() != m*n {
 		fail("matmul", ErrShape, a.shape, b.shape, dst.shape)
 	}
-	check("matmul", a.dev.MatMul(dst.Buffer(), a.Buffer(), b.Buffer(), m, k, n, transA, transB, true), a.shape, b.shape)
+	check("matmul", a.dev.MatMul(dst.Buffer(), a.Buffer(), b.Buffer(), m, k, n, transA, transB, accumulate), a.shape, b.shape)
 }
 
 // Transpose permutes the axes; with no axes it reverses them.
