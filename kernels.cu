@@ -497,29 +497,55 @@ extern "C" __global__ void dropout_f32(float* dst, long long n, float p, float s
 		dst[i] = hash_uniform(seed, (unsigned long long)i) >= p ? scale : 0.0f;
 }
 
-// sgd_f32: one torch.optim.SGD step of p with gradient g and momentum buffer
-// buf (unused when momentum is 0); omd is 1 - dampening.
+// sgd_update is one torch.optim.SGD step of element i of p, with gradient g
+// and momentum buffer buf (unused when momentum is 0); omd is 1 - dampening.
+// sgd_f32 and sgd_multi_f32 share it, so their results are bit-identical.
+__device__ __forceinline__ void sgd_update(float* p, const float* g, float* buf, long long i, float lr,
+                                           float momentum, float omd, float wd, int nesterov, int first) {
+	float gi = g[i];
+	if (wd != 0.0f) gi += wd * p[i];
+	if (momentum != 0.0f) {
+		const float b = first ? gi : momentum * buf[i] + omd * gi;
+		buf[i] = b;
+		gi = nesterov ? gi + momentum * b : b;
+	}
+	p[i] -= lr * gi;
+}
+
+// adam_update is one torch.optim.Adam (AdamW when decoupled) step of element
+// i of p, with gradient g and moments m, v. The host computes decay =
+// 1 - lr*wd, step_size = lr / (1 - beta1^t) and bc2sqrt = sqrt(1 - beta2^t)
+// in float64. adam_f32 and adam_multi_f32 share it.
+__device__ __forceinline__ void adam_update(float* p, const float* g, float* m, float* v, long long i, float beta1,
+                                            float beta2, float eps, float wd, int decoupled, float decay,
+                                            float step_size, float bc2sqrt) {
+	float gi = g[i], pi = p[i];
+	if (wd != 0.0f) {
+		if (decoupled)
+			pi *= decay;
+		else
+			gi += wd * pi;
+	}
+	const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+	const float vi = beta2 * v[i] + (1.0f - beta2) * (gi * gi);
+	m[i] = mi;
+	v[i] = vi;
+	p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2sqrt + eps));
+}
+
+// sgd_f32: one torch.optim.SGD step of p (see sgd_update).
 //
 // Fused: weight decay, the momentum update, Nesterov's look-ahead and the
 // parameter update happen in registers, where PyTorch's unfused path writes
 // the decayed gradient and the Nesterov gradient as temporaries.
 extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long long n, float lr, float momentum,
                                    float omd, float wd, int nesterov, int first) {
-	for (long long i = grid_start(); i < n; i += grid_stride()) {
-		float gi = g[i];
-		if (wd != 0.0f) gi += wd * p[i];
-		if (momentum != 0.0f) {
-			const float b = first ? gi : momentum * buf[i] + omd * gi;
-			buf[i] = b;
-			gi = nesterov ? gi + momentum * b : b;
-		}
-		p[i] -= lr * gi;
-	}
+	for (long long i = grid_start(); i < n; i += grid_stride())
+		sgd_update(p, g, buf, i, lr, momentum, omd, wd, nesterov, first);
 }
 
-// adam_f32: one torch.optim.Adam (AdamW when decoupled) step of p with
-// gradient g and moments m, v. The host computes decay = 1 - lr*wd,
-// step_size = lr / (1 - beta1^t) and bc2sqrt = sqrt(1 - beta2^t) in float64.
+// adam_f32: one torch.optim.Adam (AdamW when decoupled) step of p (see
+// adam_update).
 //
 // Fused: the decayed gradient, both moment updates, the bias-corrected
 // denominator and the update itself stay in registers: one read of p, g, m, v
@@ -527,19 +553,54 @@ extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long lo
 extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v, long long n, float beta1,
                                     float beta2, float eps, float wd, int decoupled, float decay, float step_size,
                                     float bc2sqrt) {
-	for (long long i = grid_start(); i < n; i += grid_stride()) {
-		float gi = g[i], pi = p[i];
-		if (wd != 0.0f) {
-			if (decoupled)
-				pi *= decay;
-			else
-				gi += wd * pi;
-		}
-		const float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-		const float vi = beta2 * v[i] + (1.0f - beta2) * (gi * gi);
-		m[i] = mi;
-		v[i] = vi;
-		p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2sqrt + eps));
+	for (long long i = grid_start(); i < n; i += grid_stride())
+		adam_update(p, g, m, v, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt);
+}
+
+// Multi-tensor optimizer steps: one launch updates every parameter tensor of
+// a model, where the kernels above take one launch per tensor (a small MLP's
+// step has six, each far shorter than its launch). The tensors are cut into
+// chunks of MULTI_CHUNK elements, and a block updates one chunk at a time
+// (grid-stride over chunks). The host builds a table (cuda/multi.go):
+// ntensors MultiTensor entries, then for each chunk the index of its tensor
+// (unsigned). It uploads the table once per list of buffers and reuses it,
+// since a model's parameters stay at the same addresses from step to step.
+
+#define MULTI_CHUNK 1024 // cuda/multi.go's multiChunk
+
+// MultiTensor is one tensor of a multi-tensor table: 48 bytes, six 8-byte
+// words in cuda/multi.go.
+struct MultiTensor {
+	float* p;
+	const float* g;
+	float* s1;        // SGD's momentum buffer (null without momentum), Adam's m
+	float* s2;        // Adam's v (null for SGD)
+	long long n;      // length
+	long long chunk0; // index of its first chunk
+};
+
+// sgd_multi_f32: sgd_f32 on every tensor of the table tab, whose chunk
+// indices are chunks[0..nchunks).
+extern "C" __global__ void sgd_multi_f32(const MultiTensor* tab, const unsigned* chunks, long long nchunks, float lr,
+                                         float momentum, float omd, float wd, int nesterov, int first) {
+	for (long long c = blockIdx.x; c < nchunks; c += gridDim.x) {
+		const MultiTensor t = tab[chunks[c]];
+		const long long lo = (c - t.chunk0) * MULTI_CHUNK, hi = min(t.n, lo + MULTI_CHUNK);
+		for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x)
+			sgd_update(t.p, t.g, t.s1, i, lr, momentum, omd, wd, nesterov, first);
+	}
+}
+
+// adam_multi_f32: adam_f32 on every tensor of the table tab, with m in s1
+// and v in s2.
+extern "C" __global__ void adam_multi_f32(const MultiTensor* tab, const unsigned* chunks, long long nchunks,
+                                          float beta1, float beta2, float eps, float wd, int decoupled, float decay,
+                                          float step_size, float bc2sqrt) {
+	for (long long c = blockIdx.x; c < nchunks; c += gridDim.x) {
+		const MultiTensor t = tab[chunks[c]];
+		const long long lo = (c - t.chunk0) * MULTI_CHUNK, hi = min(t.n, lo + MULTI_CHUNK);
+		for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x)
+			adam_update(t.p, t.g, t.s1, t.s2, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt);
 	}
 }
 

@@ -5,7 +5,8 @@
 // and without accumulate, at odd sizes, split-K and a misaligned base; every
 // reduction path with ties and NaN; softmax, log-softmax and the fused
 // cross-entropy with a bad label; bias + activation; gather with a bad
-// index; elementwise ops, walks at both index widths, and the dropout hash.
+// index; elementwise ops, walks at both index widths, and the dropout hash;
+// the multi-tensor optimizer steps against one launch per tensor, bit for bit.
 // A failure prints the kernel, the shape and the first mismatching indices.
 #include "kernels.cu"
 #include <cstdio>
@@ -254,9 +255,95 @@ void test_elementwise() {
 			failures++;
 		}
 }
+// same_bits checks that got and want hold the same float bits.
+void same_bits(const char* what, const std::vector<float>& got, const std::vector<float>& want) {
+	for (size_t i = 0; i < want.size(); i++)
+		if (__float_as_uint(got[i]) != __float_as_uint(want[i])) {
+			printf("FAIL %s: [%zu] got %.9g want %.9g (of %zu)\n", what, i, got[i], want[i], want.size());
+			failures++;
+			return;
+		}
+}
+// multi_launch builds the table of tensors p, g, s1, s2 of lengths ns as
+// cuda/multi.go does and runs the multi-tensor kernel body(tab, chunks, nchunks)
+// on 2 blocks, so that blocks loop over chunks.
+template <typename F>
+void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<float>>* bufs[4], F body) {
+	std::vector<MultiTensor> tab;
+	std::vector<unsigned> chunks;
+	for (size_t t = 0; t < ns.size(); t++) {
+		float* q[4] = {};
+		for (int k = 0; k < 4; k++) q[k] = bufs[k] ? (*bufs[k])[t].data() : nullptr;
+		tab.push_back({q[0], q[1], q[2], q[3], ns[t], (long long)chunks.size()});
+		for (long long c = 0; c < (ns[t] + MULTI_CHUNK - 1) / MULTI_CHUNK; c++) chunks.push_back((unsigned)t);
+	}
+	const MultiTensor* T = tab.data();
+	const unsigned* C = chunks.data();
+	long long nc = (long long)chunks.size();
+	emu_launch([&] { body(T, C, nc); }, {2, 1, 1}, {256, 1, 1});
+}
+void test_optim() {
+	const std::vector<long long> ns = {1, 7, 0, 129, 2100};
+	struct SGDCase { float lr, mom, damp, wd; int nesterov; };
+	for (auto c : {SGDCase{0.1f, 0, 0, 0, 0}, SGDCase{0.1f, 0.9f, 0, 0, 0}, SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 0}, SGDCase{0.01f, 0.9f, 0, 5e-4f, 1}}) {
+		std::vector<std::vector<float>> p[2], b[2], g;
+		for (long long n : ns) {
+			auto p0 = rnd(n), b0 = rnd(n);
+			for (int k = 0; k < 2; k++) p[k].push_back(p0), b[k].push_back(b0);
+		}
+		for (int step = 0; step < 3; step++) {
+			g.clear();
+			for (long long n : ns) g.push_back(rnd(n));
+			const int first = step == 0;
+			for (size_t t = 0; t < ns.size(); t++) {
+				float *P = p[0][t].data(), *G = g[t].data(), *B = c.mom != 0 ? b[0][t].data() : nullptr;
+				long long n = ns[t];
+				if (n > 0) emu_launch([&] { sgd_f32(P, G, B, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first); }, g1(n), {256, 1, 1});
+			}
+			std::vector<std::vector<float>>* bufs[4] = {&p[1], &g, c.mom != 0 ? &b[1] : nullptr, nullptr};
+			multi_launch(ns, bufs, [&](const MultiTensor* T, const unsigned* C, long long nc) {
+				sgd_multi_f32(T, C, nc, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first);
+			});
+		}
+		for (size_t t = 0; t < ns.size(); t++) {
+			same_bits("sgd_multi p", p[1][t], p[0][t]);
+			same_bits("sgd_multi buf", b[1][t], b[0][t]);
+		}
+	}
+	struct AdamCase { float lr, b1, b2, eps, wd; int decoupled; };
+	for (auto c : {AdamCase{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0}, AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1}}) {
+		std::vector<std::vector<float>> p[2], m[2], v[2], g;
+		for (long long n : ns) {
+			auto p0 = rnd(n);
+			for (int k = 0; k < 2; k++) p[k].push_back(p0), m[k].push_back(std::vector<float>(n)), v[k].push_back(std::vector<float>(n));
+		}
+		for (int step = 1; step <= 3; step++) {
+			g.clear();
+			for (long long n : ns) g.push_back(rnd(n));
+			const float step_size = (float)(c.lr / (1 - std::pow((double)c.b1, step)));
+			const float bc2sqrt = (float)std::sqrt(1 - std::pow((double)c.b2, step));
+			const float decay = (float)(1 - (double)c.lr * c.wd);
+			for (size_t t = 0; t < ns.size(); t++) {
+				float *P = p[0][t].data(), *G = g[t].data(), *M = m[0][t].data(), *V = v[0][t].data();
+				long long n = ns[t];
+				if (n > 0) emu_launch([&] { adam_f32(P, G, M, V, n, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt); }, g1(n), {256, 1, 1});
+			}
+			std::vector<std::vector<float>>* bufs[4] = {&p[1], &g, &m[1], &v[1]};
+			multi_launch(ns, bufs, [&](const MultiTensor* T, const unsigned* C, long long nc) {
+				adam_multi_f32(T, C, nc, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt);
+			});
+		}
+		for (size_t t = 0; t < ns.size(); t++) {
+			same_bits("adam_multi p", p[1][t], p[0][t]);
+			same_bits("adam_multi m", m[1][t], m[0][t]);
+			same_bits("adam_multi v", v[1][t], v[0][t]);
+		}
+	}
+}
 int main() {
 	alarm(900); // a lane that skips a barrier or shuffle deadlocks
 	test_elementwise();
+	test_optim();
 	test_rows();
 	test_softmax();
 	test_reduce();
