@@ -49,6 +49,13 @@ type Context struct {
 	args   [maxArgs]uint64
 	params [maxArgs]unsafe.Pointer
 
+	// Multi-tensor optimizer tables on the device, by their tensor part
+	// as bytes (see launchMulti), and scratch space to build them.
+	tables   map[string]multiUpload
+	ents     []multiEntry
+	tabWords []uint64
+	tabKey   []byte
+
 	timeMu      sync.Mutex // one Time at a time: they share the events
 	start, stop cu.Event   // for Time, made on first use
 	fault       fault      // bad indices seen by kernels
@@ -181,8 +188,8 @@ func (c *Context) Free(p Ptr) error {
 	return c.pool.Put(uintptr(p))
 }
 
-// ReleaseCached frees the pool's cached blocks to the driver, after waiting
-// for queued work.
+// ReleaseCached frees the pool's cached blocks to the driver, and the
+// multi-tensor optimizer tables, after waiting for queued work.
 func (c *Context) ReleaseCached() error {
 	if err := c.enter(); err != nil {
 		return err
@@ -191,6 +198,7 @@ func (c *Context) ReleaseCached() error {
 	if err := cu.Synchronize(); err != nil {
 		return fmt.Errorf("cuda: sync before release: %w", describe(err))
 	}
+	c.dropTables()
 	return c.pool.Release()
 }
 
@@ -345,6 +353,7 @@ func (c *Context) Close() error {
 	if err := cu.Synchronize(); err != nil {
 		errs = append(errs, fmt.Errorf("cuda: sync before close: %w", describe(err)))
 	}
+	c.tables = nil // their blocks go with the pool's
 	if err := c.pool.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -3,8 +3,12 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
+
+	"gorgonia.org/cu"
 )
 
 // kernel indexes the kernels of kernels.cu.
@@ -27,6 +31,8 @@ const (
 	kDropout
 	kSGD
 	kAdam
+	kSGDMulti
+	kAdamMulti
 	kSgemm128
 	kSgemm64
 	kSgemm32
@@ -38,7 +44,7 @@ var kernelNames = [numKernels]string{
 	"fill_f32", "copy_walk_f32", "unary_f32", "binary_f32", "binary_walk_f32",
 	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
 	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "gather_f32", "dropout_f32",
-	"sgd_f32", "adam_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
+	"sgd_f32", "adam_f32", "sgd_multi_f32", "adam_multi_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
 }
 
 // The number of op codes each kernel family knows: the values of
@@ -338,18 +344,148 @@ func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32,
 	if n <= 0 {
 		return nil
 	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kAdam, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), intArg(n)},
+		adamArgs(lr, beta1, beta2, eps, wd, decoupled, step)...)...)
+}
+
+// adamArgs are the scalar arguments of adam_f32 and adam_multi_f32: the
+// hyper-parameters, then decay = 1 - lr*wd, the step size lr / (1 - beta1^t)
+// and sqrt(1 - beta2^t), computed in float64.
+func adamArgs(lr, beta1, beta2, eps, wd float32, decoupled bool, step int) []uint64 {
 	bc1 := 1 - math.Pow(float64(beta1), float64(step))
 	bc2 := 1 - math.Pow(float64(beta2), float64(step))
 	stepSize := float32(float64(lr) / bc1)
 	bc2Sqrt := float32(math.Sqrt(bc2))
 	decay := float32(1 - float64(lr)*float64(wd))
+	return []uint64{floatArg(beta1), floatArg(beta2), floatArg(eps), floatArg(wd), boolArg(decoupled),
+		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt)}
+}
+
+// SGDMulti is SGD over several tensors in one launch: tensor i is the n[i]
+// parameters p[i] with gradient g[i] and momentum buffer buf[i] (unused when
+// momentum is 0; buf may then be nil). Each tensor's result is bit for bit
+// that of SGD. A buffer that one tensor writes must not belong to another.
+func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
+	if len(g) != len(p) || len(n) != len(p) || (len(buf) != len(p) && !(buf == nil && momentum == 0)) {
+		return fmt.Errorf("cuda: sgd_multi_f32: %d parameters, %d gradients, %d buffers and %d lengths",
+			len(p), len(g), len(buf), len(n))
+	}
 	if err := c.enter(); err != nil {
 		return err
 	}
 	defer c.leave()
-	return c.launch(kAdam, c.blocks(n), block1, ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), intArg(n),
-		floatArg(beta1), floatArg(beta2), floatArg(eps), floatArg(wd), boolArg(decoupled),
-		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt))
+	c.ents = c.ents[:0]
+	for i := range p {
+		e := multiEntry{p: uint64(p[i]), g: uint64(g[i]), n: n[i]}
+		if momentum != 0 {
+			e.s1 = uint64(buf[i])
+		}
+		c.ents = append(c.ents, e)
+	}
+	return c.launchMulti(kSGDMulti, floatArg(lr), floatArg(momentum), floatArg(1-dampening), floatArg(wd),
+		boolArg(nesterov), boolArg(first))
+}
+
+// AdamMulti is Adam over several tensors in one launch: tensor i is the n[i]
+// parameters p[i] with gradient g[i] and moments m[i], v[i]. Each tensor's
+// result is bit for bit that of Adam. A buffer that one tensor writes must
+// not belong to another.
+func (c *Context) AdamMulti(p, g, m, v []Ptr, n []int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
+	if step < 1 {
+		return fmt.Errorf("cuda: adam_multi_f32: step %d, want >= 1", step)
+	}
+	if len(g) != len(p) || len(m) != len(p) || len(v) != len(p) || len(n) != len(p) {
+		return fmt.Errorf("cuda: adam_multi_f32: %d parameters, %d gradients, %d and %d moments, %d lengths",
+			len(p), len(g), len(m), len(v), len(n))
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	c.ents = c.ents[:0]
+	for i := range p {
+		c.ents = append(c.ents, multiEntry{p: uint64(p[i]), g: uint64(g[i]), s1: uint64(m[i]), s2: uint64(v[i]), n: n[i]})
+	}
+	return c.launchMulti(kAdamMulti, adamArgs(lr, beta1, beta2, eps, wd, decoupled, step)...)
+}
+
+// maxTables is the most multi-tensor tables kept on the device. A training
+// loop uses one or two; when a program cycles through more, they are all
+// dropped and uploaded again as needed.
+const maxTables = 16
+
+// multiUpload is a multi-tensor table on the device.
+type multiUpload struct {
+	ptr     uintptr
+	tensors int // entries
+	chunks  int
+}
+
+// launchMulti runs the multi-tensor kernel k over the tensors in c.ents,
+// with the table's arguments followed by scalars; the caller has entered.
+// The table is uploaded on the first use of a list of tensors and reused
+// after, so a training step copies nothing to the device.
+func (c *Context) launchMulti(k kernel, scalars ...uint64) error {
+	var chunks int
+	var err error
+	c.tabWords, chunks, err = multiTensors(c.tabWords[:0], c.ents)
+	if err != nil {
+		return err
+	}
+	if chunks == 0 {
+		return nil
+	}
+	c.tabKey = c.tabKey[:0]
+	for _, w := range c.tabWords {
+		c.tabKey = binary.LittleEndian.AppendUint64(c.tabKey, w)
+	}
+	up, ok := c.tables[string(c.tabKey)]
+	if !ok {
+		if up, err = c.uploadTable(chunks); err != nil {
+			return fmt.Errorf("cuda: %s: %w", kernelNames[k], err)
+		}
+	}
+	args := append([]uint64{uint64(up.ptr), uint64(up.ptr) + uint64(8*multiWords*up.tensors), intArg(up.chunks)}, scalars...)
+	return c.launch(k, [3]int{min(up.chunks, 32*c.sms), 1, 1}, block1, args...)
+}
+
+// uploadTable checks the tensors of c.ents, copies their table (its tensor
+// part in c.tabWords, c.tabKey) to the device and caches it.
+func (c *Context) uploadTable(chunks int) (multiUpload, error) {
+	if err := multiDisjoint(c.ents); err != nil {
+		return multiUpload{}, err
+	}
+	if len(c.tables) >= maxTables {
+		c.dropTables()
+	}
+	tab := multiTable(c.tabWords, chunks)
+	p, err := c.pool.Get(int64(len(tab)) * 8)
+	if err != nil {
+		return multiUpload{}, fmt.Errorf("table of %d tensors: %w", len(c.ents), err)
+	}
+	if err := cu.MemcpyHtoDAsync(Ptr(p), unsafe.Pointer(&tab[0]), int64(len(tab))*8, cu.Stream{}); err != nil {
+		c.pool.Put(p)
+		return multiUpload{}, fmt.Errorf("copying a table of %d tensors to the device: %w", len(c.ents), describe(err))
+	}
+	up := multiUpload{ptr: p, tensors: len(c.ents), chunks: chunks}
+	if c.tables == nil {
+		c.tables = map[string]multiUpload{}
+	}
+	c.tables[string(c.tabKey)] = up
+	return up, nil
+}
+
+// dropTables returns the cached tables' memory to the pool; work queued
+// later that reuses it runs after the kernels that read them.
+func (c *Context) dropTables() {
+	for k, up := range c.tables {
+		c.pool.Put(up.ptr)
+		delete(c.tables, k)
+	}
 }
 
 // Sgemm computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst when accumulate),
