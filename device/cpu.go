@@ -24,6 +24,11 @@ import (
 type CPU struct {
 	threads int
 	sgemm   *sgemm.Context // every matrix product, on threads goroutines
+	simd    bool           // the AVX2 kernels of cpu_amd64.s can run
+
+	teamOnce sync.Once
+	team     *cpuTeam  // threads-1 helper goroutines, started on first use
+	sgdTasks sync.Pool // of *cpuSGDTask
 
 	mu     sync.Mutex
 	free   map[int][]*CPUBuffer // freed buffers by exact length
@@ -43,11 +48,12 @@ func (b *CPUBuffer) Len() int { return len(b.data) }
 func (b *CPUBuffer) Data() []float32 { return b.data }
 
 var (
-	_ Device     = (*CPU)(nil)
-	_ SoftmaxCE  = (*CPU)(nil)
-	_ BiasAct    = (*CPU)(nil)
-	_ Optimizers = (*CPU)(nil)
-	_ Buffer     = (*CPUBuffer)(nil)
+	_ Device      = (*CPU)(nil)
+	_ SoftmaxCE   = (*CPU)(nil)
+	_ BiasAct     = (*CPU)(nil)
+	_ BiasActGrad = (*CPU)(nil)
+	_ Optimizers  = (*CPU)(nil)
+	_ Buffer      = (*CPUBuffer)(nil)
 )
 
 const (
@@ -67,7 +73,8 @@ func NewCPU(threads int) *CPU {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &CPU{threads: threads, sgemm: sgemm.New(threads), free: make(map[int][]*CPUBuffer)}
+	return &CPU{threads: threads, sgemm: sgemm.New(threads), simd: cpuSIMD(), free: make(map[int][]*CPUBuffer),
+		sgdTasks: sync.Pool{New: func() any { return new(cpuSGDTask) }}}
 }
 
 // Name returns "cpu".
@@ -150,6 +157,10 @@ func (c *CPU) Fill(dst Buffer, n int, v float32) error {
 	if err != nil {
 		return err
 	}
+	if v == 0 && math.Float32bits(v) == 0 {
+		clear(d)
+		return nil
+	}
 	for i := range d {
 		d[i] = v
 	}
@@ -212,27 +223,4 @@ func cpuSize(op cpuOp, dims ...int) (int, error) {
 		p *= d
 	}
 	return p, nil
-}
-
-// parallel runs fn over [0, n) in up to c.threads contiguous chunks, on the
-// calling goroutine alone when work (elementary steps in all) is small.
-func (c *CPU) parallel(n, work int, fn func(lo, hi int)) {
-	t := min(c.threads, n)
-	if t <= 1 || work < cpuParallelMin {
-		if n > 0 {
-			fn(0, n)
-		}
-		return
-	}
-	chunk := (n + t - 1) / t
-	var wg sync.WaitGroup
-	for lo := chunk; lo < n; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, min(lo+chunk, n))
-	}
-	fn(0, chunk)
-	wg.Wait()
 }

@@ -73,16 +73,7 @@ func (c *CPU) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
 // pass, without storing the biased values. dst may be x.
 func (c *CPU) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
 	name := cpuOp{kind: "bias_act"}
-	var f func(float32) float32
-	switch act {
-	case Identity:
-	case ActRelu:
-		f = cpuRelu
-	case ActSigmoid:
-		f = cpuSigmoid
-	case ActTanh:
-		f = func(v float32) float32 { return float32(math.Tanh(float64(v))) }
-	default:
+	if act < Identity || act > ActTanh {
 		return name.errorf("unknown activation %d", int(act))
 	}
 	total, err := cpuSize(name, rows, n)
@@ -102,29 +93,132 @@ func (c *CPU) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
 		return err
 	}
 	work := total
-	if act == ActSigmoid || act == ActTanh {
+	switch {
+	case act == ActSigmoid || act == ActTanh:
 		work *= 8
+	case c.simd:
+		work /= 8
 	}
-	c.parallel(rows, work, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			dr, xr := d[r*n:r*n+n], xs[r*n:r*n+n]
-			switch act {
-			case Identity:
-				for j, b := range bs {
-					dr[j] = xr[j] + b
-				}
-			case ActRelu:
-				for j, b := range bs {
-					dr[j] = cpuRelu(xr[j] + b)
-				}
-			default:
-				for j, b := range bs {
-					dr[j] = f(xr[j] + b)
-				}
+	if c.serial(rows, work) {
+		cpuBiasActRows(d, xs, bs, n, act, c.simd, 0, rows)
+		return nil
+	}
+	c.parallel(rows, work, func(lo, hi int) { cpuBiasActRows(d, xs, bs, n, act, c.simd, lo, hi) })
+	return nil
+}
+
+// cpuBiasActRows is BiasAct on rows [lo, hi).
+func cpuBiasActRows(d, x, bias []float32, n int, act Activation, simd bool, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		dr, xr := d[r*n:r*n+n], x[r*n:r*n+n]
+		j := 0
+		switch act {
+		case Identity:
+			if simd {
+				j = biasAddVec(dr, xr, bias)
+			}
+			for ; j < n; j++ {
+				dr[j] = xr[j] + bias[j]
+			}
+		case ActRelu:
+			if simd {
+				j = biasReluVec(dr, xr, bias)
+			}
+			for ; j < n; j++ {
+				dr[j] = cpuRelu(xr[j] + bias[j])
+			}
+		case ActSigmoid:
+			for ; j < n; j++ {
+				dr[j] = cpuSigmoid(xr[j] + bias[j])
+			}
+		case ActTanh:
+			for ; j < n; j++ {
+				dr[j] = float32(math.Tanh(float64(xr[j] + bias[j])))
 			}
 		}
-	})
+	}
+}
+
+// BiasActGrad is the backward pass of BiasAct: from y = act(x + bias) and
+// g, the gradient with respect to y, it writes dx = g·act'(y) and adds the
+// column sums of dx into dbias, or stores them unless accumulate. dbias may
+// be nil. dx may be g. The column sums accumulate in float32, row by row,
+// while each row of dx is in cache.
+func (c *CPU) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error {
+	name := cpuOp{kind: "bias_act_grad"}
+	if act < Identity || act > ActTanh {
+		return name.errorf("unknown activation %d", int(act))
+	}
+	total, err := cpuSize(name, rows, n)
+	if err != nil {
+		return err
+	}
+	d, err := cpuData(name, "dx", dx, total)
+	if err != nil {
+		return err
+	}
+	ys, err := cpuData(name, "y", y, total)
+	if err != nil {
+		return err
+	}
+	gs, err := cpuData(name, "g", g, total)
+	if err != nil {
+		return err
+	}
+	var db []float32
+	if dbias != nil {
+		if db, err = cpuData(name, "dbias", dbias, n); err != nil {
+			return err
+		}
+		if dbias == dx || dbias == y || dbias == g {
+			return name.errorf("dbias must not be another operand")
+		}
+		if !accumulate {
+			clear(db)
+		}
+	}
+	// The columns are split between threads, so that each owns its sums.
+	work := total
+	if c.simd && act != ActSigmoid && act != ActTanh {
+		work /= 8
+	}
+	if c.serial(n, work) {
+		cpuBiasActGradCols(d, db, ys, gs, rows, n, act, c.simd, 0, n)
+		return nil
+	}
+	c.parallel(n, work, func(lo, hi int) { cpuBiasActGradCols(d, db, ys, gs, rows, n, act, c.simd, lo, hi) })
 	return nil
+}
+
+// cpuBiasActGradCols is BiasActGrad on columns [lo, hi).
+func cpuBiasActGradCols(dx, db, y, g []float32, rows, n int, act Activation, simd bool, lo, hi int) {
+	var dbc []float32
+	if db != nil {
+		dbc = db[lo:hi]
+	}
+	for r := range rows {
+		o := r*n + lo
+		d, yr, gr := dx[o:o+hi-lo], y[o:o+hi-lo], g[o:o+hi-lo]
+		j := 0
+		if act == ActRelu && simd {
+			j = reluGradVec(d, dbc, yr, gr)
+		}
+		for ; j < len(d); j++ {
+			v := gr[j]
+			switch act {
+			case ActRelu:
+				v = cpuReluGrad(yr[j], v)
+			case ActSigmoid:
+				v *= yr[j] * (1 - yr[j])
+			case ActTanh:
+				v *= 1 - yr[j]*yr[j]
+			}
+			d[j] = v
+			if dbc != nil {
+				dbc[j] += v
+			}
+		}
+	}
 }
 
 // SGDStep updates p in place as torch.optim.SGD does, with g the gradient
@@ -148,24 +242,47 @@ func (c *CPU) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
 			return err
 		}
 	}
-	c.parallel(n, n*2, func(lo, hi int) {
-		var b []float32
-		if bs != nil {
-			b = bs[lo:hi]
-		}
-		cpuSGD(ps[lo:hi], gs[lo:hi], b, hp)
-	})
+	if c.serial(n, n) {
+		cpuSGD(ps, gs, bs, hp, c.simd)
+		return nil
+	}
+	t := c.sgdTasks.Get().(*cpuSGDTask)
+	*t = cpuSGDTask{p: ps, g: gs, buf: bs, hp: hp, simd: c.simd}
+	c.run(n, t)
+	*t = cpuSGDTask{}
+	c.sgdTasks.Put(t)
 	return nil
 }
 
-// cpuSGD is SGDStep on one chunk.
-func cpuSGD(p, g, buf []float32, hp SGDParams) {
+// cpuSGDTask is SGDStep as a cpuTask. The CPU keeps a pool of them, so that
+// an update split across threads allocates nothing.
+type cpuSGDTask struct {
+	p, g, buf []float32
+	hp        SGDParams
+	simd      bool
+}
+
+func (t *cpuSGDTask) run(lo, hi int) {
+	var b []float32
+	if t.buf != nil {
+		b = t.buf[lo:hi]
+	}
+	cpuSGD(t.p[lo:hi], t.g[lo:hi], b, t.hp, t.simd)
+}
+
+// cpuSGD is SGDStep on one chunk. The common case, momentum after the first
+// step without Nesterov, runs in the vector kernel when simd is set.
+func cpuSGD(p, g, buf []float32, hp SGDParams, simd bool) {
 	g = g[:len(p)]
 	if hp.Momentum != 0 {
 		buf = buf[:len(p)]
 	}
 	lr, mom, damp, wd := hp.LR, hp.Momentum, 1-hp.Dampening, hp.WeightDecay
-	for i := range p {
+	i := 0
+	if simd && mom != 0 && !hp.First && !hp.Nesterov {
+		i = sgdMomentumVec(p, g, buf, lr, mom, damp, wd)
+	}
+	for ; i < len(p); i++ {
 		gi := g[i]
 		if wd != 0 {
 			gi += wd * p[i]

@@ -569,6 +569,66 @@ func TestBiasAct(t *testing.T) {
 	})
 }
 
+func TestBiasActGrad(t *testing.T) {
+	acts := []struct {
+		act device.Activation
+		f   func(y float64) float64 // the derivative from the output
+	}{
+		{device.Identity, func(float64) float64 { return 1 }},
+		{device.ActRelu, func(y float64) float64 {
+			if y > 0 {
+				return 1
+			}
+			return 0
+		}},
+		{device.ActSigmoid, func(y float64) float64 { return y * (1 - y) }},
+		{device.ActTanh, func(y float64) float64 { return 1 - y*y }},
+	}
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
+		bg, ok := d.(device.BiasActGrad)
+		if !ok {
+			t.Skipf("%s has no fused bias activation gradient", d.Name())
+		}
+		r := rand.New(rand.NewPCG(14, 14))
+		for _, a := range acts {
+			for _, s := range [][2]int{{1, 1}, {7, 129}, {129, 7}, {128, 256}, {1000, 129}} {
+				rows, n := s[0], s[1]
+				y, g, db0 := randNZ(r, rows*n), randNZ(r, rows*n), randNZ(r, n)
+				if a.act == device.ActRelu {
+					for i := range y { // a ReLU output: half zeros
+						y[i] = max(y[i], 0)
+					}
+				}
+				wantDx := make([]float32, rows*n)
+				sums := make([]float64, n)
+				for i := range wantDx {
+					v := f64(g[i]) * a.f(f64(y[i]))
+					wantDx[i] = float32(v)
+					sums[i%n] += v
+				}
+				for _, acc := range []bool{false, true} {
+					wantDb := make([]float32, n)
+					for j := range wantDb {
+						wantDb[j] = float32(sums[j])
+						if acc {
+							wantDb[j] = float32(sums[j] + f64(db0[j]))
+						}
+					}
+					name := fmt.Sprintf("bias act grad %d %dx%d accumulate=%v", a.act, rows, n, acc)
+					bufs := newBufs(t, d, y, g, db0)
+					dx := scratch(t, d, rows*n)
+					must(t, bg.BiasActGrad(dx, bufs[2], bufs[0], bufs[1], rows, n, a.act, acc))
+					testutil.AllClose(t, name+" dx", testutil.Download(t, d, dx, rows*n), wantDx, atol, rtol)
+					testutil.AllClose(t, name+" dbias", testutil.Download(t, d, bufs[2], n), wantDb, sumTol, sumTol)
+					// In place into g, without a bias.
+					must(t, bg.BiasActGrad(bufs[1], nil, bufs[0], bufs[1], rows, n, a.act, acc))
+					testutil.AllClose(t, name+" in place", testutil.Download(t, d, bufs[1], rows*n), wantDx, atol, rtol)
+				}
+			}
+		}
+	})
+}
+
 func TestSGDStep(t *testing.T) {
 	cases := []device.SGDParams{
 		{LR: 0.1},
@@ -856,7 +916,16 @@ func TestCPUThreadsAgree(t *testing.T) {
 		sum := scratch(t, c, 257)
 		must(t, c.Softmax(out, bufs[0], 300, 257, false))
 		must(t, c.Reduce(device.Sum, sum, out, 1, 300, 257))
-		return append(testutil.Download(t, c, out, 300*257), testutil.Download(t, c, sum, 257)...)
+		must(t, c.BiasActGrad(out, sum, bufs[0], out, 300, 257, device.ActRelu, true))
+		must(t, c.BiasAct(out, out, sum, 300, 257, device.ActRelu))
+		// Three SGD steps with momentum on 300*257 values.
+		p := newBufs(t, c, x[:len(x)/2], x[len(x)/2:], make([]float32, len(x)/2))
+		for step := range 3 {
+			hp := device.SGDParams{LR: 0.1, Momentum: 0.9, WeightDecay: 0.01, First: step == 0}
+			must(t, c.SGDStep(p[0], p[1], p[2], len(x)/2, hp))
+		}
+		got := append(testutil.Download(t, c, out, 300*257), testutil.Download(t, c, sum, 257)...)
+		return append(got, testutil.Download(t, c, p[0], len(x)/2)...)
 	}
 	testutil.AllClose(t, "1 vs 4 threads", run(device.NewCPU(1)), run(device.NewCPU(4)), 0, 0)
 }

@@ -200,6 +200,15 @@ type BiasAct interface {
 	BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error
 }
 
+// BiasActGrad is implemented by devices with a fused backward of BiasAct:
+// from y = act(x + bias), rows of n, and g, the gradient with respect to y,
+// it writes dx = g·act'(y), computed from y alone (for ReLU, g where y > 0),
+// and adds the column sums of dx into dbias, or stores them unless
+// accumulate. dbias may be nil; dx may be g. It never materialises act'(y).
+type BiasActGrad interface {
+	BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error
+}
+
 // SGDParams are the hyper-parameters of one SGD step, as PyTorch defines them.
 // First marks the first step, where the momentum buffer starts as the gradient.
 type SGDParams struct {
