@@ -7,8 +7,9 @@ import (
 )
 
 // minParallelFlops is the size, in multiply-adds, below which a product runs on
-// the calling goroutine alone: starting a second thread costs a few microseconds.
-const minParallelFlops = 1 << 20
+// the calling goroutine alone: about two microseconds of work, as much as
+// handing half of it to a helper costs.
+const minParallelFlops = 1 << 17
 
 // kernel is a microkernel with the blocking sizes it is tuned for.
 type kernel struct {
@@ -41,12 +42,18 @@ type workspace struct {
 // Context runs matrix products on a fixed number of threads with one
 // microkernel, and keeps packing buffers between calls. Its methods are safe
 // for concurrent use.
+//
+// A Context with more than one thread starts threads-1 helper goroutines at
+// its first large product. After each task a helper polls for the next one for
+// a millisecond, then sleeps; Close stops the helpers, and so does the garbage
+// collector once the Context is unreachable.
 type Context struct {
 	threads int
 	kern    kernel
 
 	mu   sync.Mutex
 	free []*workspace
+	team *team // nil until a product is split across threads
 }
 
 // New returns a Context that splits large products across threads goroutines
@@ -61,6 +68,28 @@ func newContext(threads int, k kernel) *Context {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	return &Context{threads: threads, kern: k}
+}
+
+// Close stops the helper goroutines. The Context remains usable: a later
+// large product starts them again.
+func (ctx *Context) Close() {
+	ctx.mu.Lock()
+	defer ctx.mu.Unlock()
+	if ctx.team != nil {
+		ctx.team.stop()
+		ctx.team = nil
+	}
+}
+
+// helpers returns the Context's team, starting it if needed.
+func (ctx *Context) helpers() *team {
+	ctx.mu.Lock()
+	defer ctx.mu.Unlock()
+	if ctx.team == nil {
+		ctx.team = newTeam(ctx.threads - 1)
+		runtime.AddCleanup(ctx, (*team).stop, ctx.team)
+	}
+	return ctx.team
 }
 
 // Kernel names the microkernel the Context uses: "avx512", "avx2" or "generic".
@@ -136,20 +165,34 @@ func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []f
 		}
 		return p.rows(partRange(m, ctx.kern.mr, parts, t))
 	}
-	var wg sync.WaitGroup
-	wg.Add(parts - 1)
+	// Hand parts 1.. to idle helpers and compute part 0 here. Then take back
+	// and compute here the parts no helper has started, because it was asleep
+	// or busy with another call.
+	team := ctx.helpers()
+	done := new(pending)
+	tasks := make([]task, parts)
+	helpers := make([]*helper, parts)
 	for t := 1; t < parts; t++ {
-		go ctx.runPart(&wg, part(t))
+		tasks[t] = task{ctx: ctx, p: part(t), done: done}
+		if h := team.claim(); h != nil {
+			helpers[t] = h
+			done.left.Add(1)
+			done.wg.Add(1)
+			h.hand(&tasks[t])
+		}
 	}
-	first := part(0)
-	ctx.run(&first)
-	wg.Wait()
-}
-
-// runPart computes p and marks it done in wg.
-func (ctx *Context) runPart(wg *sync.WaitGroup, p problem) {
-	defer wg.Done()
-	ctx.run(&p)
+	tasks[0].p = part(0)
+	ctx.run(&tasks[0].p)
+	for t := 1; t < parts; t++ {
+		switch h := helpers[t]; {
+		case h == nil:
+			ctx.run(&tasks[t].p)
+		case h.reclaim(&tasks[t]):
+			ctx.run(&tasks[t].p)
+			done.finish()
+		}
+	}
+	done.wait()
 }
 
 // swapped reports whether an m×n product wastes so much of the microkernel's

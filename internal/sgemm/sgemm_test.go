@@ -270,3 +270,14 @@ func TestNewPicksFastestKernel(t *testing.T) {
 		t.Error("New(0) has no threads")
 	}
 }
+
+func TestContextClose(t *testing.T) {
+	ctx := New(3)
+	rng := rand.New(rand.NewPCG(10, 11))
+	tc := gemmCase{m: 200, n: 300, k: 100, alpha: 1, beta: 0}
+	tc.check(t, []*Context{ctx}, rng)
+	ctx.Close()
+	tc.check(t, []*Context{ctx}, rng) // restarts the helpers
+	ctx.Close()
+	ctx.Close()
+}

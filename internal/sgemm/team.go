@@ -1,0 +1,148 @@
+package sgemm
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// spinTime is how long a helper, or a caller waiting for its helpers, polls
+// before it goes to sleep. Waking a sleeping goroutine on another core costs
+// from tens of microseconds on bare metal to over a hundred on a virtual
+// machine, as long as a mid-sized product takes; training runs products
+// back to back, so helpers that poll for a while are found awake.
+const spinTime = time.Millisecond
+
+// team is the set of helper goroutines of a Context. It does not refer to the
+// Context, so that a Context nobody holds can be collected and its helpers
+// stopped.
+type team struct {
+	helpers []*helper
+	stopped sync.Once
+}
+
+// helper is a goroutine that runs one task at a time for whichever call
+// claims it.
+type helper struct {
+	busy   atomic.Bool          // claimed by a call, until its task is done
+	next   atomic.Pointer[task] // the task handed over, until the helper takes it
+	parked atomic.Bool          // asleep, or about to sleep, on wake
+	wake   chan struct{}
+	quit   chan struct{}
+}
+
+// task is a part of a product handed to a helper.
+type task struct {
+	ctx  *Context
+	p    problem
+	done *pending
+}
+
+// pending counts the tasks of a call that are still running.
+type pending struct {
+	left atomic.Int32
+	wg   sync.WaitGroup
+}
+
+func newTeam(n int) *team {
+	t := &team{helpers: make([]*helper, n)}
+	for i := range t.helpers {
+		h := &helper{wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		t.helpers[i] = h
+		go h.loop()
+	}
+	return t
+}
+
+// stop ends the helpers' goroutines once they finish their tasks.
+func (t *team) stop() {
+	t.stopped.Do(func() {
+		for _, h := range t.helpers {
+			close(h.quit)
+		}
+	})
+}
+
+// claim returns an idle helper, or nil when every helper is busy with
+// another call.
+func (t *team) claim() *helper {
+	for _, h := range t.helpers {
+		if h.busy.CompareAndSwap(false, true) {
+			return h
+		}
+	}
+	return nil
+}
+
+// hand gives a claimed helper its task, waking it if it sleeps.
+func (h *helper) hand(t *task) {
+	h.next.Store(t)
+	if h.parked.Load() {
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// reclaim takes back the task t handed to h if h has not started it, and then
+// releases h. It reports whether it took t back.
+func (h *helper) reclaim(t *task) bool {
+	if !h.next.CompareAndSwap(t, nil) {
+		return false
+	}
+	h.busy.Store(false)
+	return true
+}
+
+func (h *helper) loop() {
+	for {
+		deadline := time.Now().Add(spinTime)
+		for time.Now().Before(deadline) {
+			if t := h.next.Swap(nil); t != nil {
+				h.run(t)
+				deadline = time.Now().Add(spinTime)
+				continue
+			}
+			runtime.Gosched()
+		}
+		// Announce the sleep before the last look at next: a call that hands a
+		// task after that look sees parked and sends a wake-up.
+		h.parked.Store(true)
+		if t := h.next.Swap(nil); t != nil {
+			h.parked.Store(false)
+			h.run(t)
+			continue
+		}
+		select {
+		case <-h.wake:
+		case <-h.quit:
+			return
+		}
+		h.parked.Store(false)
+	}
+}
+
+func (h *helper) run(t *task) {
+	t.ctx.run(&t.p)
+	done := t.done
+	h.busy.Store(false)
+	done.finish()
+}
+
+// finish marks one task done.
+func (d *pending) finish() {
+	d.left.Add(-1)
+	d.wg.Done()
+}
+
+// wait returns when every task of the call is done, polling for a while
+// before it sleeps.
+func (d *pending) wait() {
+	deadline := time.Now().Add(spinTime)
+	for d.left.Load() > 0 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	d.wg.Wait()
+}
