@@ -57,11 +57,12 @@ type CUDABuffer struct {
 func (b *CUDABuffer) Len() int { return b.n }
 
 var (
-	_ Device     = (*CUDA)(nil)
-	_ SoftmaxCE  = (*CUDA)(nil)
-	_ BiasAct    = (*CUDA)(nil)
-	_ Optimizers = (*CUDA)(nil)
-	_ Buffer     = (*CUDABuffer)(nil)
+	_ Device          = (*CUDA)(nil)
+	_ SoftmaxCE       = (*CUDA)(nil)
+	_ BiasAct         = (*CUDA)(nil)
+	_ Optimizers      = (*CUDA)(nil)
+	_ MultiOptimizers = (*CUDA)(nil)
+	_ Buffer          = (*CUDABuffer)(nil)
 )
 
 // NewCUDA opens CUDA device ordinal and loads the kernels. Each CUDA value
@@ -595,4 +596,64 @@ func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 	}
 	return wrap(c.ctx.Adam(ptrs[0], ptrs[1], ptrs[2], ptrs[3], n, hp.LR, hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay,
 		hp.Decoupled, hp.Step), name, n)
+}
+
+// SGDStepMulti is SGDStep on every tensor i (ps[i], gs[i], bufs[i], ns[i])
+// in one kernel launch, bit-identical to one SGDStep per tensor. The device
+// keeps a table of the tensors' addresses, uploaded on the first step over a
+// list of buffers, so that later steps copy nothing.
+func (c *CUDA) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error {
+	const name = "sgd_step_multi"
+	if len(gs) != len(ps) || len(ns) != len(ps) || (len(bufs) != len(ps) && !(bufs == nil && hp.Momentum == 0)) {
+		return fmt.Errorf("device: cuda %s: %d parameters, %d gradients, %d buffers and %d lengths",
+			name, len(ps), len(gs), len(bufs), len(ns))
+	}
+	pp, gp := make([]cuda.Ptr, len(ps)), make([]cuda.Ptr, len(ps))
+	var bp []cuda.Ptr
+	if hp.Momentum != 0 {
+		bp = make([]cuda.Ptr, len(ps))
+	}
+	for i, n := range ns {
+		var err error
+		if pp[i], err = c.ptr(name, "p", ps[i], n); err != nil {
+			return fmt.Errorf("%w (tensor %d)", err, i)
+		}
+		if gp[i], err = c.ptr(name, "g", gs[i], n); err != nil {
+			return fmt.Errorf("%w (tensor %d)", err, i)
+		}
+		if bp != nil {
+			if bp[i], err = c.ptr(name, "buf", bufs[i], n); err != nil {
+				return fmt.Errorf("%w (tensor %d)", err, i)
+			}
+		}
+	}
+	err := c.ctx.SGDMulti(pp, gp, bp, ns, hp.LR, hp.Momentum, hp.Dampening, hp.WeightDecay, hp.Nesterov, hp.First)
+	return wrap(err, name, len(ps))
+}
+
+// AdamStepMulti is AdamStep on every tensor i (ps[i], gs[i], ms[i], vs[i],
+// ns[i]) in one kernel launch, bit-identical to one AdamStep per tensor, with
+// a table kept on the device as SGDStepMulti does.
+func (c *CUDA) AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error {
+	const name = "adam_step_multi"
+	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(ns) != len(ps) {
+		return fmt.Errorf("device: cuda %s: %d parameters, %d gradients, %d and %d moments, %d lengths",
+			name, len(ps), len(gs), len(ms), len(vs), len(ns))
+	}
+	if hp.Step < 1 {
+		return fmt.Errorf("device: cuda %s: step %d, want >= 1", name, hp.Step)
+	}
+	ptrs := make([]cuda.Ptr, 4*len(ps))
+	for i, n := range ns {
+		for j, b := range [4]Buffer{ps[i], gs[i], ms[i], vs[i]} {
+			var err error
+			if ptrs[j*len(ps)+i], err = c.ptr(name, [4]string{"p", "g", "m", "v"}[j], b, n); err != nil {
+				return fmt.Errorf("%w (tensor %d)", err, i)
+			}
+		}
+	}
+	k := len(ps)
+	err := c.ctx.AdamMulti(ptrs[:k], ptrs[k:2*k], ptrs[2*k:3*k], ptrs[3*k:], ns, hp.LR, hp.Beta1, hp.Beta2, hp.Eps,
+		hp.WeightDecay, hp.Decoupled, hp.Step)
+	return wrap(err, name, len(ps))
 }

@@ -132,6 +132,9 @@ func TestCUDAImplementsEverything(t *testing.T) {
 	if _, ok := d.(device.Optimizers); !ok {
 		t.Error("no Optimizers")
 	}
+	if _, ok := d.(device.MultiOptimizers); !ok {
+		t.Error("no MultiOptimizers")
+	}
 	t.Logf("GPU: %s", cuDevice(t).GPU())
 	// Every op value the enums name runs on the device (none falls back to
 	// the host, there is no host path), and the first value past them fails.
@@ -546,6 +549,80 @@ func TestCUDAAdamSteps(t *testing.T) {
 			p.same(name+" m", cb[1], gb[1], n, 1e-6, 1e-5)
 			p.same(name+" v", cb[2], gb[2], n, 1e-7, 1e-5)
 		}
+	}
+}
+
+// TestCUDAMultiTables steps through more lists of tensors than the device
+// keeps tables for (subsets in rotating orders, so that tables are dropped
+// and uploaded again), checking each multi-tensor step against one SGDStep
+// per tensor bit for bit; after ReleaseCached the steps still run, and once
+// the buffers are freed no table memory is left.
+func TestCUDAMultiTables(t *testing.T) {
+	d := cuFresh(t)
+	sizes := []int{1, 7, 129, 1023, 1024, 1025, 4097, 784 * 512}
+	r := rand.New(rand.NewPCG(15, 1))
+	hp := device.SGDParams{LR: 0.05, Momentum: 0.9, Nesterov: true, WeightDecay: 1e-3}
+	before := d.Stats()
+	var all []device.Buffer
+	up := func(v []float32) device.Buffer {
+		b := testutil.Upload(t, d, v)
+		all = append(all, b)
+		return b
+	}
+	var p, buf, g [2][]device.Buffer // [0] per tensor, [1] multi
+	for _, n := range sizes {
+		pv, bv, gv := cuRand(r, n, -1, 1), cuRand(r, n, -1, 1), cuRand(r, n, -1, 1)
+		for k := range 2 {
+			p[k], buf[k], g[k] = append(p[k], up(pv)), append(buf[k], up(bv)), append(g[k], up(gv))
+		}
+	}
+	step := func(idx []int) {
+		t.Helper()
+		var ps, gs, bs []device.Buffer
+		var ns []int
+		for _, i := range idx {
+			if err := d.SGDStep(p[0][i], g[0][i], buf[0][i], sizes[i], hp); err != nil {
+				t.Fatal(err)
+			}
+			ps, gs, bs, ns = append(ps, p[1][i]), append(gs, g[1][i]), append(bs, buf[1][i]), append(ns, sizes[i])
+		}
+		if err := d.SGDStepMulti(ps, gs, bs, ns, hp); err != nil {
+			t.Fatalf("tensors %v: %v", idx, err)
+		}
+	}
+	for s := range 50 {
+		// A rotation of the first 1 + s%len(sizes) tensors, rotated by s/len(sizes).
+		k := 1 + s%len(sizes)
+		idx := make([]int, k)
+		for i := range idx {
+			idx[i] = (i + s/len(sizes)) % k
+		}
+		step(idx)
+		if s == 40 {
+			if err := d.ReleaseCached(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, n := range sizes {
+		for _, x := range [][2][]device.Buffer{p, buf} {
+			got := testutil.Download(t, d, x[1][i], n)
+			want := testutil.Download(t, d, x[0][i], n)
+			for j := range want {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("tensor %d (n=%d) [%d]: multi %v, per tensor %v", i, n, j, got[j], want[j])
+				}
+			}
+		}
+	}
+	for _, b := range all {
+		d.Free(b)
+	}
+	if err := d.ReleaseCached(); err != nil {
+		t.Fatal(err)
+	}
+	if after := d.Stats(); after.Allocated != before.Allocated {
+		t.Errorf("Allocated %d after freeing everything and releasing the cache, want %d", after.Allocated, before.Allocated)
 	}
 }
 

@@ -232,6 +232,20 @@ type Optimizers interface {
 	AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error
 }
 
+// MultiOptimizers is implemented by devices that update many parameter
+// tensors in one call: on a GPU, one kernel launch for a whole model instead
+// of one per tensor. Tensor i is the ns[i] values of ps[i], its gradient
+// gs[i] and its optimizer state (bufs[i], or ms[i] and vs[i]). The result is
+// bit for bit that of SGDStep or AdamStep applied to each tensor. When
+// hp.Momentum is 0 the momentum buffers are unused: bufs may be nil or hold
+// nil entries. A buffer that a step writes (a parameter or its state) must
+// not be given for another tensor. A call that returns an error has updated
+// nothing.
+type MultiOptimizers interface {
+	SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error
+	AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error
+}
+
 // ErrNoCUDA is returned when a CUDA device is requested from a build without it.
 var ErrNoCUDA = errors.New("gograd was built without CUDA; rebuild with -tags cuda")
 
