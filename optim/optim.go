@@ -68,23 +68,88 @@ func (o *SGD) LR() float32 { return o.cfg.LR }
 // SetLR sets the learning rate.
 func (o *SGD) SetLR(lr float32) { o.cfg.LR = lr }
 
-// Step applies one SGD update.
+// Step applies one SGD update: in one call of the device's multi-tensor
+// step when it has one (device.MultiOptimizers) and holds every parameter,
+// else tensor by tensor.
 func (o *SGD) Step() error {
 	return tensor.Catch(func() {
+		hp := device.SGDParams{LR: o.cfg.LR, Momentum: o.cfg.Momentum, Dampening: o.cfg.Dampening,
+			WeightDecay: o.cfg.WeightDecay, Nesterov: o.cfg.Nesterov}
+		if multi, idx := multiDevice(o.params); multi != nil {
+			// Parameters whose momentum buffer is new take a first step, in a
+			// call of their own: all of them on the first step, none after.
+			var fresh, old []int
+			for _, i := range idx {
+				if o.bufs[i] == nil && o.cfg.Momentum != 0 {
+					o.bufs[i] = tensor.New(o.params[i].Value.Device(), o.params[i].Value.Shape()...)
+					fresh = append(fresh, i)
+				} else {
+					old = append(old, i)
+				}
+			}
+			hp.First = true
+			o.sgdMulti(multi, fresh, hp)
+			hp.First = false
+			o.sgdMulti(multi, old, hp)
+			o.steps++
+			return
+		}
 		for i, p := range o.params {
 			if p.Grad == nil {
 				continue
 			}
-			first := o.bufs[i] == nil
-			if first && o.cfg.Momentum != 0 {
+			hp.First = o.bufs[i] == nil
+			if hp.First && o.cfg.Momentum != 0 {
 				o.bufs[i] = tensor.New(p.Value.Device(), p.Value.Shape()...)
 			}
-			hp := device.SGDParams{LR: o.cfg.LR, Momentum: o.cfg.Momentum, Dampening: o.cfg.Dampening,
-				WeightDecay: o.cfg.WeightDecay, Nesterov: o.cfg.Nesterov, First: first}
 			sgdStep(p.Value, p.Grad, o.bufs[i], hp)
 		}
 		o.steps++
 	})
+}
+
+// sgdMulti runs one multi-tensor SGD step over the parameters idx.
+func (o *SGD) sgdMulti(multi device.MultiOptimizers, idx []int, hp device.SGDParams) {
+	if len(idx) == 0 {
+		return
+	}
+	n := len(idx)
+	ps, gs, bs, ns := make([]device.Buffer, n), make([]device.Buffer, n), make([]device.Buffer, n), make([]int, n)
+	for j, i := range idx {
+		p := o.params[i]
+		ps[j], gs[j], ns[j] = p.Value.Buffer(), p.Grad.Buffer(), p.Value.Len()
+		if o.bufs[i] != nil {
+			bs[j] = o.bufs[i].Buffer()
+		}
+	}
+	if err := multi.SGDStepMulti(ps, gs, bs, ns, hp); err != nil {
+		panic(&tensor.Error{Op: "sgd step", Err: err})
+	}
+}
+
+// multiDevice returns the device of the parameters that have a gradient, as
+// a device.MultiOptimizers, and their indices, when it has multi-tensor
+// steps and holds all of them (values and gradients); else nil.
+func multiDevice(params []*autograd.Var) (device.MultiOptimizers, []int) {
+	var dev device.Device
+	var idx []int
+	for i, p := range params {
+		if p.Grad == nil {
+			continue
+		}
+		if dev == nil {
+			dev = p.Value.Device()
+		}
+		if p.Value.Device() != dev || p.Grad.Device() != dev {
+			return nil, nil
+		}
+		idx = append(idx, i)
+	}
+	multi, ok := dev.(device.MultiOptimizers)
+	if !ok {
+		return nil, nil
+	}
+	return multi, idx
 }
 
 func sgdStep(p, g, buf *tensor.Tensor, hp device.SGDParams) {
@@ -241,23 +306,44 @@ func (o *Adam) LR() float32 { return o.cfg.LR }
 // SetLR sets the learning rate.
 func (o *Adam) SetLR(lr float32) { o.cfg.LR = lr }
 
-// Step applies one Adam update.
+// Step applies one Adam update: in one call of the device's multi-tensor
+// step when it has one (device.MultiOptimizers) and holds every parameter,
+// else tensor by tensor.
 func (o *Adam) Step() error {
 	o.steps++
 	hp := device.AdamParams{LR: o.cfg.LR, Beta1: o.cfg.Beta1, Beta2: o.cfg.Beta2, Eps: o.cfg.Eps,
 		WeightDecay: o.cfg.WeightDecay, Decoupled: o.decoupled, Step: o.steps}
 	return tensor.Catch(func() {
-		for i, p := range o.params {
-			if p.Grad == nil {
-				continue
+		multi, idx := multiDevice(o.params)
+		if multi == nil {
+			for i, p := range o.params {
+				if p.Grad != nil {
+					o.state(i)
+					adamStep(p.Value, p.Grad, o.m[i], o.v[i], hp)
+				}
 			}
-			if o.m[i] == nil {
-				o.m[i] = tensor.Zeros(p.Value.Device(), p.Value.Shape()...)
-				o.v[i] = tensor.Zeros(p.Value.Device(), p.Value.Shape()...)
-			}
-			adamStep(p.Value, p.Grad, o.m[i], o.v[i], hp)
+			return
+		}
+		n := len(idx)
+		ps, gs, ms, vs, ns := make([]device.Buffer, n), make([]device.Buffer, n), make([]device.Buffer, n), make([]device.Buffer, n), make([]int, n)
+		for j, i := range idx {
+			o.state(i)
+			p := o.params[i]
+			ps[j], gs[j], ms[j], vs[j], ns[j] = p.Value.Buffer(), p.Grad.Buffer(), o.m[i].Buffer(), o.v[i].Buffer(), p.Value.Len()
+		}
+		if err := multi.AdamStepMulti(ps, gs, ms, vs, ns, hp); err != nil {
+			panic(&tensor.Error{Op: "adam step", Err: err})
 		}
 	})
+}
+
+// state makes the moment estimates of parameter i, zero, if it has none.
+func (o *Adam) state(i int) {
+	if o.m[i] == nil {
+		p := o.params[i].Value
+		o.m[i] = tensor.Zeros(p.Device(), p.Shape()...)
+		o.v[i] = tensor.Zeros(p.Device(), p.Shape()...)
+	}
 }
 
 func adamStep(p, g, m, v *tensor.Tensor, hp device.AdamParams) {

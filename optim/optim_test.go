@@ -37,9 +37,28 @@ func (f *fusedCounter) AdamStep(p, g, m, v device.Buffer, n int, hp device.AdamP
 	return f.opt.AdamStep(p, g, m, v, n, hp)
 }
 
+// multiCounter forwards the multi-tensor optimizer steps to a device that
+// has them and counts the calls; it hides the one-tensor steps.
+type multiCounter struct {
+	device.Device
+	multi device.MultiOptimizers
+	calls int
+}
+
+func (f *multiCounter) SGDStepMulti(ps, gs, bufs []device.Buffer, ns []int, hp device.SGDParams) error {
+	f.calls++
+	return f.multi.SGDStepMulti(ps, gs, bufs, ns, hp)
+}
+
+func (f *multiCounter) AdamStepMulti(ps, gs, ms, vs []device.Buffer, ns []int, hp device.AdamParams) error {
+	f.calls++
+	return f.multi.AdamStepMulti(ps, gs, ms, vs, ns, hp)
+}
+
 var (
-	_ device.Device     = composedOnly{}
-	_ device.Optimizers = (*fusedCounter)(nil)
+	_ device.Device          = composedOnly{}
+	_ device.Optimizers      = (*fusedCounter)(nil)
+	_ device.MultiOptimizers = (*multiCounter)(nil)
 )
 
 // path is one way of running the optimizers on a device.
@@ -47,9 +66,11 @@ type path struct {
 	name  string
 	dev   device.Device
 	calls func() int // fused steps run so far; nil on the composed path
+	multi bool       // one fused call per step, not one per parameter
 }
 
-// paths returns the fused path (when d has it) and the composed one.
+// paths returns the multi-tensor and one-tensor fused paths (when d has
+// them) and the composed one.
 func paths(t *testing.T, d device.Device) []path {
 	t.Helper()
 	cd := composedOnly{d}
@@ -59,9 +80,18 @@ func paths(t *testing.T, d device.Device) []path {
 	ps := []path{{name: "composed", dev: cd}}
 	if opt, ok := d.(device.Optimizers); ok {
 		fc := &fusedCounter{Device: d, opt: opt}
+		if _, ok := device.Device(fc).(device.MultiOptimizers); ok {
+			t.Fatal("fusedCounter exposes device.MultiOptimizers")
+		}
 		ps = append(ps, path{name: "fused", dev: fc, calls: func() int { return fc.calls }})
 	} else {
 		t.Logf("%s has no fused optimizer steps", d.Name())
+	}
+	if multi, ok := d.(device.MultiOptimizers); ok {
+		mc := &multiCounter{Device: d, multi: multi}
+		ps = append(ps, path{name: "multi", dev: mc, calls: func() int { return mc.calls }, multi: true})
+	} else {
+		t.Logf("%s has no multi-tensor optimizer steps", d.Name())
 	}
 	return ps
 }
@@ -395,7 +425,11 @@ func TestTrajectories(t *testing.T) {
 						}
 						traj := train(t, c, o, ps, pr.build(pa.dev), 0, steps)
 						if pa.calls != nil {
-							if got, want := pa.calls()-before, steps*len(ps); got != want {
+							want := steps * len(ps)
+							if pa.multi {
+								want = steps
+							}
+							if got := pa.calls() - before; got != want {
 								t.Errorf("%d fused steps ran, want %d", got, want)
 							}
 						}
