@@ -445,8 +445,8 @@ func (c *Context) launchMulti(k kernel, scalars ...uint64) error {
 	}
 	up, ok := c.tables[string(c.tabKey)]
 	if !ok {
-		if up, err = c.uploadTable(chunks); err != nil {
-			return fmt.Errorf("cuda: %s: %w", kernelNames[k], err)
+		if up, err = c.uploadTable(k, chunks); err != nil {
+			return err
 		}
 	}
 	args := append([]uint64{uint64(up.ptr), uint64(up.ptr) + uint64(8*multiWords*up.tensors), intArg(up.chunks)}, scalars...)
@@ -454,8 +454,8 @@ func (c *Context) launchMulti(k kernel, scalars ...uint64) error {
 }
 
 // uploadTable checks the tensors of c.ents, copies their table (its tensor
-// part in c.tabWords, c.tabKey) to the device and caches it.
-func (c *Context) uploadTable(chunks int) (multiUpload, error) {
+// part in c.tabWords, c.tabKey) for kernel k to the device and caches it.
+func (c *Context) uploadTable(k kernel, chunks int) (multiUpload, error) {
 	if err := multiDisjoint(c.ents); err != nil {
 		return multiUpload{}, err
 	}
@@ -465,11 +465,12 @@ func (c *Context) uploadTable(chunks int) (multiUpload, error) {
 	tab := multiTable(c.tabWords, chunks)
 	p, err := c.pool.Get(int64(len(tab)) * 8)
 	if err != nil {
-		return multiUpload{}, fmt.Errorf("table of %d tensors: %w", len(c.ents), err)
+		return multiUpload{}, fmt.Errorf("cuda: %s: table of %d tensors: %w", kernelNames[k], len(c.ents), err)
 	}
 	if err := cu.MemcpyHtoDAsync(Ptr(p), unsafe.Pointer(&tab[0]), int64(len(tab))*8, cu.Stream{}); err != nil {
 		c.pool.Put(p)
-		return multiUpload{}, fmt.Errorf("copying a table of %d tensors to the device: %w", len(c.ents), describe(err))
+		return multiUpload{}, fmt.Errorf("cuda: %s: copying a table of %d tensors to the device: %w", kernelNames[k], len(c.ents),
+			describe(err))
 	}
 	up := multiUpload{ptr: p, tensors: len(c.ents), chunks: chunks}
 	if c.tables == nil {
