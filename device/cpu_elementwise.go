@@ -27,12 +27,20 @@ func (c *CPU) Copy(dst, x Buffer, w Walk) error {
 		c.transpose(d, xs, s)
 		return nil
 	}
-	c.parallel(n, n, func(lo, hi int) {
-		s.rows(lo, hi, func(off, ao, _, m int) {
-			cpuCopyRow(d[off:off+m], xs[ao:], s.a[MaxDims-1])
-		})
-	})
+	if c.serial(n, n) {
+		cpuCopyRange(d, xs, s, 0, n)
+		return nil
+	}
+	sc := s // captured by value: s has its address taken
+	c.parallel(n, n, func(lo, hi int) { cpuCopyRange(d, xs, sc, lo, hi) })
 	return nil
+}
+
+// cpuCopyRange is Copy on output offsets [lo, hi).
+func cpuCopyRange(d, x []float32, s cpuStrided, lo, hi int) {
+	s.rows(lo, hi, func(off, ao, _, m int) {
+		cpuCopyRow(d[off:off+m], x[ao:], s.a[MaxDims-1])
+	})
 }
 
 // cpuTile is the side of the square tiles a transposing copy moves at once,
@@ -101,6 +109,10 @@ func (c *CPU) Unary(op UnaryOp, dst, x Buffer, n int, alpha float32) error {
 	work := n
 	if op == Exp || op == Log || op == Sigmoid || op == Tanh || op == PowScalar {
 		work *= 8
+	}
+	if c.serial(n, work) {
+		cpuUnary(op, d, xs, alpha)
+		return nil
 	}
 	c.parallel(n, work, func(lo, hi int) { cpuUnary(op, d[lo:hi], xs[lo:hi], alpha) })
 	return nil
@@ -199,13 +211,21 @@ func (c *CPU) Binary(op BinaryOp, dst, a, b Buffer, w Walk) error {
 	if op == Pow {
 		work *= 8
 	}
-	sa, sb := s.a[MaxDims-1], s.b[MaxDims-1]
-	c.parallel(n, work, func(lo, hi int) {
-		s.rows(lo, hi, func(off, ao, bo, m int) {
-			cpuBinaryRow(op, d[off:off+m], as[ao:], sa, bs[bo:], sb)
-		})
-	})
+	if c.serial(n, work) {
+		cpuBinaryRange(op, d, as, bs, s, 0, n)
+		return nil
+	}
+	sc := s // captured by value: s has its address taken
+	c.parallel(n, work, func(lo, hi int) { cpuBinaryRange(op, d, as, bs, sc, lo, hi) })
 	return nil
+}
+
+// cpuBinaryRange is Binary on output offsets [lo, hi).
+func cpuBinaryRange(op BinaryOp, d, a, b []float32, s cpuStrided, lo, hi int) {
+	sa, sb := s.a[MaxDims-1], s.b[MaxDims-1]
+	s.rows(lo, hi, func(off, ao, bo, m int) {
+		cpuBinaryRow(op, d[off:off+m], a[ao:], sa, b[bo:], sb)
+	})
 }
 
 // cpuBinaryRow computes d[i] = op(a[i*sa], b[i*sb]). The common cases, both
@@ -404,6 +424,9 @@ func (s *cpuStrided) span(st [MaxDims]int) int {
 // rows calls fn for each run of output offsets [off, off+m) within [lo, hi)
 // that lies in one innermost row, with the operands' offsets ao and bo.
 func (s *cpuStrided) rows(lo, hi int, fn func(off, ao, bo, m int)) {
+	if lo >= hi {
+		return
+	}
 	n3 := s.shape[3]
 	i3, r := lo%n3, lo/n3
 	i2, r := r%s.shape[2], r/s.shape[2]

@@ -33,13 +33,20 @@ func (c *CPU) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
 		return err
 	}
 	s := src.(*CPUBuffer).data[:srcRows*rowLen]
-	c.parallel(nidx, total, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			r := int(is[i])
-			copy(d[i*rowLen:i*rowLen+rowLen], s[r*rowLen:r*rowLen+rowLen])
-		}
-	})
+	if c.serial(nidx, total) {
+		cpuGatherRows(d, s, is, rowLen, 0, nidx)
+		return nil
+	}
+	c.parallel(nidx, total, func(lo, hi int) { cpuGatherRows(d, s, is, rowLen, lo, hi) })
 	return nil
+}
+
+// cpuGatherRows is Gather of rows [lo, hi) of dst.
+func cpuGatherRows(d, s, idx []float32, rowLen, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		r := int(idx[i])
+		copy(d[i*rowLen:i*rowLen+rowLen], s[r*rowLen:r*rowLen+rowLen])
+	}
 }
 
 // DropoutMask fills dst[:n] with 1/(1-p) where HashUniform(seed, i) >= p and

@@ -36,22 +36,38 @@ func (c *CPU) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
 		return name.errorf("empty reduction axis")
 	}
 	if inner == 1 {
-		c.parallel(outer, total, func(lo, hi int) {
-			for o := lo; o < hi; o++ {
-				d[o] = cpuReduceRow(op, xs[o*n:o*n+n])
-			}
-		})
+		if c.serial(outer, total) {
+			cpuReduceRows(op, d, xs, n, 0, outer)
+			return nil
+		}
+		c.parallel(outer, total, func(lo, hi int) { cpuReduceRows(op, d, xs, n, lo, hi) })
 		return nil
 	}
 	blocks := (inner + cpuReduceBlock - 1) / cpuReduceBlock
-	c.parallel(outer*blocks, total, func(lo, hi int) {
-		for u := lo; u < hi; u++ {
-			o, j0 := u/blocks, (u%blocks)*cpuReduceBlock
-			w := min(cpuReduceBlock, inner-j0)
-			cpuReduceCols(op, d[o*inner+j0:o*inner+j0+w], xs[o*n*inner+j0:], n, inner)
-		}
-	})
+	if c.serial(outer*blocks, total) {
+		cpuReduceBlocks(op, d, xs, n, inner, 0, outer*blocks)
+		return nil
+	}
+	c.parallel(outer*blocks, total, func(lo, hi int) { cpuReduceBlocks(op, d, xs, n, inner, lo, hi) })
 	return nil
+}
+
+// cpuReduceRows reduces rows [lo, hi) of n contiguous values into d.
+func cpuReduceRows(op ReduceOp, d, x []float32, n, lo, hi int) {
+	for o := lo; o < hi; o++ {
+		d[o] = cpuReduceRow(op, x[o*n:o*n+n])
+	}
+}
+
+// cpuReduceBlocks reduces the blocks [lo, hi) of cpuReduceBlock columns of
+// x viewed as [outer, n, inner], numbered outer index first.
+func cpuReduceBlocks(op ReduceOp, d, x []float32, n, inner, lo, hi int) {
+	blocks := (inner + cpuReduceBlock - 1) / cpuReduceBlock
+	for u := lo; u < hi; u++ {
+		o, j0 := u/blocks, (u%blocks)*cpuReduceBlock
+		w := min(cpuReduceBlock, inner-j0)
+		cpuReduceCols(op, d[o*inner+j0:o*inner+j0+w], x[o*n*inner+j0:], n, inner)
+	}
 }
 
 // cpuReduceRow reduces a contiguous row.
@@ -149,31 +165,38 @@ func (c *CPU) Softmax(dst, x Buffer, rows, n int, log bool) error {
 	if n == 0 {
 		return nil
 	}
-	c.parallel(rows, total*8, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, dr := xs[r*n:r*n+n], d[r*n:r*n+n]
-			if log {
-				m, s := cpuMaxSumExp(xr)
-				lse := float64(m) + math.Log(s)
-				for j, v := range xr {
-					dr[j] = float32(float64(v) - lse)
-				}
-				continue
-			}
-			m := cpuReduceRow(MaxOf, xr)
-			var s float64
-			for j, v := range xr {
-				e := math.Exp(float64(v - m))
-				dr[j] = float32(e)
-				s += e
-			}
-			inv := 1 / s
-			for j, e := range dr {
-				dr[j] = float32(float64(e) * inv)
-			}
-		}
-	})
+	if c.serial(rows, total*8) {
+		cpuSoftmaxRows(d, xs, n, log, 0, rows)
+		return nil
+	}
+	c.parallel(rows, total*8, func(lo, hi int) { cpuSoftmaxRows(d, xs, n, log, lo, hi) })
 	return nil
+}
+
+// cpuSoftmaxRows is Softmax on rows [lo, hi).
+func cpuSoftmaxRows(d, x []float32, n int, log bool, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		xr, dr := x[r*n:r*n+n], d[r*n:r*n+n]
+		if log {
+			m, s := cpuMaxSumExp(xr)
+			lse := float64(m) + math.Log(s)
+			for j, v := range xr {
+				dr[j] = float32(float64(v) - lse)
+			}
+			continue
+		}
+		m := cpuReduceRow(MaxOf, xr)
+		var s float64
+		for j, v := range xr {
+			e := math.Exp(float64(v - m))
+			dr[j] = float32(e)
+			s += e
+		}
+		inv := 1 / s
+		for j, e := range dr {
+			dr[j] = float32(float64(e) * inv)
+		}
+	}
 }
 
 // cpuMaxSumExp returns the row's maximum m and the sum of e^(x-m).
@@ -214,26 +237,33 @@ func (c *CPU) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n int
 	if err := cpuCheckIndices(name, "label", ys, n); err != nil {
 		return err
 	}
-	c.parallel(rows, total*8, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, gr, y := xs[r*n:r*n+n], g[r*n:r*n+n], int(ys[r])
-			m, xy := cpuReduceRow(MaxOf, xr), xr[y]
-			ey := math.Exp(float64(xy - m))
-			var s float64
-			for j, v := range xr {
-				e := math.Exp(float64(v - m))
-				gr[j] = float32(e)
-				s += e
-			}
-			ls[r] = float32(math.Log(s) + float64(m) - float64(xy))
-			inv, sc := 1/s, float64(scale)
-			for j, e := range gr {
-				gr[j] = float32(float64(e) * inv * sc)
-			}
-			gr[y] = float32((ey*inv - 1) * sc)
-		}
-	})
+	if c.serial(rows, total*8) {
+		cpuSoftmaxCERows(ls, g, xs, ys, n, scale, 0, rows)
+		return nil
+	}
+	c.parallel(rows, total*8, func(lo, hi int) { cpuSoftmaxCERows(ls, g, xs, ys, n, scale, lo, hi) })
 	return nil
+}
+
+// cpuSoftmaxCERows is SoftmaxCrossEntropy on rows [lo, hi).
+func cpuSoftmaxCERows(ls, g, xs, ys []float32, n int, scale float32, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		xr, gr, y := xs[r*n:r*n+n], g[r*n:r*n+n], int(ys[r])
+		m, xy := cpuReduceRow(MaxOf, xr), xr[y]
+		ey := math.Exp(float64(xy - m))
+		var s float64
+		for j, v := range xr {
+			e := math.Exp(float64(v - m))
+			gr[j] = float32(e)
+			s += e
+		}
+		ls[r] = float32(math.Log(s) + float64(m) - float64(xy))
+		inv, sc := 1/s, float64(scale)
+		for j, e := range gr {
+			gr[j] = float32(float64(e) * inv * sc)
+		}
+		gr[y] = float32((ey*inv - 1) * sc)
+	}
 }
 
 // cpuCheckIndices reports an error unless every value of idx is an integer

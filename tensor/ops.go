@@ -100,6 +100,20 @@ func Binary(op device.BinaryOp, a, b *Tensor) *Tensor {
 	return out
 }
 
+// BinaryInto writes op(a, b), broadcast, into dst, which must have the
+// broadcast shape. dst may be a or b when it has that operand's shape.
+func BinaryInto(op device.BinaryOp, dst, a, b *Tensor) {
+	name := op.String()
+	sameDevice(name, a, b)
+	sameDevice(name, dst, a)
+	shape := broadcastShape(name, a.shape, b.shape)
+	if !slices.Equal(shape, dst.shape) {
+		fail(name, ErrShape, a.shape, b.shape, dst.shape)
+	}
+	w := makeWalk(name, shape, stridesFor(a.shape, shape), stridesFor(b.shape, shape))
+	check(name, a.dev.Binary(op, dst.Buffer(), a.Buffer(), b.Buffer(), w), a.shape, b.shape)
+}
+
 // Add returns a + b.
 func Add(a, b *Tensor) *Tensor { return Binary(device.Add, a, b) }
 
@@ -121,6 +135,10 @@ func Maximum(a, b *Tensor) *Tensor { return Binary(device.Max, a, b) }
 // AddInPlace adds src, broadcast to t's shape, into t.
 func (t *Tensor) AddInPlace(src *Tensor) {
 	sameDevice("add in place", t, src)
+	if slices.Equal(t.shape, src.shape) {
+		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len())), t.shape, src.shape)
+		return
+	}
 	if !broadcastShape("add in place", t.shape, src.shape).Eq(t.shape) && t.Len() != src.Len() {
 		fail("add in place", ErrShape, t.shape, src.shape)
 	}
@@ -137,6 +155,16 @@ func Unary(op device.UnaryOp, x *Tensor, alpha float32) *Tensor {
 	out := New(x.dev, x.shape...)
 	check(op.String(), x.dev.Unary(op, out.st.buf, x.Buffer(), x.Len(), alpha), x.shape)
 	return out
+}
+
+// UnaryInto writes op(x, alpha) into dst, which must hold x's number of
+// values and may be x.
+func UnaryInto(op device.UnaryOp, dst, x *Tensor, alpha float32) {
+	sameDevice(op.String(), dst, x)
+	if dst.Len() != x.Len() {
+		fail(op.String(), ErrShape, dst.shape, x.shape)
+	}
+	check(op.String(), x.dev.Unary(op, dst.Buffer(), x.Buffer(), x.Len(), alpha), x.shape)
 }
 
 // Neg returns -x.

@@ -77,9 +77,16 @@ func fail(op string, err error, shapes ...[]int) {
 	panic(&Error{Op: op, Shapes: shapes, Err: err})
 }
 
+// check panics with an *Error when err is not nil. It copies the shapes
+// only then, so that they do not escape and a call that succeeds allocates
+// nothing.
 func check(op string, err error, shapes ...[]int) {
 	if err != nil {
-		fail(op, err, shapes...)
+		cp := make([][]int, len(shapes))
+		for i, s := range shapes {
+			cp[i] = slices.Clone(s)
+		}
+		fail(op, err, cp...)
 	}
 }
 
@@ -91,17 +98,65 @@ func numel(shape []int) int {
 	return n
 }
 
+// block is what New allocates in one piece: a tensor, its storage, and room
+// for the shape of up to four dimensions.
+type block struct {
+	t    Tensor
+	st   storage
+	dims [4]int
+}
+
+// view is what Reshape allocates in one piece: a tensor and its shape.
+type view struct {
+	t    Tensor
+	dims [4]int
+}
+
+// shapeIn returns a copy of shape, in dims when it fits.
+func shapeIn(dims *[4]int, shape []int) gt.Shape {
+	if len(shape) > len(dims) {
+		return append(gt.Shape(nil), shape...)
+	}
+	s := dims[:len(shape):len(shape)]
+	copy(s, shape)
+	return s
+}
+
 // New returns a tensor of the given shape with undefined contents.
 func New(dev device.Device, shape ...int) *Tensor {
 	for _, d := range shape {
 		if d < 0 {
-			fail("new", fmt.Errorf("%w: negative dimension", ErrShape), shape)
+			check("new", fmt.Errorf("%w: negative dimension", ErrShape), shape)
 		}
 	}
 	n := numel(shape)
 	buf, err := dev.Alloc(max(n, 1))
 	check("new", err, shape)
-	return &Tensor{dev: dev, st: &storage{buf: buf, refs: 1}, shape: gt.Shape(shape).Clone()}
+	b := &block{st: storage{buf: buf, refs: 1}}
+	b.t = Tensor{dev: dev, st: &b.st, shape: shapeIn(&b.dims, shape)}
+	return &b.t
+}
+
+// Reuse returns t when it is a live tensor on dev of exactly shape whose
+// storage no view shares, so that a caller can overwrite it. Otherwise it
+// frees t, which may be nil, and returns New(dev, shape...). Code that
+// computes the same shapes again and again, like a training step, keeps its
+// tensors this way instead of allocating them anew.
+func Reuse(t *Tensor, dev device.Device, shape ...int) *Tensor {
+	if t != nil && t.st != nil && t.st.refs == 1 && t.dev == dev && slices.Equal(t.shape, shape) {
+		return t
+	}
+	t.Free()
+	return New(dev, shape...)
+}
+
+// ReuseLike is Reuse with the device and shape of like.
+func ReuseLike(t, like *Tensor) *Tensor {
+	if t != nil && t.st != nil && t.st.refs == 1 && t.dev == like.dev && slices.Equal(t.shape, like.shape) {
+		return t
+	}
+	t.Free()
+	return New(like.dev, like.shape...)
 }
 
 // Full returns a tensor of the given shape filled with v.
@@ -249,7 +304,8 @@ func (t *Tensor) Fill(v float32) {
 // Reshape returns a tensor of a new shape sharing t's storage. One dimension
 // may be -1, inferred from the others.
 func (t *Tensor) Reshape(shape ...int) *Tensor {
-	shape = append([]int(nil), shape...)
+	v := &view{}
+	shape = shapeIn(&v.dims, shape)
 	infer, known := -1, 1
 	for i, d := range shape {
 		switch {
@@ -275,7 +331,8 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 		fail("reshape", ErrFreed, t.shape)
 	}
 	st.refs++
-	return &Tensor{dev: t.dev, st: st, shape: gt.Shape(shape)}
+	v.t = Tensor{dev: t.dev, st: st, shape: shape}
+	return &v.t
 }
 
 // axis resolves a possibly negative axis.

@@ -653,6 +653,11 @@ func TestMatMul(t *testing.T) {
 						want[i] += dv[i]
 					}
 					testutil.AllClose(t, name+" acc", dst.Data(), want, 1e-5, 1e-4)
+
+					// MatMulInto overwrites, even a destination holding NaNs.
+					dst.Fill(float32(math.NaN()))
+					tensor.MatMulInto(dst, a, b, ta, tb, false)
+					testutil.AllClose(t, name+" into", dst.Data(), matmulRef(av, bv, m, k, n, ta, tb), 1e-5, 1e-4)
 				}
 			}
 		}
@@ -697,6 +702,85 @@ func reduceRef(op string, data []float32, shape []int, axis int) []float32 {
 		}
 	}
 	return out
+}
+
+func TestInto(t *testing.T) {
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
+		r := newRand(21)
+		x, xv := randT(d, r, -2, 2, 5, 7)
+		row, rv := randT(d, r, -2, 2, 7)
+		dst := tensor.Full(d, float32(math.NaN()), 5, 7)
+		tensor.UnaryInto(device.Relu, dst, x, 0)
+		want := make([]float32, len(xv))
+		for i, v := range xv {
+			want[i] = max(v, 0)
+		}
+		testutil.AllClose(t, "relu into", dst.Data(), want, 0, 0)
+		tensor.BinaryInto(device.Sub, dst, x, row)
+		for i, v := range xv {
+			want[i] = v - rv[i%7]
+		}
+		testutil.AllClose(t, "sub row into", dst.Data(), want, 0, 0)
+		tensor.BinaryInto(device.Mul, x, x, x) // in place
+		for i, v := range xv {
+			want[i] = v * v
+		}
+		testutil.AllClose(t, "square in place", x.Data(), want, 0, 0)
+		mustFail(t, "into a broadcast operand", tensor.ErrShape, func() { tensor.BinaryInto(device.Add, row, x, row) })
+		mustFail(t, "unary into a smaller tensor", tensor.ErrShape, func() { tensor.UnaryInto(device.Neg, row, x, 0) })
+		mustFail(t, "matmul into a smaller tensor", tensor.ErrShape, func() { tensor.MatMulInto(row, x, x, true, false, false) })
+	})
+}
+
+func TestReuse(t *testing.T) {
+	d := device.NewCPU(1)
+	x := tensor.Zeros(d, 2, 3)
+	if y := tensor.Reuse(x, d, 2, 3); y != x {
+		t.Fatal("Reuse of a tensor of the right shape returned another")
+	}
+	if y := tensor.ReuseLike(x, tensor.Zeros(d, 2, 3)); y != x {
+		t.Fatal("ReuseLike of a tensor of the right shape returned another")
+	}
+	// A view shares the storage: writing x would change it.
+	v := x.Reshape(6)
+	y := tensor.Reuse(x, d, 2, 3)
+	if y == x {
+		t.Fatal("Reuse returned a tensor that a view shares")
+	}
+	checkShape(t, "reused with a view", y, 2, 3)
+	testutil.AllClose(t, "view after reuse", v.Data(), make([]float32, 6), 0, 0)
+	z := tensor.Reuse(y, d, 3, 2)
+	checkShape(t, "reused with another shape", z, 3, 2)
+	mustFail(t, "the replaced tensor is freed", tensor.ErrFreed, func() { y.Data() })
+	w := tensor.Reuse(nil, d)
+	checkShape(t, "from nil", w)
+	// A freed tensor is never handed back.
+	w.Free()
+	if u := tensor.Reuse(w, d); u == w {
+		t.Fatal("Reuse returned a freed tensor")
+	}
+}
+
+// TestNoAllocs checks that the elementwise operations of a training step
+// allocate nothing on the CPU once their outputs exist. (Matrix products
+// are left to internal/sgemm's own tests.)
+func TestNoAllocs(t *testing.T) {
+	d := device.NewCPU(1)
+	r := newRand(22)
+	a, _ := randT(d, r, -1, 1, 16, 8)
+	dst := tensor.New(d, 16, 4)
+	idx := tensor.FromSlice(d, []float32{3, 1}, 2)
+	rows := tensor.New(d, 2, 8)
+	for name, fn := range map[string]func(){
+		"fill":         func() { dst.Fill(0) },
+		"add in place": func() { dst.AddInPlace(dst) },
+		"gather into":  func() { tensor.GatherInto(rows, a, idx) },
+		"reuse":        func() { dst = tensor.Reuse(dst, d, 16, 4) },
+	} {
+		if n := testing.AllocsPerRun(10, fn); n != 0 {
+			t.Errorf("%s: %v allocations", name, n)
+		}
+	}
 }
 
 func TestReduce(t *testing.T) {
