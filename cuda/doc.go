@@ -4,8 +4,9 @@
 // one launcher per kernel family that chooses grid and block sizes, and a
 // caching allocator (Pool).
 //
-// Everything but Pool, SizeClass and FormatBytes is built only with the
-// cuda build tag, and needs CUDA's headers and link-time stub library
+// Everything but Pool, SizeClass, FormatBytes and the layout of the
+// multi-tensor optimizer tables (multi.go) is built only with the cuda build
+// tag, and needs CUDA's headers and link-time stub library
 // (scripts/cuda-sdk.sh fetches them; `make cuda-check` builds with them).
 //
 // A binary built with the cuda tag runs only where the NVIDIA driver is
