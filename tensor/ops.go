@@ -10,8 +10,14 @@ import (
 
 // broadcastShape returns the NumPy broadcast of a and b.
 func broadcastShape(op string, a, b gt.Shape) gt.Shape {
+	return broadcastInto(make(gt.Shape, 0, max(len(a), len(b))), op, a, b)
+}
+
+// broadcastInto is broadcastShape appending to out, which callers keep on
+// their stack.
+func broadcastInto(out gt.Shape, op string, a, b gt.Shape) gt.Shape {
 	n := max(len(a), len(b))
-	out := make(gt.Shape, n)
+	out = append(out[:0], make([]int, n)...)
 	for i := range n {
 		da, db := 1, 1
 		if j := len(a) - n + i; j >= 0 {
@@ -34,8 +40,12 @@ func broadcastShape(op string, a, b gt.Shape) gt.Shape {
 
 // stridesFor returns the element strides of a contiguous in, right-aligned
 // to out, with 0 on the axes that in broadcasts.
-func stridesFor(in, out gt.Shape) []int {
-	s := make([]int, len(out))
+func stridesFor(in, out gt.Shape) []int { return stridesInto(make([]int, 0, len(out)), in, out) }
+
+// stridesInto is stridesFor appending to s, which callers keep on their
+// stack.
+func stridesInto(s []int, in, out gt.Shape) []int {
+	s = append(s[:0], make([]int, len(out))...)
 	stride := 1
 	for i := len(out) - 1; i >= 0; i-- {
 		j := len(in) - len(out) + i
@@ -54,7 +64,7 @@ func stridesFor(in, out gt.Shape) []int {
 // where every input walks them as one.
 func makeWalk(op string, shape []int, strides ...[]int) device.Walk {
 	type axis struct{ n, a, b int }
-	var axes []axis
+	axes := make([]axis, 0, 2*device.MaxDims)
 	for i, d := range shape {
 		if d == 1 {
 			continue
@@ -73,7 +83,7 @@ func makeWalk(op string, shape []int, strides ...[]int) device.Walk {
 		axes = append(axes, ax)
 	}
 	if len(axes) > device.MaxDims {
-		fail(op, fmt.Errorf("tensor: walk of %d axes after collapsing exceeds %d", len(axes), device.MaxDims), shape)
+		check(op, fmt.Errorf("tensor: walk of %d axes after collapsing exceeds %d", len(axes), device.MaxDims), shape)
 	}
 	w := device.Walk{Shape: [device.MaxDims]int{1, 1, 1, 1}}
 	off := device.MaxDims - len(axes)
@@ -106,11 +116,12 @@ func BinaryInto(op device.BinaryOp, dst, a, b *Tensor) {
 	name := op.String()
 	sameDevice(name, a, b)
 	sameDevice(name, dst, a)
-	shape := broadcastShape(name, a.shape, b.shape)
+	var sh, sa, sb [2 * device.MaxDims]int
+	shape := broadcastInto(sh[:0], name, a.shape, b.shape)
 	if !slices.Equal(shape, dst.shape) {
 		fail(name, ErrShape, a.shape, b.shape, dst.shape)
 	}
-	w := makeWalk(name, shape, stridesFor(a.shape, shape), stridesFor(b.shape, shape))
+	w := makeWalk(name, shape, stridesInto(sa[:0], a.shape, shape), stridesInto(sb[:0], b.shape, shape))
 	check(name, a.dev.Binary(op, dst.Buffer(), a.Buffer(), b.Buffer(), w), a.shape, b.shape)
 }
 

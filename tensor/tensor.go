@@ -296,6 +296,15 @@ func (t *Tensor) Clone() *Tensor {
 	return out
 }
 
+// CopyInto copies src's values into dst, which must hold as many.
+func CopyInto(dst, src *Tensor) {
+	sameDevice("copy into", dst, src)
+	if dst.Len() != src.Len() {
+		fail("copy into", ErrShape, dst.shape, src.shape)
+	}
+	check("copy into", src.dev.Copy(dst.Buffer(), src.Buffer(), device.Contiguous(src.Len())), src.shape)
+}
+
 // Fill sets every element to v, in place.
 func (t *Tensor) Fill(v float32) {
 	check("fill", t.dev.Fill(t.Buffer(), t.Len(), v), t.shape)

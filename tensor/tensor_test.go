@@ -771,11 +771,14 @@ func TestNoAllocs(t *testing.T) {
 	dst := tensor.New(d, 16, 4)
 	idx := tensor.FromSlice(d, []float32{3, 1}, 2)
 	rows := tensor.New(d, 2, 8)
+	scalar := tensor.Scalar(d, 3)
 	for name, fn := range map[string]func(){
 		"fill":         func() { dst.Fill(0) },
 		"add in place": func() { dst.AddInPlace(dst) },
 		"gather into":  func() { tensor.GatherInto(rows, a, idx) },
 		"reuse":        func() { dst = tensor.Reuse(dst, d, 16, 4) },
+		"binary into":  func() { tensor.BinaryInto(device.Mul, dst, dst, scalar) },
+		"copy into":    func() { tensor.CopyInto(rows, rows) },
 	} {
 		if n := testing.AllocsPerRun(10, fn); n != 0 {
 			t.Errorf("%s: %v allocations", name, n)
