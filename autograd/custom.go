@@ -9,7 +9,7 @@ import "github.com/gograd/gograd/tensor"
 func Custom(name string, value *tensor.Tensor, inputs []*Var, backward func(g *tensor.Tensor) []*tensor.Tensor) *Var {
 	out, grad := record(name, value, inputs...)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			for i, g := range backward(out.Grad) {
 				if g != nil {
 					inputs[i].accumulate(g, true)

@@ -13,32 +13,45 @@ import (
 // PyTorch's CrossEntropyLoss. The forward pass computes the gradient too,
 // with the device's fused kernel where it has one.
 func SoftmaxCrossEntropy(logits *Var, labels *tensor.Tensor) *Var {
-	shape := logits.Value.Shape()
-	if len(shape) != 2 || labels.Dims() != 1 || labels.Dim(0) != shape[0] {
-		panic(&tensor.Error{Op: "softmax cross-entropy", Shapes: [][]int{shape, labels.Shape()}, Err: tensor.ErrShape})
+	lv := logits.Value
+	if lv.Dims() != 2 || labels.Dims() != 1 || labels.Dim(0) != lv.Dim(0) {
+		panic(&tensor.Error{Op: "softmax cross-entropy", Shapes: [][]int{lv.Shape(), labels.Shape()}, Err: tensor.ErrShape})
 	}
-	rows, n := shape[0], shape[1]
-	dev := logits.Value.Device()
-	perRow := tensor.New(dev, rows)
-	dlogits := tensor.New(dev, rows, n)
+	rows, n := lv.Dim(0), lv.Dim(1)
+	dev := lv.Device()
+	out, grad := begin("cross_entropy", logits)
+	perRow := out.reuseScratch(0, lv, rows)
+	dlogits := out.reuseScratch(1, lv, rows, n)
 	if f, ok := dev.(device.SoftmaxCE); ok {
-		err := f.SoftmaxCrossEntropy(perRow.Buffer(), dlogits.Buffer(), logits.Value.Buffer(), labels.Buffer(), rows, n, 1/float32(rows))
+		err := f.SoftmaxCrossEntropy(perRow.Buffer(), dlogits.Buffer(), lv.Buffer(), labels.Buffer(), rows, n, 1/float32(rows))
 		if err != nil {
-			panic(&tensor.Error{Op: "softmax cross-entropy", Shapes: [][]int{shape}, Err: err})
+			panic(&tensor.Error{Op: "softmax cross-entropy", Shapes: [][]int{lv.Shape()}, Err: err})
 		}
 	} else {
-		composedSoftmaxCE(perRow, dlogits, logits.Value, labels)
+		composedSoftmaxCE(perRow, dlogits, lv, labels)
 	}
-	loss := tensor.MeanAll(perRow)
-	perRow.Free()
-	out, grad := record("cross_entropy", loss, logits)
-	if !grad {
-		dlogits.Free()
-		return out
+	out.setValue(tensor.MeanAll(perRow))
+	if grad {
+		out.backward = crossEntropyBackward
 	}
-	out.saved = append(out.saved, dlogits)
-	out.backward = func() { logits.accumulate(tensor.Mul(dlogits, out.Grad), true) }
 	return out
+}
+
+// crossEntropyBackward scales the gradient that the forward pass computed
+// (kept in scratch[1]) by the loss's gradient.
+func crossEntropyBackward(out *Var) {
+	logits := out.inputs[0]
+	if !logits.requiresGrad {
+		return
+	}
+	g, acc := logits.gradDst()
+	if !acc {
+		tensor.BinaryInto(device.Mul, g, out.scratch[1], out.Grad)
+		return
+	}
+	d := tensor.Mul(out.scratch[1], out.Grad)
+	g.AddInPlace(d)
+	d.Free()
 }
 
 // composedSoftmaxCE computes the per-row loss and the gradient from basic
@@ -94,7 +107,7 @@ func MSE(pred, target *Var) *Var {
 		return out
 	}
 	out.saved = append(out.saved, diff)
-	out.backward = func() { // 2 (pred - target) / n
+	out.backward = func(*Var) { // 2 (pred - target) / n
 		g := tensor.Mul(diff, out.Grad)
 		g.ScaleInPlace(2 / float32(g.Len()))
 		if target.requiresGrad {
@@ -126,6 +139,6 @@ func Dropout(a *Var, p float32, seed uint64) *Var {
 		return out
 	}
 	out.saved = append(out.saved, mask)
-	out.backward = func() { a.accumulate(tensor.Mul(out.Grad, mask), true) }
+	out.backward = func(*Var) { a.accumulate(tensor.Mul(out.Grad, mask), true) }
 	return out
 }

@@ -9,7 +9,7 @@ import (
 func Add(a, b *Var) *Var {
 	out, grad := record("add", tensor.Add(a.Value, b.Value), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			a.accumulate(out.Grad, false)
 			b.accumulate(out.Grad, false)
 		}
@@ -21,7 +21,7 @@ func Add(a, b *Var) *Var {
 func Sub(a, b *Var) *Var {
 	out, grad := record("sub", tensor.Sub(a.Value, b.Value), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			a.accumulate(out.Grad, false)
 			if b.requiresGrad {
 				b.accumulate(tensor.Neg(out.Grad), true)
@@ -35,7 +35,7 @@ func Sub(a, b *Var) *Var {
 func Mul(a, b *Var) *Var {
 	out, grad := record("mul", tensor.Mul(a.Value, b.Value), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			if a.requiresGrad {
 				a.accumulate(tensor.Mul(out.Grad, b.Value), true)
 			}
@@ -51,7 +51,7 @@ func Mul(a, b *Var) *Var {
 func Div(a, b *Var) *Var {
 	out, grad := record("div", tensor.Div(a.Value, b.Value), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			if a.requiresGrad {
 				a.accumulate(tensor.Div(out.Grad, b.Value), true)
 			}
@@ -71,7 +71,7 @@ func Div(a, b *Var) *Var {
 func Neg(a *Var) *Var {
 	out, grad := record("neg", tensor.Neg(a.Value), a)
 	if grad {
-		out.backward = func() { a.accumulate(tensor.Neg(out.Grad), true) }
+		out.backward = func(*Var) { a.accumulate(tensor.Neg(out.Grad), true) }
 	}
 	return out
 }
@@ -80,7 +80,7 @@ func Neg(a *Var) *Var {
 func AddScalar(a *Var, s float32) *Var {
 	out, grad := record("add_scalar", tensor.AddScalar(a.Value, s), a)
 	if grad {
-		out.backward = func() { a.accumulate(out.Grad, false) }
+		out.backward = func(*Var) { a.accumulate(out.Grad, false) }
 	}
 	return out
 }
@@ -89,7 +89,7 @@ func AddScalar(a *Var, s float32) *Var {
 func MulScalar(a *Var, s float32) *Var {
 	out, grad := record("mul_scalar", tensor.MulScalar(a.Value, s), a)
 	if grad {
-		out.backward = func() { a.accumulate(tensor.MulScalar(out.Grad, s), true) }
+		out.backward = func(*Var) { a.accumulate(tensor.MulScalar(out.Grad, s), true) }
 	}
 	return out
 }
@@ -98,7 +98,7 @@ func MulScalar(a *Var, s float32) *Var {
 func PowScalar(a *Var, p float32) *Var {
 	out, grad := record("pow_scalar", tensor.PowScalar(a.Value, p), a)
 	if grad {
-		out.backward = func() { // p * a^(p-1)
+		out.backward = func(*Var) { // p * a^(p-1)
 			d := tensor.PowScalar(a.Value, p-1)
 			d.ScaleInPlace(p)
 			g := tensor.Mul(out.Grad, d)
@@ -114,7 +114,7 @@ func PowScalar(a *Var, p float32) *Var {
 func Pow(a, b *Var) *Var {
 	out, grad := record("pow", tensor.Pow(a.Value, b.Value), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			if a.requiresGrad { // b * a^b / a
 				q := tensor.Div(out.Value, a.Value)
 				d := tensor.Mul(q, b.Value)
@@ -140,7 +140,7 @@ func Pow(a, b *Var) *Var {
 func Exp(a *Var) *Var {
 	out, grad := record("exp", tensor.Exp(a.Value), a)
 	if grad {
-		out.backward = func() { a.accumulate(tensor.Mul(out.Grad, out.Value), true) }
+		out.backward = func(*Var) { a.accumulate(tensor.Mul(out.Grad, out.Value), true) }
 	}
 	return out
 }
@@ -149,7 +149,7 @@ func Exp(a *Var) *Var {
 func Log(a *Var) *Var {
 	out, grad := record("log", tensor.Log(a.Value), a)
 	if grad {
-		out.backward = func() { a.accumulate(tensor.Div(out.Grad, a.Value), true) }
+		out.backward = func(*Var) { a.accumulate(tensor.Div(out.Grad, a.Value), true) }
 	}
 	return out
 }
@@ -159,7 +159,7 @@ func Log(a *Var) *Var {
 func activation(name string, op device.UnaryOp, gradOp device.BinaryOp, fromInput bool, a *Var) *Var {
 	out, grad := record(name, tensor.Unary(op, a.Value, 0), a)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			v := out.Value
 			if fromInput {
 				v = a.Value
@@ -186,7 +186,7 @@ func Tanh(a *Var) *Var { return activation("tanh", device.Tanh, device.TanhGrad,
 func Maximum(a, b *Var) *Var {
 	out, grad := record("max", tensor.Maximum(a.Value, b.Value), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			mask := tensor.Binary(device.GreaterEq, a.Value, b.Value)
 			if a.requiresGrad {
 				a.accumulate(tensor.Mul(out.Grad, mask), true)
@@ -207,7 +207,7 @@ func Maximum(a, b *Var) *Var {
 func MatMul(a, b *Var, transA, transB bool) *Var {
 	out, grad := record("matmul", tensor.MatMul(a.Value, b.Value, transA, transB), a, b)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			g := out.Grad
 			if a.requiresGrad {
 				switch {
@@ -238,33 +238,6 @@ func MatMul(a, b *Var, transA, transB bool) *Var {
 	return out
 }
 
-// Linear returns x · wᵀ + b, PyTorch's linear layer: x is [batch, in], w is
-// [out, in] and b, which may be nil, is [out].
-func Linear(x, w, b *Var) *Var {
-	y := tensor.MatMul(x.Value, w.Value, false, true)
-	inputs := []*Var{x, w}
-	if b != nil {
-		y.AddInPlace(b.Value)
-		inputs = append(inputs, b)
-	}
-	out, grad := record("linear", y, inputs...)
-	if grad {
-		out.backward = func() {
-			g := out.Grad
-			if x.requiresGrad {
-				x.addMatMul(g, w.Value, false, false)
-			}
-			if w.requiresGrad {
-				w.addMatMul(g, x.Value, true, false)
-			}
-			if b != nil && b.requiresGrad {
-				b.accumulate(g, false)
-			}
-		}
-	}
-	return out
-}
-
 // Sum sums a along axis.
 func Sum(a *Var, axis int, keepDims bool) *Var {
 	return reduce("sum", tensor.Sum(a.Value, axis, keepDims), a, axis, 1)
@@ -281,7 +254,7 @@ func Mean(a *Var, axis int, keepDims bool) *Var {
 func reduce(name string, v *tensor.Tensor, a *Var, axis int, scale float32) *Var {
 	out, grad := record(name, v, a)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			shape := a.Value.Shape()
 			if axis < 0 {
 				axis += len(shape)
@@ -311,7 +284,7 @@ func MeanAll(a *Var) *Var {
 func reduceAll(name string, v *tensor.Tensor, a *Var, scale float32) *Var {
 	out, grad := record(name, v, a)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			e := tensor.Expand(out.Grad, a.Value.Shape()...)
 			if scale != 1 {
 				e.ScaleInPlace(scale)
@@ -326,7 +299,7 @@ func reduceAll(name string, v *tensor.Tensor, a *Var, scale float32) *Var {
 func Reshape(a *Var, shape ...int) *Var {
 	out, grad := record("reshape", a.Value.Reshape(shape...), a)
 	if grad {
-		out.backward = func() { a.accumulate(out.Grad.Reshape(a.Value.Shape()...), true) }
+		out.backward = func(*Var) { a.accumulate(out.Grad.Reshape(a.Value.Shape()...), true) }
 	}
 	return out
 }
@@ -341,7 +314,7 @@ func Transpose(a *Var, axes ...int) *Var {
 	}
 	out, grad := record("transpose", tensor.Transpose(a.Value, axes...), a)
 	if grad {
-		out.backward = func() {
+		out.backward = func(*Var) {
 			inv := make([]int, n)
 			for i, p := range axes {
 				if p < 0 {
@@ -359,7 +332,7 @@ func Transpose(a *Var, axes ...int) *Var {
 func Softmax(a *Var, axis int) *Var {
 	out, grad := record("softmax", tensor.Softmax(a.Value, axis), a)
 	if grad {
-		out.backward = func() { // y * (g - sum(g*y))
+		out.backward = func(*Var) { // y * (g - sum(g*y))
 			gy := tensor.Mul(out.Grad, out.Value)
 			s := tensor.Sum(gy, axis, true)
 			gy.Free()
@@ -377,7 +350,7 @@ func Softmax(a *Var, axis int) *Var {
 func LogSoftmax(a *Var, axis int) *Var {
 	out, grad := record("log_softmax", tensor.LogSoftmax(a.Value, axis), a)
 	if grad {
-		out.backward = func() { // g - softmax * sum(g)
+		out.backward = func(*Var) { // g - softmax * sum(g)
 			s := tensor.Sum(out.Grad, axis, true)
 			p := tensor.Exp(out.Value)
 			ps := tensor.Mul(p, s)

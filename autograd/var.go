@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/tensor"
 )
 
@@ -22,13 +23,21 @@ type Var struct {
 
 	op           string
 	inputs       []*Var
+	in           [3]*Var // holds the inputs of ops with up to three
 	tape         *Tape
 	requiresGrad bool
 	leaf         bool
 	freed        bool
-	backward     func()
-	spare        *tensor.Tensor   // the gradient buffer ZeroGrad released, reused by the next Backward
-	saved        []*tensor.Tensor // temporaries the backward closure reads, freed with the node
+	backward     func(out *Var)   // maps out.Grad to its inputs' gradients
+	spare        *tensor.Tensor   // a released gradient buffer, reused by the next Backward
+	saved        []*tensor.Tensor // temporaries the backward reads, freed with the node
+
+	// What an op keeps in its node when the tape recycles it for the next
+	// pass (see Tape), so that a training step computes into the buffers of
+	// the previous one instead of allocating.
+	reuse   bool              // Value was computed in place by the op, and is kept
+	act     device.Activation // the activation of LinearAct
+	scratch [2]*tensor.Tensor // the op's own buffers
 }
 
 // Param returns a trainable leaf: its gradient accumulates across Backward
@@ -80,15 +89,21 @@ func (v *Var) Free() {
 // addMatMul adds op(a) · op(b) to v's gradient. The first contribution
 // overwrites a new or released buffer, so gradients are never zero-filled.
 func (v *Var) addMatMul(a, b *tensor.Tensor, transA, transB bool) {
+	g, acc := v.gradDst()
+	tensor.MatMulInto(g, a, b, transA, transB, acc)
+}
+
+// gradDst returns the tensor a backward pass writes v's gradient into, and
+// whether it holds a gradient to add to. When it does not, the caller must
+// store into it: it is the released buffer, or a new one, with undefined
+// contents.
+func (v *Var) gradDst() (g *tensor.Tensor, accumulate bool) {
 	if v.Grad != nil {
-		tensor.MatMulInto(v.Grad, a, b, transA, transB, true)
-		return
+		return v.Grad, true
 	}
-	v.Grad, v.spare = v.spare, nil
-	if v.Grad == nil {
-		v.Grad = tensor.New(v.Value.Device(), v.Value.Shape()...)
-	}
-	tensor.MatMulInto(v.Grad, a, b, transA, transB, false)
+	v.Grad = tensor.ReuseLike(v.spare, v.Value)
+	v.spare = nil
+	return v.Grad, false
 }
 
 // accumulate adds g, summed over broadcast axes to v's shape, into v's
@@ -113,14 +128,38 @@ func (v *Var) accumulate(g *tensor.Tensor, owned bool) {
 		v.Grad, v.spare = r, nil
 		return
 	case v.Grad == nil:
-		v.spare.Free()
-		v.Grad, v.spare = r.Clone(), nil
+		dst, _ := v.gradDst()
+		tensor.CopyInto(dst, r)
 	default:
 		v.Grad.AddInPlace(r)
 	}
 	if owned {
 		r.Free()
 	}
+}
+
+// stashGrad releases v's gradient into spare, for the next pass to reuse.
+func (v *Var) stashGrad() {
+	if v.Grad == nil {
+		return
+	}
+	v.spare.Free()
+	v.spare, v.Grad = v.Grad, nil
+}
+
+// drop frees every tensor v holds.
+func (v *Var) drop() {
+	v.Value.Free()
+	v.Grad.Free()
+	v.spare.Free()
+	for i, t := range v.scratch {
+		t.Free()
+		v.scratch[i] = nil
+	}
+	for _, t := range v.saved {
+		t.Free()
+	}
+	v.Grad, v.spare, v.saved = nil, nil, nil
 }
 
 // Backward computes the gradient of v, a scalar, with respect to every
@@ -152,19 +191,20 @@ func (v *Var) backward1(retain bool) (err error) {
 		}
 	}()
 	tp := v.tape
-	if tp != nil { // intermediates' gradients start from zero on every pass
-		for _, n := range tp.nodes {
-			n.Grad.Free()
-			n.Grad = nil
-		}
-	}
-	v.accumulate(tensor.Ones(v.Value.Device(), v.Value.Shape()...), true)
 	if tp == nil {
+		v.accumulate(tensor.Ones(v.Value.Device(), v.Value.Shape()...), true)
 		return nil
 	}
+	for _, n := range tp.nodes { // intermediates' gradients start from zero on every pass
+		n.stashGrad()
+	}
+	seed := tensor.ReuseLike(tp.seed, v.Value)
+	tp.seed = nil
+	seed.Fill(1)
+	v.accumulate(seed, true)
 	for i := len(tp.nodes) - 1; i >= 0; i-- {
 		if n := tp.nodes[i]; n.backward != nil && n.Grad != nil {
-			n.backward()
+			n.backward(n)
 		}
 	}
 	if !retain {

@@ -1,0 +1,146 @@
+package autograd
+
+import (
+	"fmt"
+
+	"github.com/gograd/gograd/device"
+	"github.com/gograd/gograd/tensor"
+)
+
+// Linear returns x · wᵀ + b, PyTorch's linear layer: x is [batch, in], w is
+// [out, in] and b, which may be nil, is [out].
+func Linear(x, w, b *Var) *Var { return LinearAct(x, w, b, device.Identity) }
+
+// linearNames are the op names of LinearAct, by activation.
+var linearNames = [...]string{"linear", "linear_relu", "linear_sigmoid", "linear_tanh"}
+
+// LinearAct returns act(x · wᵀ + b), a Linear layer followed by its
+// activation, as one node. The forward pass adds the bias and applies the
+// activation in one pass over the product; the backward pass computes the
+// activation's derivative from the output and the bias gradient in one pass
+// too, with the device's fused kernels (device.BiasAct, device.BiasActGrad)
+// where it has them. Neither the values before the activation nor the
+// activation's derivative are ever stored. Identity gives Linear.
+func LinearAct(x, w, b *Var, act device.Activation) *Var {
+	if act < device.Identity || int(act) >= len(linearNames) {
+		panic(&tensor.Error{Op: "linear", Err: fmt.Errorf("autograd: unknown activation %d", int(act))})
+	}
+	name := linearNames[act]
+	xv, wv := x.Value, w.Value
+	if xv.Dims() != 2 || wv.Dims() != 2 || xv.Dim(1) != wv.Dim(1) ||
+		(b != nil && (b.Value.Dims() != 1 || b.Value.Dim(0) != wv.Dim(0))) {
+		shapes := [][]int{xv.Shape(), wv.Shape()}
+		if b != nil {
+			shapes = append(shapes, b.Shape())
+		}
+		panic(&tensor.Error{Op: name, Shapes: shapes, Err: tensor.ErrShape})
+	}
+	var out *Var
+	var grad bool
+	if b != nil {
+		out, grad = begin(name, x, w, b)
+	} else {
+		out, grad = begin(name, x, w)
+	}
+	y := out.reuseValue(xv, xv.Dim(0), wv.Dim(0))
+	tensor.MatMulInto(y, xv, wv, false, true, false)
+	var bv *tensor.Tensor
+	if b != nil {
+		bv = b.Value
+	}
+	biasAct(y, bv, act)
+	out.act = act
+	if grad {
+		out.backward = linearBackward
+	}
+	return out
+}
+
+// linearBackward is LinearAct's backward pass. With the pre-activation
+// gradient gz = g·act'(y): dW += gzᵀ·x, db += Σ_rows gz, dx += gz·W.
+func linearBackward(out *Var) {
+	x, w := out.inputs[0], out.inputs[1]
+	var b *Var
+	if len(out.inputs) == 3 && out.inputs[2].requiresGrad {
+		b = out.inputs[2]
+	}
+	g := out.Grad
+	gz := g
+	if out.act != device.Identity {
+		gz = out.reuseScratch(0, g, g.Dim(0), g.Dim(1))
+	}
+	if out.act != device.Identity || b != nil {
+		var db *tensor.Tensor
+		acc := false
+		if b != nil {
+			db, acc = b.gradDst()
+		}
+		biasActGrad(gz, db, out.Value, g, out.act, acc)
+	}
+	if w.requiresGrad {
+		w.addMatMul(gz, x.Value, true, false)
+	}
+	if x.requiresGrad {
+		x.addMatMul(gz, w.Value, false, false)
+	}
+}
+
+// actOps are the unary operation and its gradient from the output, by
+// activation, for devices without the fused kernels.
+var actOps = [...]struct {
+	fwd  device.UnaryOp
+	grad device.BinaryOp
+}{
+	device.ActRelu:    {device.Relu, device.ReluGrad}, // y > 0 exactly where its input is
+	device.ActSigmoid: {device.Sigmoid, device.SigmoidGrad},
+	device.ActTanh:    {device.Tanh, device.TanhGrad},
+}
+
+// biasAct sets y = act(y + b) for a matrix y and a row b, which may be nil.
+func biasAct(y, b *tensor.Tensor, act device.Activation) {
+	if b == nil && act == device.Identity {
+		return
+	}
+	dev := y.Device()
+	if f, ok := dev.(device.BiasAct); ok && b != nil {
+		if err := f.BiasAct(y.Buffer(), y.Buffer(), b.Buffer(), y.Dim(0), y.Dim(1), act); err != nil {
+			panic(&tensor.Error{Op: "bias_act", Shapes: [][]int{y.Shape(), b.Shape()}, Err: err})
+		}
+		return
+	}
+	if b != nil {
+		y.AddInPlace(b)
+	}
+	if act != device.Identity {
+		tensor.UnaryInto(actOps[act].fwd, y, y, 0)
+	}
+}
+
+// biasActGrad sets gz = g·act'(y) (gz may be g) and, when db is not nil,
+// stores the column sums of gz into db, or adds them when accumulate.
+func biasActGrad(gz, db, y, g *tensor.Tensor, act device.Activation, accumulate bool) {
+	dev := g.Device()
+	if f, ok := dev.(device.BiasActGrad); ok {
+		var dbb device.Buffer
+		if db != nil {
+			dbb = db.Buffer()
+		}
+		if err := f.BiasActGrad(gz.Buffer(), dbb, y.Buffer(), g.Buffer(), g.Dim(0), g.Dim(1), act, accumulate); err != nil {
+			panic(&tensor.Error{Op: "bias_act_grad", Shapes: [][]int{g.Shape()}, Err: err})
+		}
+		return
+	}
+	if act != device.Identity {
+		tensor.BinaryInto(actOps[act].grad, gz, y, g)
+	}
+	if db == nil {
+		return
+	}
+	s := tensor.Sum(gz, 0, false)
+	if accumulate {
+		db.AddInPlace(s)
+	} else {
+		tensor.CopyInto(db, s)
+	}
+	s.Free()
+}
