@@ -49,6 +49,7 @@ type SGD struct {
 	params []*autograd.Var
 	bufs   []*tensor.Tensor
 	steps  int
+	args   multiArgs
 }
 
 // NewSGD returns an SGD optimizer over params.
@@ -75,10 +76,11 @@ func (o *SGD) Step() error {
 	return tensor.Catch(func() {
 		hp := device.SGDParams{LR: o.cfg.LR, Momentum: o.cfg.Momentum, Dampening: o.cfg.Dampening,
 			WeightDecay: o.cfg.WeightDecay, Nesterov: o.cfg.Nesterov}
-		if multi, idx := multiDevice(o.params); multi != nil {
+		if multi, idx := multiDevice(o.params, o.args.idx[:0]); multi != nil {
+			o.args.idx = idx
 			// Parameters whose momentum buffer is new take a first step, in a
 			// call of their own: all of them on the first step, none after.
-			var fresh, old []int
+			fresh, old := o.args.fresh[:0], o.args.old[:0]
 			for _, i := range idx {
 				if o.bufs[i] == nil && o.cfg.Momentum != 0 {
 					o.bufs[i] = tensor.New(o.params[i].Value.Device(), o.params[i].Value.Shape()...)
@@ -87,6 +89,7 @@ func (o *SGD) Step() error {
 					old = append(old, i)
 				}
 			}
+			o.args.fresh, o.args.old = fresh, old
 			hp.First = true
 			o.sgdMulti(multi, fresh, hp)
 			hp.First = false
@@ -113,26 +116,44 @@ func (o *SGD) sgdMulti(multi device.MultiOptimizers, idx []int, hp device.SGDPar
 	if len(idx) == 0 {
 		return
 	}
-	n := len(idx)
-	ps, gs, bs, ns := make([]device.Buffer, n), make([]device.Buffer, n), make([]device.Buffer, n), make([]int, n)
-	for j, i := range idx {
+	a := &o.args
+	a.reset()
+	for _, i := range idx {
 		p := o.params[i]
-		ps[j], gs[j], ns[j] = p.Value.Buffer(), p.Grad.Buffer(), p.Value.Len()
+		var b device.Buffer
 		if o.bufs[i] != nil {
-			bs[j] = o.bufs[i].Buffer()
+			b = o.bufs[i].Buffer()
 		}
+		a.ps, a.gs, a.bs = append(a.ps, p.Value.Buffer()), append(a.gs, p.Grad.Buffer()), append(a.bs, b)
+		a.ns = append(a.ns, p.Value.Len())
 	}
-	if err := multi.SGDStepMulti(ps, gs, bs, ns, hp); err != nil {
+	if err := multi.SGDStepMulti(a.ps, a.gs, a.bs, a.ns, hp); err != nil {
 		panic(&tensor.Error{Op: "sgd step", Err: err})
 	}
 }
 
+// multiArgs holds the argument lists of multi-tensor steps, kept between
+// steps so that a step allocates nothing.
+type multiArgs struct {
+	idx, fresh, old    []int
+	ps, gs, bs, ms, vs []device.Buffer
+	ns                 []int
+}
+
+// reset empties the buffer lists, dropping their references.
+func (a *multiArgs) reset() {
+	for _, l := range []*[]device.Buffer{&a.ps, &a.gs, &a.bs, &a.ms, &a.vs} {
+		clear(*l)
+		*l = (*l)[:0]
+	}
+	a.ns = a.ns[:0]
+}
+
 // multiDevice returns the device of the parameters that have a gradient, as
-// a device.MultiOptimizers, and their indices, when it has multi-tensor
-// steps and holds all of them (values and gradients); else nil.
-func multiDevice(params []*autograd.Var) (device.MultiOptimizers, []int) {
+// a device.MultiOptimizers, and their indices, appended to idx, when it has
+// multi-tensor steps and holds all of them (values and gradients); else nil.
+func multiDevice(params []*autograd.Var, idx []int) (device.MultiOptimizers, []int) {
 	var dev device.Device
-	var idx []int
 	for i, p := range params {
 		if p.Grad == nil {
 			continue
@@ -270,6 +291,7 @@ type Adam struct {
 	params    []*autograd.Var
 	m, v      []*tensor.Tensor
 	steps     int
+	args      multiArgs
 }
 
 // NewAdam returns Adam over params.
@@ -314,7 +336,7 @@ func (o *Adam) Step() error {
 	hp := device.AdamParams{LR: o.cfg.LR, Beta1: o.cfg.Beta1, Beta2: o.cfg.Beta2, Eps: o.cfg.Eps,
 		WeightDecay: o.cfg.WeightDecay, Decoupled: o.decoupled, Step: o.steps}
 	return tensor.Catch(func() {
-		multi, idx := multiDevice(o.params)
+		multi, idx := multiDevice(o.params, o.args.idx[:0])
 		if multi == nil {
 			for i, p := range o.params {
 				if p.Grad != nil {
@@ -324,14 +346,17 @@ func (o *Adam) Step() error {
 			}
 			return
 		}
-		n := len(idx)
-		ps, gs, ms, vs, ns := make([]device.Buffer, n), make([]device.Buffer, n), make([]device.Buffer, n), make([]device.Buffer, n), make([]int, n)
-		for j, i := range idx {
+		o.args.idx = idx
+		a := &o.args
+		a.reset()
+		for _, i := range idx {
 			o.state(i)
 			p := o.params[i]
-			ps[j], gs[j], ms[j], vs[j], ns[j] = p.Value.Buffer(), p.Grad.Buffer(), o.m[i].Buffer(), o.v[i].Buffer(), p.Value.Len()
+			a.ps, a.gs = append(a.ps, p.Value.Buffer()), append(a.gs, p.Grad.Buffer())
+			a.ms, a.vs = append(a.ms, o.m[i].Buffer()), append(a.vs, o.v[i].Buffer())
+			a.ns = append(a.ns, p.Value.Len())
 		}
-		if err := multi.AdamStepMulti(ps, gs, ms, vs, ns, hp); err != nil {
+		if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, a.ns, hp); err != nil {
 			panic(&tensor.Error{Op: "adam step", Err: err})
 		}
 	})
