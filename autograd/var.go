@@ -115,7 +115,10 @@ func (v *Var) accumulate(g *tensor.Tensor, owned bool) {
 		}
 		return
 	}
-	r := tensor.SumTo(g, v.Value.Shape())
+	r := g
+	if !tensor.SameShape(g, v.Value) {
+		r = tensor.SumTo(g, v.Value.Shape())
+	}
 	if r != g {
 		if owned {
 			g.Free()

@@ -29,9 +29,25 @@ type Module interface {
 }
 
 // ZeroGrad zeroes the gradients of every parameter of m.
-func ZeroGrad(m Module) {
-	for _, p := range m.Parameters() {
-		p.ZeroGrad()
+func ZeroGrad(m Module) { eachVar(m, (*autograd.Var).ZeroGrad) }
+
+// eachVar calls fn on each parameter of m, in Parameters' order, without
+// building their names for the modules of this package.
+func eachVar(m Module, fn func(*autograd.Var)) {
+	switch m := m.(type) {
+	case *Sequential:
+		for _, c := range m.Modules {
+			eachVar(c, fn)
+		}
+	case *Linear:
+		fn(m.Weight)
+		if m.Bias != nil {
+			fn(m.Bias)
+		}
+	default:
+		for _, p := range m.Parameters() {
+			fn(p.Var)
+		}
 	}
 }
 
@@ -163,12 +179,36 @@ type Sequential struct {
 // NewSequential returns the composition of mods.
 func NewSequential(mods ...Module) *Sequential { return &Sequential{Modules: mods} }
 
-// Forward applies each module in turn.
+// Forward applies each module in turn. A Linear layer followed by an
+// activation module runs as one autograd.LinearAct node, which adds the
+// bias and applies the activation in one pass, and computes their
+// gradients in one pass.
 func (s *Sequential) Forward(x *autograd.Var) *autograd.Var {
-	for _, m := range s.Modules {
-		x = m.Forward(x)
+	for i := 0; i < len(s.Modules); i++ {
+		if l, ok := s.Modules[i].(*Linear); ok && i+1 < len(s.Modules) {
+			if act, ok := activationOf(s.Modules[i+1]); ok {
+				x = autograd.LinearAct(x, l.Weight, l.Bias, act)
+				i++
+				continue
+			}
+		}
+		x = s.Modules[i].Forward(x)
 	}
 	return x
+}
+
+// activationOf returns the activation that module m applies, if it is one
+// of the activation modules.
+func activationOf(m Module) (device.Activation, bool) {
+	switch m.(type) {
+	case ReLU, *ReLU:
+		return device.ActRelu, true
+	case Sigmoid, *Sigmoid:
+		return device.ActSigmoid, true
+	case Tanh, *Tanh:
+		return device.ActTanh, true
+	}
+	return device.Identity, false
 }
 
 // Parameters names each module's parameters with its index, as PyTorch does.

@@ -15,6 +15,7 @@ import (
 	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/internal/testutil"
 	"github.com/gograd/gograd/nn"
+	"github.com/gograd/gograd/optim"
 	"github.com/gograd/gograd/safetensors"
 	"github.com/gograd/gograd/tensor"
 )
@@ -745,5 +746,121 @@ func TestLoadStateDictAtomic(t *testing.T) {
 	}
 	if !sameParams(paramData(m), before) {
 		t.Error("a failed LoadStateDict changed the model")
+	}
+}
+
+// TestSequentialFusesActivation checks that an MLP, whose Linear layers and
+// activations Sequential runs as fused nodes, computes the losses and
+// gradients of the same layers applied one module at a time, over a few
+// training steps, with and without the device's fused kernels.
+func TestSequentialFusesActivation(t *testing.T) {
+	const batch, in, out = 9, 13, 4
+	for _, act := range []string{"relu", "sigmoid", "tanh"} {
+		for _, composed := range []bool{false, true} {
+			var d device.Device = device.NewCPU(0)
+			if composed {
+				d = composedOnly{d}
+			}
+			name := fmt.Sprintf("%s composed=%v", act, composed)
+			cfg := nn.MLPConfig{In: in, Hidden: []int{11, 6}, Out: out, Activation: act, Seed: 3}
+			fused, err := nn.NewMLP(d, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, _ := nn.NewMLP(d, cfg)
+			r := rand.New(rand.NewPCG(4, 4))
+			labels := tensor.FromSlice(d, []float32{0, 1, 2, 3, 0, 1, 2, 3, 0}, batch)
+			tf, tp := autograd.NewTape(), autograd.NewTape()
+			for step := range 3 {
+				x := tensor.FromSlice(d, testutil.RandSlice(r, batch*in, -1, 1), batch, in)
+				lf := nn.CrossEntropyLoss(fused.Forward(tf.Var(x, false)), labels)
+				h := tp.Var(x, false)
+				for _, m := range plain.Modules { // one module at a time
+					h = m.Forward(h)
+				}
+				lp := nn.CrossEntropyLoss(h, labels)
+				sn := fmt.Sprintf("%s step %d", name, step)
+				testutil.AllClose(t, sn+" loss", []float32{lf.Item()}, []float32{lp.Item()}, 1e-6, 1e-5)
+				if err := lf.Backward(); err != nil {
+					t.Fatal(err)
+				}
+				if err := lp.Backward(); err != nil {
+					t.Fatal(err)
+				}
+				pf, pp := fused.Parameters(), plain.Parameters()
+				for i := range pf {
+					if pf[i].Name != pp[i].Name {
+						t.Fatalf("%s: parameter %d is %q, want %q", sn, i, pf[i].Name, pp[i].Name)
+					}
+					testutil.AllClose(t, sn+" grad "+pf[i].Name, pf[i].Grad.Data(), pp[i].Grad.Data(), 1e-5, 1e-4)
+				}
+				lf.Value.Free()
+				lp.Value.Free()
+				x.Free()
+			}
+		}
+	}
+}
+
+// loopMatMul is a CPU whose matrix products are plain loops, so that
+// allocation counts leave out those of internal/sgemm.
+type loopMatMul struct{ *device.CPU }
+
+func (c loopMatMul) MatMul(dst, a, b device.Buffer, m, k, n int, transA, transB, acc bool) error {
+	d, x, y := dst.(*device.CPUBuffer).Data(), a.(*device.CPUBuffer).Data(), b.(*device.CPUBuffer).Data()
+	for i := range m {
+		for j := range n {
+			var s float32
+			for l := range k {
+				ai, bi := i*k+l, l*n+j
+				if transA {
+					ai = l*m + i
+				}
+				if transB {
+					bi = j*k + l
+				}
+				s += x[ai] * y[bi]
+			}
+			if acc {
+				s += d[i*n+j]
+			}
+			d[i*n+j] = s
+		}
+	}
+	return nil
+}
+
+// TestTrainStepAllocations checks that a training step of an MLP allocates
+// almost nothing once the first step has run, since the tape recycles its
+// nodes and buffers: only the loss value and its node, which the caller
+// keeps, are new every step.
+func TestTrainStepAllocations(t *testing.T) {
+	d := loopMatMul{device.NewCPU(1)}
+	m, err := nn.NewMLP(d, nn.MLPConfig{In: 20, Hidden: []int{16, 8}, Out: 5, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := optim.NewSGD(nn.Vars(m.Parameters()), optim.SGDConfig{LR: 0.01, Momentum: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	tp := autograd.NewTape()
+	x := tp.Var(tensor.FromSlice(d, testutil.RandSlice(r, 8*20, -1, 1), 8, 20), false)
+	y := tensor.FromSlice(d, []float32{0, 1, 2, 3, 4, 0, 1, 2}, 8)
+	step := func() {
+		loss := nn.CrossEntropyLoss(m.Forward(x), y)
+		if err := loss.Backward(); err != nil {
+			t.Fatal(err)
+		}
+		loss.Value.Free()
+		if err := opt.Step(); err != nil {
+			t.Fatal(err)
+		}
+		nn.ZeroGrad(m)
+	}
+	step()
+	if n := testing.AllocsPerRun(20, step); n > 2 {
+		t.Errorf("%v allocations per step, want at most 2", n)
 	}
 }
