@@ -479,7 +479,12 @@ func (t *trainer) run(ctx context.Context) error {
 		metrics = t.resume.Metrics
 	}
 	runStart := time.Now()
+	// The tape recycles its nodes and buffers from one step to the next, and
+	// the input leaf always holds the batch buffer, so a step allocates
+	// almost nothing.
 	tape := autograd.NewTape()
+	defer tape.Free()
+	x := tape.Var(t.xb, false)
 	for epoch := start; epoch < cfg.Epochs; epoch++ {
 		lr := cfg.schedule().LR(epoch)
 		t.opt.SetLR(lr)
@@ -497,7 +502,7 @@ func (t *trainer) run(ctx context.Context) error {
 				bar.finish()
 				return t.interrupted(epoch, b, prior.Seconds+time.Since(began).Seconds(), metrics)
 			}
-			if err := t.step(tape, order[b]); err != nil {
+			if err := t.step(x, order[b]); err != nil {
 				bar.finish()
 				return err
 			}
@@ -556,14 +561,13 @@ func valText(r metricsRow, hasVal bool) string {
 }
 
 // step trains on the examples idx: forward, loss, backward, update.
-func (t *trainer) step(tape *autograd.Tape, idx []int) error {
+func (t *trainer) step(x *autograd.Var, idx []int) error {
 	for i, j := range idx {
 		t.hostIdx[i] = float32(j)
 	}
 	t.idx.CopyFrom(t.hostIdx)
 	tensor.GatherInto(t.xb, t.images, t.idx)
 	tensor.GatherInto(t.yb, t.labels, t.idx)
-	x := tape.Var(t.xb, false)
 	logits := t.model.Forward(x)
 	loss := nn.CrossEntropyLoss(logits, t.yb)
 	if err := loss.Backward(); err != nil {

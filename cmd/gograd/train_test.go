@@ -336,10 +336,12 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	order := batches.Epoch(0)
 	tape := autograd.NewTape()
+	defer tape.Free()
+	x := tape.Var(tr.xb, false)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := tr.step(tape, order[i%len(order)]); err != nil {
+		if err := tr.step(x, order[i%len(order)]); err != nil {
 			b.Fatal(err)
 		}
 		i++

@@ -90,9 +90,16 @@ func fit(dev device.Device, train, test *data.Set, cfg Config, report func(int, 
 	yb := tensor.New(dev, cfg.Batch)
 	idx := tensor.New(dev, cfg.Batch)
 	host := make([]float32, cfg.Batch)
+	// The tape recycles its nodes and buffers from step to step, and x always
+	// holds the batch buffer: a step allocates almost nothing. The loss is
+	// summed on the device and read once per epoch.
 	tape := autograd.NewTape()
+	defer tape.Free()
+	x := tape.Var(xb, false)
+	total := tensor.Zeros(dev)
+	defer total.Free()
 	for epoch := range cfg.Epochs {
-		var total float32
+		total.Fill(0)
 		order := batches.Epoch(epoch)
 		for _, b := range order {
 			for i, j := range b {
@@ -101,11 +108,11 @@ func fit(dev device.Device, train, test *data.Set, cfg Config, report func(int, 
 			idx.CopyFrom(host)
 			tensor.GatherInto(xb, images, idx)
 			tensor.GatherInto(yb, labels, idx)
-			loss := nn.CrossEntropyLoss(model.Forward(tape.Var(xb, false)), yb)
+			loss := nn.CrossEntropyLoss(model.Forward(x), yb)
 			if err := loss.Backward(); err != nil {
 				return 0, err
 			}
-			total += loss.Item()
+			total.AddInPlace(loss.Value)
 			loss.Value.Free()
 			if err := opt.Step(); err != nil {
 				return 0, err
@@ -113,7 +120,7 @@ func fit(dev device.Device, train, test *data.Set, cfg Config, report func(int, 
 			nn.ZeroGrad(model)
 		}
 		if report != nil {
-			report(epoch, total/float32(len(order)))
+			report(epoch, total.Item()/float32(len(order)))
 		}
 	}
 	return Accuracy(model, test, 1000), nil
