@@ -202,8 +202,14 @@ func TestSgemmLarge(t *testing.T) {
 	ctxs := contexts()
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, tr := range [][2]bool{{false, false}, {true, true}} {
-		tc := gemmCase{tr[0], tr[1], 500, 2100, 600, 0.5, 0.5, 1}
-		tc.check(t, ctxs, rng)
+		for _, s := range [][3]int{ // m, n, k
+			{500, 2100, 600}, // several k blocks and column panels
+			{2100, 70, 300},  // several row blocks, split in rows
+			{1000, 30, 200},  // a single column of tiles
+		} {
+			tc := gemmCase{tr[0], tr[1], s[0], s[1], s[2], 0.5, 0.5, 1}
+			tc.check(t, ctxs, rng)
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package sgemm
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,20 +96,20 @@ func (h *helper) reclaim(t *task) bool {
 }
 
 func (h *helper) loop() {
+	var t *task
+	take := func() bool {
+		t = h.next.Swap(nil)
+		return t != nil
+	}
 	for {
-		deadline := time.Now().Add(spinTime)
-		for time.Now().Before(deadline) {
-			if t := h.next.Swap(nil); t != nil {
-				h.run(t)
-				deadline = time.Now().Add(spinTime)
-				continue
-			}
-			runtime.Gosched()
+		if spin(take, spinTime) {
+			h.run(t)
+			continue
 		}
 		// Announce the sleep before the last look at next: a call that hands a
 		// task after that look sees parked and sends a wake-up.
 		h.parked.Store(true)
-		if t := h.next.Swap(nil); t != nil {
+		if take() {
 			h.parked.Store(false)
 			h.run(t)
 			continue
@@ -140,9 +139,23 @@ func (d *pending) finish() {
 // wait returns when every task of the call is done, polling for a while
 // before it sleeps.
 func (d *pending) wait() {
-	deadline := time.Now().Add(spinTime)
-	for d.left.Load() > 0 && time.Now().Before(deadline) {
-		runtime.Gosched()
-	}
+	spin(func() bool { return d.left.Load() == 0 }, spinTime)
 	d.wg.Wait()
+}
+
+// spin calls ready until it reports true, or until the time limit passes, and
+// reports whether ready did. It keeps its thread busy: yielding to the Go
+// scheduler would put the goroutine on the global run queue, from where the
+// other threads' processor may take it and leave a core idle until the
+// runtime wakes it again.
+func spin(ready func() bool, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for i := 0; ; i++ {
+		if ready() {
+			return true
+		}
+		if i%256 == 255 && time.Now().After(deadline) {
+			return false
+		}
+	}
 }
