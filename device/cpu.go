@@ -52,6 +52,7 @@ var (
 	_ SoftmaxCE   = (*CPU)(nil)
 	_ BiasAct     = (*CPU)(nil)
 	_ BiasActGrad = (*CPU)(nil)
+	_ HostMemory  = (*CPU)(nil)
 	_ Optimizers  = (*CPU)(nil)
 	_ Buffer      = (*CPUBuffer)(nil)
 )
@@ -105,6 +106,10 @@ func (c *CPU) Alloc(n int) (Buffer, error) {
 	c.mu.Unlock()
 	return &CPUBuffer{data: make([]float32, n)}, nil
 }
+
+// Adopt returns a buffer that holds data itself, without copying it. The
+// caller must not use data afterwards except through the buffer.
+func (c *CPU) Adopt(data []float32) Buffer { return &CPUBuffer{data: data} }
 
 // Free returns b to the pool of reusable buffers. Buffers of other devices,
 // nil and buffers already freed are ignored.

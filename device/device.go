@@ -209,6 +209,13 @@ type BiasActGrad interface {
 	BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error
 }
 
+// HostMemory is implemented by devices whose buffers are host memory (the
+// CPU). Adopt returns a buffer that is data itself, without a copy; the
+// caller must not use data afterwards except through the buffer.
+type HostMemory interface {
+	Adopt(data []float32) Buffer
+}
+
 // SGDParams are the hyper-parameters of one SGD step, as PyTorch defines them.
 // First marks the first step, where the momentum buffer starts as the gradient.
 type SGDParams struct {

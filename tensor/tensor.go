@@ -189,6 +189,31 @@ func FromSlice(dev device.Device, data []float32, shape ...int) *Tensor {
 	return t
 }
 
+// Adopt returns a tensor of the given shape holding data. On a device whose
+// memory is the host's (device.HostMemory: the CPU) the tensor uses data
+// itself, so that a large data set is not held twice; the caller must not
+// use data afterwards. Other devices copy it, as FromSlice does.
+func Adopt(dev device.Device, data []float32, shape ...int) *Tensor {
+	h, ok := dev.(device.HostMemory)
+	if !ok {
+		return FromSlice(dev, data, shape...)
+	}
+	if numel(shape) != len(data) {
+		fail("adopt", fmt.Errorf("%w: %d values for shape %v", ErrShape, len(data), shape), shape)
+	}
+	for _, d := range shape {
+		if d < 0 {
+			check("adopt", fmt.Errorf("%w: negative dimension", ErrShape), shape)
+		}
+	}
+	if len(data) == 0 { // a tensor holds at least one value, as New allocates
+		data = make([]float32, 1)
+	}
+	b := &block{st: storage{buf: h.Adopt(data), refs: 1}}
+	b.t = Tensor{dev: dev, st: &b.st, shape: shapeIn(&b.dims, shape)}
+	return &b.t
+}
+
 // RandN returns a tensor of standard normal values scaled by std, drawn from rng.
 func RandN(dev device.Device, rng *rand.Rand, std float32, shape ...int) *Tensor {
 	data := make([]float32, numel(shape))

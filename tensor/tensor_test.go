@@ -732,6 +732,24 @@ func TestInto(t *testing.T) {
 	})
 }
 
+// copyOnly hides the optional interfaces of the device it wraps.
+type copyOnly struct{ device.Device }
+
+func TestAdopt(t *testing.T) {
+	cpu := device.NewCPU(1)
+	data := []float32{1, 2, 3, 4, 5, 6}
+	x := tensor.Adopt(cpu, data, 2, 3)
+	checkShape(t, "adopted", x, 2, 3)
+	data[4] = 42 // the CPU tensor is data itself
+	testutil.AllClose(t, "adopted on the cpu", x.Data(), []float32{1, 2, 3, 4, 42, 6}, 0, 0)
+	other := copyOnly{cpu}
+	y := tensor.Adopt(other, data, 3, 2)
+	data[0] = -1 // other devices copy
+	testutil.AllClose(t, "adopted elsewhere", y.Data(), []float32{1, 2, 3, 4, 42, 6}, 0, 0)
+	mustFail(t, "wrong size", tensor.ErrShape, func() { tensor.Adopt(cpu, data, 4, 2) })
+	checkShape(t, "empty", tensor.Adopt(cpu, nil, 0, 5), 0, 5)
+}
+
 func TestReuse(t *testing.T) {
 	d := device.NewCPU(1)
 	x := tensor.Zeros(d, 2, 3)

@@ -461,13 +461,18 @@ func (t *trainer) run(ctx context.Context) error {
 		fmt.Fprintf(w, "run directory: %s\n", t.dir)
 	}
 
-	// The data goes to the device once; batches are gathered there.
-	t.images = tensor.FromSlice(t.dev, t.train.Images, t.train.N, dim)
-	t.labels = tensor.FromSlice(t.dev, labelsOf(t.train), t.train.N)
+	// The data goes to the device once; batches are gathered there. The
+	// device takes the host arrays over (the CPU uses them in place), so that
+	// the images are not held twice.
+	t.images = tensor.Adopt(t.dev, t.train.Images, t.train.N, dim)
+	t.labels = tensor.Adopt(t.dev, labelsOf(t.train), t.train.N)
+	t.train.Images = nil
 	if t.val != nil {
-		t.valX = tensor.FromSlice(t.dev, t.val.Images, t.val.N, dim)
+		t.valX = tensor.Adopt(t.dev, t.val.Images, t.val.N, dim)
+		t.val.Images = nil
 	}
-	t.testX = tensor.FromSlice(t.dev, t.test.Images, t.test.N, dim)
+	t.testX = tensor.Adopt(t.dev, t.test.Images, t.test.N, dim)
+	t.test.Images = nil
 	t.xb = tensor.New(t.dev, cfg.Batch, dim)
 	t.yb = tensor.New(t.dev, cfg.Batch)
 	t.idx = tensor.New(t.dev, cfg.Batch)
