@@ -14,6 +14,10 @@
 # gograd's SGEMM (bench/cpugemm) and with NumPy and torch.mm
 # (bench/cpu_sgemm.py) in both environments, ROUNDS times.
 #
+# The machine may be shared: before each run the script waits, up to
+# QUIET_WAIT seconds (default 60), for a second in which other processes use
+# less than a fifth of the CPUs, and it records how busy that second was.
+#
 # Results go to OUTDIR (default $TMPDIR/gograd-cpu-compare): results.tsv
 # (raw), summary.md (the tables of bench/cpureport) and cpu_compare.png.
 # Environment: ROUNDS (3), EPOCHS (3), GEMM=0 skips the products, PNG
@@ -50,12 +54,37 @@ echo "# environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_
 CGO_ENABLED=0 go build -o "$OUT/gograd" ./cmd/gograd
 CGO_ENABLED=0 go build -o "$OUT/cpugemm" ./bench/cpugemm
 
+# busy: the fraction of CPU time used, by anything, over the next second.
+busy() {
+	local a b
+	a=($(head -1 /proc/stat))
+	sleep 1
+	b=($(head -1 /proc/stat))
+	local idle=$(((b[4] + b[5]) - (a[4] + a[5]))) total=0 i
+	for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+	awk -v i="$idle" -v t="$total" 'BEGIN{printf "%.2f\n", t > 0 ? 1 - i / t : 0}'
+}
+
+# quiet LABEL: waits for a quiet second (see above) and notes how busy it was.
+quiet() {
+	local deadline=$(($(date +%s) + ${QUIET_WAIT:-60})) b
+	while :; do
+		b=$(busy)
+		if awk -v b="$b" 'BEGIN{exit !(b < 0.2)}' || [ "$(date +%s)" -ge "$deadline" ]; then
+			break
+		fi
+		sleep 2
+	done
+	echo "# $1: machine busy $b before the run" >>"$RES"
+}
+
 # rss FILE: the peak resident set, in MiB, that /usr/bin/time -v wrote.
 rss() { awk -F: '/Maximum resident set size/{printf "%.0f\n", $2/1024}' "$1"; }
 
 # train CONFIG ROUND: one training run, its records appended to results.tsv.
 train() {
 	local cfg=$1 r=$2 log=$OUT/train-$1-$2
+	quiet "train $cfg $r"
 	case $cfg in
 	gograd)
 		/usr/bin/time -v -o "$log.time" "$OUT/gograd" train -epochs "$EPOCHS" -lr 0.05 -momentum 0.9 -batch 128 \
@@ -89,10 +118,23 @@ done
 if [ "$GEMM" != 0 ]; then
 	for r in $(seq 1 "$ROUNDS"); do
 		echo "round $r/$ROUNDS: matrix products"
-		"$OUT/cpugemm" -reps 5 -batch 100ms | awk -v r="$r" '/^gemm/{print "gemm " $2 " " r " " $3 " " $4}' >>"$RES"
-		$PY bench/cpu_sgemm.py --reps 5 --batch 0.1 | awk -v r="$r" '/^gemm/{print "gemm " $2 "-env " r " " $3 " " $4}' >>"$RES"
-		env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $PY bench/cpu_sgemm.py --reps 5 --batch 0.1 |
-			awk -v r="$r" '/^gemm/{print "gemm " $2 "-unset " r " " $3 " " $4}' >>"$RES"
+		for i in 0 1 2; do # each round starts with the next one
+			case $(((i + r - 1) % 3)) in
+			0)
+				quiet "gemm gograd $r"
+				"$OUT/cpugemm" -reps 5 -batch 100ms | awk -v r="$r" '/^gemm/{print "gemm " $2 " " r " " $3 " " $4}' >>"$RES"
+				;;
+			1)
+				quiet "gemm env $r"
+				$PY bench/cpu_sgemm.py --reps 5 --batch 0.1 | awk -v r="$r" '/^gemm/{print "gemm " $2 "-env " r " " $3 " " $4}' >>"$RES"
+				;;
+			2)
+				quiet "gemm unset $r"
+				env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $PY bench/cpu_sgemm.py --reps 5 --batch 0.1 |
+					awk -v r="$r" '/^gemm/{print "gemm " $2 "-unset " r " " $3 " " $4}' >>"$RES"
+				;;
+			esac
+		done
 	done
 fi
 

@@ -17,7 +17,10 @@
 // as the machine sets it, "unset": OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 // unset). The epoch time of a run is the median of the epochs after the
 // first, which is a warm-up; a configuration's time is the median over its
-// runs. Ratios compare gograd with the fastest PyTorch configuration.
+// runs, and its best time the fastest run. On a shared machine the best run
+// is the one least disturbed. Ratios compare gograd with the fastest
+// PyTorch configuration, median with median and best with best; SGEMM
+// figures likewise, as the median and the best round.
 package main
 
 import (
@@ -170,9 +173,9 @@ func median(v []float64) float64 {
 // trainRow is one configuration's training summary.
 type trainRow struct {
 	config         string
-	epoch          float64 // median seconds
+	epoch, best    float64 // median and fastest run, seconds
 	runs           int
-	ratio          float64 // epoch / the fastest PyTorch configuration's
+	ratio, ratioB  float64 // epoch and best / the fastest PyTorch configuration's
 	accLo, accHi   float64
 	rssMiB         float64 // largest over the runs
 	hasAcc, hasRSS bool
@@ -195,17 +198,23 @@ func configs[V any](m map[string]V) []string {
 }
 
 func (res *results) trainTable() []trainRow {
-	best := 0.0
+	torchMed, torchBest := 0.0, 0.0
 	for cfg, e := range res.epochs {
-		if strings.HasPrefix(cfg, "torch") && (best == 0 || median(e) < best) {
-			best = median(e)
+		if strings.HasPrefix(cfg, "torch") {
+			if torchMed == 0 || median(e) < torchMed {
+				torchMed = median(e)
+			}
+			if torchBest == 0 || slices.Min(e) < torchBest {
+				torchBest = slices.Min(e)
+			}
 		}
 	}
 	var rows []trainRow
 	for _, cfg := range configs(res.epochs) {
-		r := trainRow{config: cfg, epoch: median(res.epochs[cfg]), runs: len(res.epochs[cfg])}
-		if best > 0 {
-			r.ratio = r.epoch / best
+		e := res.epochs[cfg]
+		r := trainRow{config: cfg, epoch: median(e), best: slices.Min(e), runs: len(e)}
+		if torchMed > 0 {
+			r.ratio, r.ratioB = r.epoch/torchMed, r.best/torchBest
 		}
 		if a := res.acc[cfg]; len(a) > 0 {
 			r.accLo, r.accHi, r.hasAcc = slices.Min(a), slices.Max(a), true
@@ -222,10 +231,10 @@ func printTrain(w io.Writer, rows []trainRow) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| configuration | epoch (s), median | samples/s | vs fastest PyTorch | test accuracy after the last epoch | peak RSS (MiB) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| configuration | epoch (s): median of runs | best run | samples/s (median) | vs fastest PyTorch: median | best | test accuracy after the last epoch | peak RSS (MiB) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		acc, rss, ratio := "-", "-", "-"
+		acc, rss, ratio, ratioB := "-", "-", "-", "-"
 		if r.hasAcc {
 			acc = fmt.Sprintf("%.2f%%", 100*r.accLo)
 			if r.accHi != r.accLo {
@@ -236,36 +245,39 @@ func printTrain(w io.Writer, rows []trainRow) {
 			rss = fmt.Sprintf("%.0f", r.rssMiB)
 		}
 		if r.ratio > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.ratio)
+			ratio, ratioB = fmt.Sprintf("%.2fx", r.ratio), fmt.Sprintf("%.2fx", r.ratioB)
 		}
-		fmt.Fprintf(w, "| %s | %.3f (%d runs) | %.0f | %s | %s | %s |\n", r.config, r.epoch, r.runs,
-			samplesPerEpoch/r.epoch, ratio, acc, rss)
+		fmt.Fprintf(w, "| %s | %.3f (%d runs) | %.3f | %.0f | %s | %s | %s | %s |\n", r.config, r.epoch, r.runs, r.best,
+			samplesPerEpoch/r.epoch, ratio, ratioB, acc, rss)
 	}
 	fmt.Fprintln(w)
 }
 
-// gemmTable holds the median GFLOP/s of each configuration and product.
+// gemmTable holds the median and best GFLOP/s of each configuration and
+// product.
 type gemmTable struct {
 	configs, prods []string
-	gflops         map[string]map[string]float64
+	gflops, top    map[string]map[string]float64
 }
 
 func (res *results) gemmTable() gemmTable {
-	t := gemmTable{configs: configs(res.gemm), prods: res.prods, gflops: map[string]map[string]float64{}}
+	t := gemmTable{configs: configs(res.gemm), prods: res.prods, gflops: map[string]map[string]float64{},
+		top: map[string]map[string]float64{}}
 	for cfg, byProd := range res.gemm {
-		t.gflops[cfg] = map[string]float64{}
+		t.gflops[cfg], t.top[cfg] = map[string]float64{}, map[string]float64{}
 		for p, v := range byProd {
-			t.gflops[cfg][p] = median(v)
+			t.gflops[cfg][p], t.top[cfg][p] = median(v), slices.Max(v)
 		}
 	}
 	return t
 }
 
-// best returns the fastest configuration other than gograd's for product p.
-func (t gemmTable) best(p string) (string, float64) {
+// best returns the fastest configuration other than gograd's for product p
+// in figures (t.gflops or t.top).
+func (t gemmTable) best(figures map[string]map[string]float64, p string) (string, float64) {
 	cfg, v := "", 0.0
 	for _, c := range t.configs {
-		if g, ok := t.gflops[c][p]; ok && !strings.HasPrefix(c, "gograd") && g > v {
+		if g, ok := figures[c][p]; ok && !strings.HasPrefix(c, "gograd") && g > v {
 			cfg, v = c, g
 		}
 	}
@@ -276,8 +288,8 @@ func printGEMM(w io.Writer, t gemmTable) {
 	if len(t.prods) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "| product (GFLOP/s, median) | %s | gograd vs fastest OpenBLAS |\n", strings.Join(t.configs, " | "))
-	fmt.Fprintf(w, "|---|%s---|\n", strings.Repeat("---|", len(t.configs)))
+	fmt.Fprintf(w, "| product (GFLOP/s, median of rounds) | %s | gograd vs fastest OpenBLAS: median | best round |\n", strings.Join(t.configs, " | "))
+	fmt.Fprintf(w, "|---|%s---|---|\n", strings.Repeat("---|", len(t.configs)))
 	for _, p := range t.prods {
 		fmt.Fprintf(w, "| %s |", p)
 		for _, c := range t.configs {
@@ -287,13 +299,18 @@ func printGEMM(w io.Writer, t gemmTable) {
 				fmt.Fprint(w, " - |")
 			}
 		}
-		ratio := "-"
-		if _, b := t.best(p); b > 0 {
+		ratio, ratioB := "-", "-"
+		if _, b := t.best(t.gflops, p); b > 0 {
 			if g, ok := t.gflops["gograd"][p]; ok {
 				ratio = fmt.Sprintf("%.0f%%", 100*g/b)
 			}
 		}
-		fmt.Fprintf(w, " %s |\n", ratio)
+		if _, b := t.best(t.top, p); b > 0 {
+			if g, ok := t.top["gograd"][p]; ok {
+				ratioB = fmt.Sprintf("%.0f%%", 100*g/b)
+			}
+		}
+		fmt.Fprintf(w, " %s | %s |\n", ratio, ratioB)
 	}
 	fmt.Fprintln(w)
 }
@@ -351,7 +368,7 @@ func drawPlot(w io.Writer, train []trainRow, t gemmTable) error {
 	var ours, theirs plotter.Values
 	var labels []string
 	for _, p := range t.prods {
-		_, b := t.best(p)
+		_, b := t.best(t.gflops, p)
 		ours = append(ours, t.gflops["gograd"][p])
 		theirs = append(theirs, b)
 		labels = append(labels, shortName(p))
