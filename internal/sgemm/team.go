@@ -144,18 +144,22 @@ func (d *pending) wait() {
 }
 
 // spin calls ready until it reports true, or until the time limit passes, and
-// reports whether ready did. It keeps its thread busy: yielding to the Go
-// scheduler would put the goroutine on the global run queue, from where the
-// other threads' processor may take it and leave a core idle until the
-// runtime wakes it again.
+// reports whether ready did. Between calls it yields the core to other
+// threads that want it, as when another process runs, but not the thread to
+// the Go scheduler: that would put the goroutine on the global run queue,
+// from where the other threads' processor may take it and leave a core idle
+// until the runtime wakes it again.
 func spin(ready func() bool, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for i := 0; ; i++ {
 		if ready() {
 			return true
 		}
-		if i%256 == 255 && time.Now().After(deadline) {
-			return false
+		if i%8 == 7 {
+			if time.Now().After(deadline) {
+				return false
+			}
+			osyield()
 		}
 	}
 }
