@@ -62,7 +62,7 @@ busy() {
 	b=($(head -1 /proc/stat))
 	local idle=$(((b[4] + b[5]) - (a[4] + a[5]))) total=0 i
 	for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-	awk -v i="$idle" -v t="$total" 'BEGIN{printf "%.2f\n", t > 0 ? 1 - i / t : 0}'
+	awk -v i="$idle" -v t="$total" 'BEGIN{printf "%.2f\n", (t > 0 ? 1 - i / t : 0)}'
 }
 
 # quiet LABEL: waits for a quiet second (see above) and notes how busy it was.
