@@ -58,7 +58,7 @@ func BenchmarkMatMul(b *testing.B) {
 // same layer size.
 func BenchmarkOps(b *testing.B) {
 	const batch, in, out, classes = 128, 784, 512, 10
-	d := device.NewCPU(0)
+	d, d1 := device.NewCPU(0), device.NewCPU(1)
 	bias := device.Walk{Shape: [4]int{1, 1, batch, out}, A: [4]int{0, 0, out, 1}, B: [4]int{0, 0, 0, 1}}
 	cases := []struct {
 		name string
@@ -82,6 +82,15 @@ func BenchmarkOps(b *testing.B) {
 				return err
 			}
 			return d.SoftmaxCrossEntropy(bf[0], bf[1], bf[2], bf[3], batch, classes, 1.0/batch)
+		}},
+		{"sgd momentum 784x512", []int{in * out, in * out, in * out}, func(bf []device.Buffer) error {
+			return d.SGDStep(bf[0], bf[1], bf[2], in*out, device.SGDParams{LR: 1e-3, Momentum: 0.9})
+		}},
+		{"sgd momentum 784x512 one thread", []int{in * out, in * out, in * out}, func(bf []device.Buffer) error {
+			return d1.SGDStep(bf[0], bf[1], bf[2], in*out, device.SGDParams{LR: 1e-3, Momentum: 0.9})
+		}},
+		{"bias_act_grad relu 128x512", []int{batch * out, out, batch * out, batch * out}, func(bf []device.Buffer) error {
+			return d.BiasActGrad(bf[0], bf[1], bf[2], bf[3], batch, out, device.ActRelu, true)
 		}},
 		{"adam 784x512", []int{in * out, in * out, in * out, in * out}, func(bf []device.Buffer) error {
 			return d.AdamStep(bf[0], bf[1], bf[2], bf[3], in*out, device.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
