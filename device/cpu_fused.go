@@ -249,7 +249,13 @@ func (c *CPU) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
 			return err
 		}
 	}
-	if c.serial(n, n) {
+	// The vector kernel streams memory faster than a helper starts, so it is
+	// worth splitting only from a few hundred thousand values up.
+	work := n
+	if c.simd {
+		work /= 8
+	}
+	if c.serial(n, work) {
 		cpuSGD(ps, gs, bs, hp, c.simd)
 		return nil
 	}

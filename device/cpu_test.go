@@ -918,14 +918,15 @@ func TestCPUThreadsAgree(t *testing.T) {
 		must(t, c.Reduce(device.Sum, sum, out, 1, 300, 257))
 		must(t, c.BiasActGrad(out, sum, bufs[0], out, 300, 257, device.ActRelu, true))
 		must(t, c.BiasAct(out, out, sum, 300, 257, device.ActRelu))
-		// Three SGD steps with momentum on 300*257 values.
-		p := newBufs(t, c, x[:len(x)/2], x[len(x)/2:], make([]float32, len(x)/2))
+		// Three SGD steps with momentum, on enough values to be split.
+		const np = 300_001
+		p := newBufs(t, c, randNZ(rand.New(rand.NewPCG(1, 1)), np), randNZ(rand.New(rand.NewPCG(2, 2)), np), make([]float32, np))
 		for step := range 3 {
 			hp := device.SGDParams{LR: 0.1, Momentum: 0.9, WeightDecay: 0.01, First: step == 0}
-			must(t, c.SGDStep(p[0], p[1], p[2], len(x)/2, hp))
+			must(t, c.SGDStep(p[0], p[1], p[2], np, hp))
 		}
 		got := append(testutil.Download(t, c, out, 300*257), testutil.Download(t, c, sum, 257)...)
-		return append(got, testutil.Download(t, c, p[0], len(x)/2)...)
+		return append(got, testutil.Download(t, c, p[0], np)...)
 	}
 	testutil.AllClose(t, "1 vs 4 threads", run(device.NewCPU(1)), run(device.NewCPU(4)), 0, 0)
 }
