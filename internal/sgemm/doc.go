@@ -22,8 +22,10 @@
 // the first band and helper goroutines the others. Helpers poll for work for a
 // millisecond after each band before they sleep, because waking a sleeping
 // thread takes about as long as a mid-sized product (over 100µs on a virtual
-// machine); a band no helper has started when the caller is done is computed
-// by the caller.
+// machine); while they poll they yield their core to any other thread that
+// wants it. A band no helper has started when the caller is done is computed
+// by the caller, so a busy machine makes a product no slower than one thread
+// would.
 //
 // Packing buffers are reused between calls, so a Context should be kept and
 // shared rather than created per call. It is safe for concurrent use.
