@@ -12,6 +12,12 @@ import (
 // sleeping goroutine costs tens of microseconds, as much as the work.
 const cpuSpin = time.Millisecond
 
+// cpuChunksPerThread is how many chunks an operation split across threads
+// is cut into per thread. Threads take chunks until none is left, so a
+// thread that the operating system pauses (on a shared machine) holds up
+// the others by one chunk at most, not by a whole share.
+const cpuChunksPerThread = 8
+
 // cpuTask is an operation split over an index range: run computes [lo, hi).
 // Hot kernels implement it with a pooled struct, so that handing one to a
 // helper allocates nothing; cpuFunc adapts a closure.
@@ -22,105 +28,92 @@ type cpuFunc func(lo, hi int)
 
 func (f cpuFunc) run(lo, hi int) { f(lo, hi) }
 
-// cpuTeam is the helper goroutines of a CPU. It does not refer to the CPU,
-// so that a CPU nobody holds can be collected and its helpers stopped.
-type cpuTeam struct {
-	helpers []*cpuHelper
-	stop    sync.Once
+// cpuJob is the operation a CPU's threads are working on. Its state packs
+// the job's epoch (a count of jobs, above bit 32) with the index of the next
+// chunk to take, so that a helper still looking at a finished job cannot
+// take a chunk of the next one: its compare-and-swap fails.
+type cpuJob struct {
+	state  atomic.Uint64
+	left   atomic.Int64 // chunks not finished
+	task   cpuTask
+	n      int
+	chunk  int // values per chunk, a multiple of 16
+	chunks int
 }
 
-// cpuHelper runs one part of a task at a time for the call that claimed it.
-// The call writes task, lo and hi, then sets ready; the helper clears ready
-// and sets done when the part is finished.
+// work takes and runs chunks of the job of the given epoch until none is
+// left.
+func (j *cpuJob) work(epoch uint64) {
+	for {
+		s := j.state.Load()
+		if s>>32 != epoch || int(s&0xffffffff) >= j.chunks {
+			return
+		}
+		if !j.state.CompareAndSwap(s, s+1) {
+			continue
+		}
+		// The job cannot change before this chunk is counted done.
+		i := int(s & 0xffffffff)
+		lo := i * j.chunk
+		j.task.run(lo, min(lo+j.chunk, j.n))
+		j.left.Add(-1)
+	}
+}
+
+// cpuTeam is the helper goroutines of a CPU and the job they share. It does
+// not refer to the CPU, so that a CPU nobody holds can be collected and its
+// helpers stopped.
+type cpuTeam struct {
+	mu      sync.Mutex // held by the call that owns job
+	job     cpuJob
+	epoch   uint64
+	helpers []*cpuHelper
+	stop    sync.Once
+	quit    chan struct{}
+}
+
+// cpuHelper is a goroutine that works on each new job of its team.
 type cpuHelper struct {
-	busy   atomic.Bool // claimed by a call until it has seen done
-	ready  atomic.Bool
-	done   atomic.Bool
 	parked atomic.Bool // asleep, or about to sleep, on wake
-	task   cpuTask
-	lo, hi int
 	wake   chan struct{}
-	quit   chan struct{}
 }
 
 func newCPUTeam(n int) *cpuTeam {
-	t := &cpuTeam{helpers: make([]*cpuHelper, n)}
+	t := &cpuTeam{helpers: make([]*cpuHelper, n), quit: make(chan struct{})}
 	for i := range t.helpers {
-		h := &cpuHelper{wake: make(chan struct{}, 1), quit: make(chan struct{})}
+		h := &cpuHelper{wake: make(chan struct{}, 1)}
 		t.helpers[i] = h
-		go h.loop()
+		go t.loop(h)
 	}
 	return t
 }
 
-// close ends the helpers once their current parts are done.
-func (t *cpuTeam) close() {
-	t.stop.Do(func() {
-		for _, h := range t.helpers {
-			close(h.quit)
-		}
-	})
-}
+// close ends the helpers.
+func (t *cpuTeam) close() { t.stop.Do(func() { close(t.quit) }) }
 
-// claim returns an idle helper, or nil when all are busy with other calls.
-func (t *cpuTeam) claim() *cpuHelper {
-	for _, h := range t.helpers {
-		if h.busy.CompareAndSwap(false, true) {
-			return h
-		}
-	}
-	return nil
-}
-
-// start hands a claimed helper the part [lo, hi) of task.
-func (h *cpuHelper) start(task cpuTask, lo, hi int) {
-	h.task, h.lo, h.hi = task, lo, hi
-	h.done.Store(false)
-	h.ready.Store(true)
-	if h.parked.Load() {
-		select {
-		case h.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// wait returns once the helper has finished its part, and releases it.
-func (h *cpuHelper) wait() {
-	for deadline := time.Now().Add(cpuSpin); !h.done.Load(); {
-		if time.Now().After(deadline) {
-			time.Sleep(10 * time.Microsecond)
-		} else {
-			runtime.Gosched()
-		}
-	}
-	h.busy.Store(false)
-}
-
-func (h *cpuHelper) loop() {
+func (t *cpuTeam) loop(h *cpuHelper) {
+	seen := uint64(0)
 	for {
 		deadline := time.Now().Add(cpuSpin)
-		for !h.ready.Load() && time.Now().Before(deadline) {
+		for t.job.state.Load()>>32 == seen && time.Now().Before(deadline) {
 			runtime.Gosched()
 		}
-		if !h.ready.Load() {
-			// Announce the sleep before the last look at ready: a call that
-			// sets ready after that look sees parked and sends a wake-up.
-			h.parked.Store(true)
-			if !h.ready.Load() {
-				select {
-				case <-h.wake:
-				case <-h.quit:
-					return
-				}
-			}
-			h.parked.Store(false)
+		if e := t.job.state.Load() >> 32; e != seen {
+			seen = e
+			t.job.work(e)
 			continue
 		}
-		h.task.run(h.lo, h.hi)
-		h.task = nil
-		h.ready.Store(false)
-		h.done.Store(true)
+		// Announce the sleep before the last look: a call that publishes a
+		// job after that look sees parked and sends a wake-up.
+		h.parked.Store(true)
+		if t.job.state.Load()>>32 == seen {
+			select {
+			case <-h.wake:
+			case <-t.quit:
+				return
+			}
+		}
+		h.parked.Store(false)
 	}
 }
 
@@ -139,7 +132,7 @@ func (c *CPU) serial(n, work int) bool {
 	return min(c.threads, n) <= 1 || work < cpuParallelMin
 }
 
-// parallel runs fn over [0, n) in up to c.threads contiguous chunks, on the
+// parallel runs fn over [0, n) split across the CPU's threads, on the
 // calling goroutine alone when work (elementary steps in all) is small.
 // The closure escapes, so hot kernels check serial first or use run.
 func (c *CPU) parallel(n, work int, fn func(lo, hi int)) {
@@ -152,41 +145,46 @@ func (c *CPU) parallel(n, work int, fn func(lo, hi int)) {
 	c.run(n, cpuFunc(fn))
 }
 
-// run splits task over [0, n) into up to c.threads chunks: the calling
-// goroutine computes the first, idle helpers the others, and the caller the
-// chunks no helper was free for. Chunks start at multiples of 16, so that
-// vector kernels see the same blocks however the work is split, and two
-// threads never write one cache line.
+// run splits task over [0, n) into chunks that start at multiples of 16,
+// so that vector kernels see the same blocks however the work is split and
+// two threads never write one cache line. The calling goroutine and the
+// helpers take chunks until none is left. While another call holds the
+// helpers, the task runs on the calling goroutine alone.
 func (c *CPU) run(n int, task cpuTask) {
-	t := min(c.threads, n)
-	if t <= 1 {
+	if c.threads <= 1 || n <= 16 {
 		if n > 0 {
 			task.run(0, n)
 		}
 		return
 	}
-	team := c.helpers()
-	chunk := ((n+t-1)/t + 15) &^ 15
-	var claimed [cpuMaxHelpers]*cpuHelper
-	nc := 0
-	lo := chunk
-	for ; lo < n && nc < len(claimed); lo += chunk {
-		h := team.claim()
-		if h == nil {
-			break
+	t := c.helpers()
+	if !t.mu.TryLock() {
+		task.run(0, n)
+		return
+	}
+	j := &t.job
+	j.task, j.n = task, n
+	j.chunk = ((n+c.threads*cpuChunksPerThread-1)/(c.threads*cpuChunksPerThread) + 15) &^ 15
+	j.chunks = (n + j.chunk - 1) / j.chunk
+	j.left.Store(int64(j.chunks))
+	t.epoch = uint64(uint32(t.epoch + 1)) // the state holds 32 bits of it
+	j.state.Store(t.epoch << 32)          // publishes the fields above
+	for _, h := range t.helpers {
+		if h.parked.Load() {
+			select {
+			case h.wake <- struct{}{}:
+			default:
+			}
 		}
-		h.start(task, lo, min(lo+chunk, n))
-		claimed[nc] = h
-		nc++
 	}
-	task.run(0, min(chunk, n))
-	for ; lo < n; lo += chunk {
-		task.run(lo, min(lo+chunk, n))
+	j.work(t.epoch)
+	for deadline := time.Now().Add(cpuSpin); j.left.Load() > 0; {
+		if time.Now().After(deadline) {
+			time.Sleep(10 * time.Microsecond)
+		} else {
+			runtime.Gosched()
+		}
 	}
-	for _, h := range claimed[:nc] {
-		h.wait()
-	}
+	j.task = nil
+	t.mu.Unlock()
 }
-
-// cpuMaxHelpers bounds the helpers one call hands parts to.
-const cpuMaxHelpers = 63
