@@ -29,32 +29,42 @@ type cpuFunc func(lo, hi int)
 func (f cpuFunc) run(lo, hi int) { f(lo, hi) }
 
 // cpuJob is the operation a CPU's threads are working on. Its state packs
-// the job's epoch (a count of jobs, above bit 32) with the index of the next
-// chunk to take, so that a helper still looking at a finished job cannot
-// take a chunk of the next one: its compare-and-swap fails.
+// the job's epoch (a count of jobs, 24 bits from bit 40), its number of
+// chunks (20 bits from bit 20) and the index of the next chunk to take, so
+// that a helper still looking at a finished job cannot take a chunk of the
+// next one: its compare-and-swap fails. The other fields are read only
+// after a chunk is taken, and the job does not change before that chunk is
+// counted done.
 type cpuJob struct {
-	state  atomic.Uint64
-	left   atomic.Int64 // chunks not finished
-	task   cpuTask
-	n      int
-	chunk  int // values per chunk, a multiple of 16
-	chunks int
+	state atomic.Uint64
+	left  atomic.Int64 // chunks not finished
+	task  cpuTask
+	n     int
+	chunk int // values per chunk, a multiple of 16
 }
+
+const (
+	cpuEpochShift  = 40
+	cpuChunksShift = 20
+	cpuField       = 1<<20 - 1
+)
+
+// cpuEpoch returns the epoch of a job state.
+func cpuEpoch(s uint64) uint64 { return s >> cpuEpochShift }
 
 // work takes and runs chunks of the job of the given epoch until none is
 // left.
 func (j *cpuJob) work(epoch uint64) {
 	for {
 		s := j.state.Load()
-		if s>>32 != epoch || int(s&0xffffffff) >= j.chunks {
+		next, chunks := s&cpuField, s>>cpuChunksShift&cpuField
+		if cpuEpoch(s) != epoch || next >= chunks {
 			return
 		}
 		if !j.state.CompareAndSwap(s, s+1) {
 			continue
 		}
-		// The job cannot change before this chunk is counted done.
-		i := int(s & 0xffffffff)
-		lo := i * j.chunk
+		lo := int(next) * j.chunk
 		j.task.run(lo, min(lo+j.chunk, j.n))
 		j.left.Add(-1)
 	}
@@ -95,10 +105,10 @@ func (t *cpuTeam) loop(h *cpuHelper) {
 	seen := uint64(0)
 	for {
 		deadline := time.Now().Add(cpuSpin)
-		for t.job.state.Load()>>32 == seen && time.Now().Before(deadline) {
+		for cpuEpoch(t.job.state.Load()) == seen && time.Now().Before(deadline) {
 			runtime.Gosched()
 		}
-		if e := t.job.state.Load() >> 32; e != seen {
+		if e := cpuEpoch(t.job.state.Load()); e != seen {
 			seen = e
 			t.job.work(e)
 			continue
@@ -106,7 +116,7 @@ func (t *cpuTeam) loop(h *cpuHelper) {
 		// Announce the sleep before the last look: a call that publishes a
 		// job after that look sees parked and sends a wake-up.
 		h.parked.Store(true)
-		if t.job.state.Load()>>32 == seen {
+		if cpuEpoch(t.job.state.Load()) == seen {
 			select {
 			case <-h.wake:
 			case <-t.quit:
@@ -163,12 +173,13 @@ func (c *CPU) run(n int, task cpuTask) {
 		return
 	}
 	j := &t.job
+	parts := min(c.threads*cpuChunksPerThread, cpuField)
 	j.task, j.n = task, n
-	j.chunk = ((n+c.threads*cpuChunksPerThread-1)/(c.threads*cpuChunksPerThread) + 15) &^ 15
-	j.chunks = (n + j.chunk - 1) / j.chunk
-	j.left.Store(int64(j.chunks))
-	t.epoch = uint64(uint32(t.epoch + 1)) // the state holds 32 bits of it
-	j.state.Store(t.epoch << 32)          // publishes the fields above
+	j.chunk = ((n+parts-1)/parts + 15) &^ 15
+	chunks := (n + j.chunk - 1) / j.chunk
+	j.left.Store(int64(chunks))
+	t.epoch = (t.epoch + 1) & (1<<(64-cpuEpochShift) - 1)
+	j.state.Store(t.epoch<<cpuEpochShift | uint64(chunks)<<cpuChunksShift) // publishes the fields above
 	for _, h := range t.helpers {
 		if h.parked.Load() {
 			select {
