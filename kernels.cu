@@ -479,6 +479,71 @@ extern "C" __global__ void gather_f32(float* dst, const float* src, const float*
 }
 
 // ---------------------------------------------------------------------------
+// Backward of bias + activation: 32-column strips on blockIdx.x.
+
+// act_grad is g·act'(y) from the activation's output y: for ReLU g where
+// y > 0 (+Inf included, NaN excluded), as the CPU backend does.
+template <int A>
+__device__ __forceinline__ float act_grad(float y, float g) {
+	if (A == A_RELU) return y > 0.0f ? g : 0.0f;
+	if (A == A_SIGMOID) return g * (y * (1.0f - y));
+	if (A == A_TANH) return g * (1.0f - y * y);
+	return g;
+}
+
+// bias_act_grad_cols is bias_act_grad_f32 for one activation; sh holds the
+// block's partial sums.
+template <int A>
+__device__ __forceinline__ void bias_act_grad_cols(float* dx, float* dbias, const float* y, const float* g,
+                                                   long long rows, long long n, int accumulate, float (*sh)[32]) {
+	for (long long j0 = (long long)blockIdx.x * 32; j0 < n; j0 += (long long)gridDim.x * 32) {
+		const long long j = j0 + threadIdx.x;
+		float s = 0.0f;
+		if (j < n) {
+#pragma unroll 4
+			for (long long r = threadIdx.y; r < rows; r += blockDim.y) {
+				const long long i = r * n + j;
+				const float d = act_grad<A>(y[i], g[i]);
+				dx[i] = d;
+				s += d;
+			}
+		}
+		if (dbias != nullptr) { // the same in every thread: the barriers are uniform
+			sh[threadIdx.y][threadIdx.x] = s;
+			__syncthreads();
+			if (threadIdx.y == 0 && j < n) {
+				for (unsigned t = 1; t < blockDim.y; ++t) s += sh[t][threadIdx.x];
+				dbias[j] = accumulate ? dbias[j] + s : s;
+			}
+			__syncthreads();
+		}
+	}
+}
+
+// bias_act_grad_f32: dx[r,j] = g[r,j]·act'(y[r,j]) for y = act(x + bias),
+// rows of n, and dbias[j] = (accumulate ? dbias[j] : 0) + sum over r of
+// dx[r,j]; dbias may be null, dx may be g.
+//
+// Fused: act'(y) is never stored, and each dx value is added to its column's
+// sum while still in a register instead of being read back by a separate
+// column reduction: one launch instead of two, and one [rows, n] read of
+// global memory fewer. Blocks are 32 x blockDim.y threads over 32-column
+// strips: threadIdx.x picks a column, so loads are coalesced, and each row of
+// threads sums every blockDim.y-th row in order; the partial sums meet in
+// shared memory in a fixed order, so the result is reproducible (no atomics).
+extern "C" __global__ void __launch_bounds__(1024)
+    bias_act_grad_f32(float* dx, float* dbias, const float* y, const float* g, long long rows, long long n, int act,
+                      int accumulate) {
+	__shared__ float sh[32][32];
+	switch (act) {
+	case A_RELU: bias_act_grad_cols<A_RELU>(dx, dbias, y, g, rows, n, accumulate, sh); break;
+	case A_SIGMOID: bias_act_grad_cols<A_SIGMOID>(dx, dbias, y, g, rows, n, accumulate, sh); break;
+	case A_TANH: bias_act_grad_cols<A_TANH>(dx, dbias, y, g, rows, n, accumulate, sh); break;
+	default: bias_act_grad_cols<A_IDENTITY>(dx, dbias, y, g, rows, n, accumulate, sh);
+	}
+}
+
+// ---------------------------------------------------------------------------
 // Dropout and optimizers
 
 // hash_uniform is device.HashUniform: the splitmix64 finaliser of

@@ -27,6 +27,7 @@ const (
 	kSoftmax
 	kSoftmaxCE
 	kBiasAct
+	kBiasActGrad
 	kGather
 	kDropout
 	kSGD
@@ -43,7 +44,7 @@ const (
 var kernelNames = [numKernels]string{
 	"fill_f32", "copy_walk_f32", "unary_f32", "binary_f32", "binary_walk_f32",
 	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
-	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "gather_f32", "dropout_f32",
+	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "bias_act_grad_f32", "gather_f32", "dropout_f32",
 	"sgd_f32", "adam_f32", "sgd_multi_f32", "adam_multi_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
 }
 
@@ -289,6 +290,41 @@ func (c *Context) BiasAct(dst, x, bias Ptr, rows, n int, act int) error {
 	defer c.leave()
 	grid, block := c.rowGrid(rows, n)
 	return c.launch(kBiasAct, grid, block, ptrArg(dst), ptrArg(x), ptrArg(bias), intArg(rows), intArg(n), intArg(act))
+}
+
+// biasGradRows is the number of threads over rows in a block of
+// bias_act_grad_f32 (32 threads wide) for rows rows: more for taller inputs,
+// so that more loads are in flight per column strip. It depends on rows
+// alone, so the summation order does too.
+func biasGradRows(rows int) int {
+	switch {
+	case rows <= 64:
+		return 8
+	case rows <= 256:
+		return 16
+	}
+	return 32
+}
+
+// BiasActGrad writes dx = g·act'(y) for rows of n, with y the output of
+// the activation act, and the column sums of dx into dbias (added to it when
+// accumulate), in one launch. dbias may be 0, for no bias gradient; dx may
+// be g. The sums are in a fixed order, so repeated calls agree bit for bit.
+func (c *Context) BiasActGrad(dx, dbias, y, g Ptr, rows, n int, act int, accumulate bool) error {
+	if act < 0 || act >= NumActivations {
+		return fmt.Errorf("cuda: activation %d out of range", act)
+	}
+	// With no rows there is still a bias gradient to clear.
+	if n <= 0 || rows < 0 || (rows == 0 && (dbias == 0 || accumulate)) {
+		return nil
+	}
+	gx := (n + 31) / 32
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kBiasActGrad, [3]int{min(gx, maxGridX), 1, 1}, [3]int{32, biasGradRows(rows), 1},
+		ptrArg(dx), ptrArg(dbias), ptrArg(y), ptrArg(g), intArg(rows), intArg(n), intArg(act), boolArg(accumulate))
 }
 
 // Gather copies dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen; src

@@ -60,6 +60,7 @@ var (
 	_ Device          = (*CUDA)(nil)
 	_ SoftmaxCE       = (*CUDA)(nil)
 	_ BiasAct         = (*CUDA)(nil)
+	_ BiasActGrad     = (*CUDA)(nil)
 	_ Optimizers      = (*CUDA)(nil)
 	_ MultiOptimizers = (*CUDA)(nil)
 	_ Buffer          = (*CUDABuffer)(nil)
@@ -505,6 +506,46 @@ func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
 		return err
 	}
 	return wrap(c.ctx.BiasAct(d, xp, bp, rows, n, int(act)), name, rows, n)
+}
+
+// BiasActGrad is the backward pass of BiasAct, in one launch: from y =
+// act(x + bias) and g, the gradient with respect to y, it writes dx =
+// g·act'(y) and adds the column sums of dx into dbias, or stores them unless
+// accumulate. dbias may be nil. dx may be g. The sums are in a fixed order
+// (each thread sums every 8th, 16th or 32nd row, then the threads' partial
+// sums are added in turn), so repeated calls agree bit for bit; the CPU adds
+// row by row, so the two differ by rounding.
+func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error {
+	const name = "bias_act_grad"
+	if act < Identity || act > ActTanh {
+		return fmt.Errorf("device: cuda %s: unknown activation %d", name, int(act))
+	}
+	total, err := cudaSize(name, rows, n)
+	if err != nil {
+		return err
+	}
+	d, err := c.ptr(name, "dx", dx, total)
+	if err != nil {
+		return err
+	}
+	yp, err := c.ptr(name, "y", y, total)
+	if err != nil {
+		return err
+	}
+	gp, err := c.ptr(name, "g", g, total)
+	if err != nil {
+		return err
+	}
+	var db cuda.Ptr
+	if dbias != nil {
+		if db, err = c.ptr(name, "dbias", dbias, n); err != nil {
+			return err
+		}
+		if dbias == dx || dbias == y || dbias == g {
+			return fmt.Errorf("device: cuda %s: dbias must not be another operand", name)
+		}
+	}
+	return wrap(c.ctx.BiasActGrad(d, db, yp, gp, rows, n, int(act), accumulate), name, rows, n)
 }
 
 // Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.

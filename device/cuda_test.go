@@ -129,6 +129,9 @@ func TestCUDAImplementsEverything(t *testing.T) {
 	if _, ok := d.(device.BiasAct); !ok {
 		t.Error("no BiasAct")
 	}
+	if _, ok := d.(device.BiasActGrad); !ok {
+		t.Error("no BiasActGrad")
+	}
 	if _, ok := d.(device.Optimizers); !ok {
 		t.Error("no Optimizers")
 	}
@@ -457,6 +460,66 @@ func TestCUDABiasAct(t *testing.T) {
 			p.same(name+" in place", cb[0], gb[0], rows*n, 1e-6, 4e-6)
 		}
 	}
+}
+
+func TestCUDABiasActGrad(t *testing.T) {
+	p := newCuPair(t)
+	r := rand.New(rand.NewPCG(11, 2))
+	for _, s := range [][2]int{{1, 1}, {7, 129}, {128, 512}, {1000, 10}, {4097, 7}, {0, 5}} {
+		rows, n := s[0], s[1]
+		for act := device.Identity; act <= device.ActTanh; act++ {
+			for _, acc := range []bool{false, true} {
+				name := fmt.Sprintf("bias_act_grad %d [%d,%d] accumulate=%v", act, rows, n, acc)
+				// y in the activation's range: (0, 1) for the sigmoid, (-1, 1)
+				// for tanh; both signs for ReLU's mask.
+				lo, hi := float32(-2), float32(2)
+				switch act {
+				case device.ActSigmoid:
+					lo, hi = 0.05, 0.95
+				case device.ActTanh:
+					lo, hi = -0.95, 0.95
+				}
+				cb, gb := p.bufs(cuRand(r, rows*n, lo, hi), cuRand(r, rows*n, -1, 1), cuRand(r, n, -1, 1), cuJunk(rows*n))
+				p.do(name, cb, gb, func(d device.Device, b []device.Buffer) error {
+					return d.(device.BiasActGrad).BiasActGrad(b[3], b[2], b[0], b[1], rows, n, act, acc)
+				})
+				p.same(name+" dx", cb[3], gb[3], rows*n, 1e-6, 1e-6)
+				// The CPU adds row by row in float32, off by about 1.5e-8 per
+				// row at these sizes; the GPU's sums are closer than that.
+				p.same(name+" dbias", cb[2], gb[2], n, 2e-7*float64(rows)+1e-6, 1e-5)
+				// In place over g, without a bias gradient.
+				p.do(name+" in place", cb, gb, func(d device.Device, b []device.Buffer) error {
+					return d.(device.BiasActGrad).BiasActGrad(b[1], nil, b[0], b[1], rows, n, act, acc)
+				})
+				p.same(name+" in place", cb[1], gb[1], rows*n, 1e-6, 1e-6)
+			}
+		}
+	}
+}
+
+// TestCUDABiasActGradReproducible runs the same bias gradient twice: the
+// column sums are in a fixed order, so the two agree bit for bit.
+func TestCUDABiasActGradReproducible(t *testing.T) {
+	d := cuDevice(t)
+	r := rand.New(rand.NewPCG(11, 3))
+	const rows, n = 4097, 129
+	y := testutil.Upload(t, d, cuRand(r, rows*n, -2, 2))
+	g := testutil.Upload(t, d, cuRand(r, rows*n, -1, 1))
+	dx := testutil.Upload(t, d, cuJunk(rows*n))
+	db := testutil.Upload(t, d, cuJunk(n))
+	defer func() {
+		for _, b := range []device.Buffer{y, g, dx, db} {
+			d.Free(b)
+		}
+	}()
+	var runs [2][]float32
+	for i := range runs {
+		if err := d.BiasActGrad(dx, db, y, g, rows, n, device.ActRelu, false); err != nil {
+			t.Fatal(err)
+		}
+		runs[i] = testutil.Download(t, d, db, n)
+	}
+	testutil.AllClose(t, "bias_act_grad twice", runs[1], runs[0], 0, 0)
 }
 
 func TestCUDAGather(t *testing.T) {
@@ -821,6 +884,10 @@ func TestCUDAErrorsNameTheOp(t *testing.T) {
 		{d.Copy(b, b, device.Walk{Shape: cuShape(2, 2), A: cuStrides(-1, 1)}), "device: cuda copy: negative stride"},
 		{d.AdamStep(b, b, b, b, 12, device.AdamParams{}), "device: cuda adam_step: step 0, want >= 1"},
 		{d.BiasAct(b, b, b, 1, 1, device.Activation(9)), "device: cuda bias_act: unknown activation 9"},
+		{d.BiasActGrad(b, b, b, b, 1, 1, device.Activation(9), false), "device: cuda bias_act_grad: unknown activation 9"},
+		{d.BiasActGrad(b, b, ob, b, 1, 1, device.ActRelu, false), "device: cuda bias_act_grad: y belongs to another cuda device"},
+		{d.BiasActGrad(b, b, b, b, 1, 1, device.ActRelu, false), "device: cuda bias_act_grad: dbias must not be another operand"},
+		{d.BiasActGrad(b, nil, b, b, 4, 4, device.ActRelu, false), "device: cuda bias_act_grad: dx has 12 values, need 16"},
 		{d.DropoutMask(b, 12, -0.5, 1), "device: cuda dropout_mask: probability -0.5 is not in [0, 1]"},
 	}
 	for _, c := range cases {

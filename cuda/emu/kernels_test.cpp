@@ -4,8 +4,9 @@
 // paths are taken): the three SGEMM tiles in the four transpose cases, with
 // and without accumulate, at odd sizes, split-K and a misaligned base; every
 // reduction path with ties and NaN; softmax, log-softmax and the fused
-// cross-entropy with a bad label; bias + activation; gather with a bad
-// index; elementwise ops, walks at both index widths, and the dropout hash;
+// cross-entropy with a bad label; bias + activation and its fused backward
+// with the bias gradient; gather with a bad index; elementwise ops, walks at
+// both index widths, and the dropout hash;
 // the multi-tensor optimizer steps against one launch per tensor, bit for bit.
 // A failure prints the kernel, the shape and the first mismatching indices.
 #include "kernels.cu"
@@ -201,6 +202,45 @@ void test_rows() {
 	expect("gather", d, w, 0, 0);
 	if (fault != ((unsigned long long)__float_as_uint(2.5f) << 32 | 7 << 8 | 1)) { printf("FAIL gather fault 0x%llx\n", fault); failures++; }
 }
+// bias_grad_rows is biasGradRows of cuda/launch.go.
+unsigned bias_grad_rows(long long rows) { return rows <= 64 ? 8 : rows <= 256 ? 16 : 32; }
+void test_bias_act_grad() {
+	long long shapes[][2] = {{1, 1}, {7, 129}, {100, 40}, {300, 70}, {1000, 10}, {4097, 7}, {0, 5}};
+	for (auto& s : shapes) {
+		long long rows = s[0], n = s[1];
+		for (int act = 0; act < 4; act++)
+			for (int acc = 0; acc < 2; acc++)
+				for (int grid : {0, 1}) { // the launcher's grid, then one block for every strip
+					float lo = act == 2 ? 0.05f : act == 3 ? -0.95f : -2, hi = act == 2 ? 0.95f : act == 3 ? 0.95f : 2;
+					auto y = rnd(rows * n, lo, hi), g = rnd(rows * n), db0 = rnd(n);
+					std::vector<float> dx(rows * n, -12345), db = db0, dx2 = g;
+					std::vector<double> wdx(rows * n), wdb(n);
+					for (long long j = 0; j < n; j++) wdb[j] = acc ? db0[j] : 0;
+					for (long long i = 0; i < rows * n; i++) {
+						double v = y[i], d = g[i];
+						d = act == 1 ? (v > 0 ? d : 0) : act == 2 ? d * v * (1 - v) : act == 3 ? d * (1 - v * v) : d;
+						wdx[i] = d;
+						wdb[i % n] += d;
+					}
+					dim3 gd = {grid ? 1u : (unsigned)((n + 31) / 32), 1, 1}, bd = {32, bias_grad_rows(rows), 1};
+					float *DX = dx.data(), *DB = db.data(), *Y = y.data(), *G = g.data(), *DX2 = dx2.data();
+					emu_launch([&] { bias_act_grad_f32(DX, DB, Y, G, rows, n, act, acc); }, gd, bd);
+					char name[96];
+					snprintf(name, sizeof name, "bias_act_grad %d [%lld,%lld] acc=%d grid=%u", act, rows, n, acc, gd.x);
+					expect(name, dx, wdx, 1e-7, 1e-6);
+					expect(name, db, wdb, 2e-7 * rows + 1e-6, 1e-5);
+					// In place over g, with no bias gradient.
+					emu_launch([&] { bias_act_grad_f32(DX2, nullptr, Y, DX2, rows, n, act, acc); }, gd, bd);
+					expect(name, dx2, wdx, 1e-7, 1e-6);
+				}
+	}
+	// The CPU's ReLU mask: +Inf passes the gradient, NaN, -0 and 0 do not.
+	std::vector<float> y = {INFINITY, NAN, -0.0f, 0.0f, 1e-45f, -1e-45f}, g = {1, 2, 3, 4, 5, 6}, dx(6), db(6);
+	float *DX = dx.data(), *DB = db.data(), *Y = y.data(), *G = g.data();
+	emu_launch([&] { bias_act_grad_f32(DX, DB, Y, G, 1, 6, 1, 0); }, {1, 1, 1}, {32, 8, 1});
+	expect("bias_act_grad relu edges", dx, {1, 0, 0, 0, 5, 0}, 0, 0);
+	expect("bias_act_grad relu edges dbias", db, {1, 0, 0, 0, 5, 0}, 0, 0);
+}
 void test_elementwise() {
 	for (long long n : {1LL, 7LL, 129LL, 1001LL}) {
 		auto a = rnd(n, 0.1, 2), b = rnd(n, -2, 2);
@@ -345,6 +385,7 @@ int main() {
 	test_elementwise();
 	test_optim();
 	test_rows();
+	test_bias_act_grad();
 	test_softmax();
 	test_reduce();
 	test_gemm();
