@@ -26,9 +26,10 @@ type CPU struct {
 	sgemm   *sgemm.Context // every matrix product, on threads goroutines
 	simd    bool           // the AVX2 kernels of cpu_amd64.s can run
 
-	teamOnce sync.Once
-	team     *cpuTeam  // threads-1 helper goroutines, started on first use
-	sgdTasks sync.Pool // of *cpuSGDTask
+	teamOnce    sync.Once
+	team        *cpuTeam  // threads-1 helper goroutines, started on first use
+	sgdTasks    sync.Pool // of *cpuSGDTask
+	gatherTasks sync.Pool // of *cpuGatherTask
 
 	mu     sync.Mutex
 	free   map[int][]*CPUBuffer // freed buffers by exact length
@@ -75,7 +76,8 @@ func NewCPU(threads int) *CPU {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	return &CPU{threads: threads, sgemm: sgemm.New(threads), simd: cpuSIMD(), free: make(map[int][]*CPUBuffer),
-		sgdTasks: sync.Pool{New: func() any { return new(cpuSGDTask) }}}
+		sgdTasks:    sync.Pool{New: func() any { return new(cpuSGDTask) }},
+		gatherTasks: sync.Pool{New: func() any { return new(cpuGatherTask) }}}
 }
 
 // Name returns "cpu".

@@ -37,9 +37,22 @@ func (c *CPU) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
 		cpuGatherRows(d, s, is, rowLen, 0, nidx)
 		return nil
 	}
-	c.parallel(nidx, total, func(lo, hi int) { cpuGatherRows(d, s, is, rowLen, lo, hi) })
+	t := c.gatherTasks.Get().(*cpuGatherTask)
+	*t = cpuGatherTask{d: d, s: s, idx: is, rowLen: rowLen}
+	c.run(nidx, t)
+	*t = cpuGatherTask{}
+	c.gatherTasks.Put(t)
 	return nil
 }
+
+// cpuGatherTask is Gather as a cpuTask, pooled like cpuSGDTask: a training
+// step gathers every batch.
+type cpuGatherTask struct {
+	d, s, idx []float32
+	rowLen    int
+}
+
+func (t *cpuGatherTask) run(lo, hi int) { cpuGatherRows(t.d, t.s, t.idx, t.rowLen, lo, hi) }
 
 // cpuGatherRows is Gather of rows [lo, hi) of dst.
 func cpuGatherRows(d, s, idx []float32, rowLen, lo, hi int) {

@@ -925,7 +925,15 @@ func TestCPUThreadsAgree(t *testing.T) {
 			hp := device.SGDParams{LR: 0.1, Momentum: 0.9, WeightDecay: 0.01, First: step == 0}
 			must(t, c.SGDStep(p[0], p[1], p[2], np, hp))
 		}
+		// Gather 200 rows of x, in an order that repeats some.
+		idx := make([]float32, 200)
+		for i := range idx {
+			idx[i] = float32(i * 7 % 300)
+		}
+		rows := newBufs(t, c, idx, make([]float32, 200*257))
+		must(t, c.Gather(rows[1], bufs[0], rows[0], 200, 257))
 		got := append(testutil.Download(t, c, out, 300*257), testutil.Download(t, c, sum, 257)...)
+		got = append(got, testutil.Download(t, c, rows[1], 200*257)...)
 		return append(got, testutil.Download(t, c, p[0], np)...)
 	}
 	testutil.AllClose(t, "1 vs 4 threads", run(device.NewCPU(1)), run(device.NewCPU(4)), 0, 0)
