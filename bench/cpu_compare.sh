@@ -4,7 +4,9 @@
 # Trains the MNIST MLP protocol (784-512-256-10, batch 128, SGD lr 0.05
 # momentum 0.9, 3 epochs) with `gograd train` and with PyTorch
 # (bench/torch_mnist_mlp.py, Debian's python3-torch on OpenBLAS), taking
-# turns, ROUNDS times. PyTorch runs twice a round: with the environment as
+# turns, ROUNDS times; round r seeds both sides' initialisation and batch
+# order with r, so that the accuracies show the spread between seeds.
+# PyTorch runs twice a round: with the environment as
 # it is ("torch-env") and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 # ("torch-unset"), which lets OpenBLAS pick its kernels for the CPU. Both
 # sides time the training loop of each epoch alone; the first epoch is a
@@ -88,7 +90,7 @@ train() {
 	case $cfg in
 	gograd)
 		/usr/bin/time -v -o "$log.time" "$OUT/gograd" train -epochs "$EPOCHS" -lr 0.05 -momentum 0.9 -batch 128 \
-			-schedule none -val 0 -seed 1 -out "$OUT/run-$r" -overwrite >"$log.log" 2>&1
+			-schedule none -val 0 -seed "$r" -out "$OUT/run-$r" -overwrite >"$log.log" 2>&1
 		# metrics.csv: epoch,lr,train_loss,val_acc,test_acc,epoch_seconds,samples_per_sec
 		awk -F, -v r="$r" 'NR>1{print "train gograd " r " epoch " $1 " " $6; acc=$5} END{print "train gograd " r " acc " acc}' \
 			"$OUT/run-$r/metrics.csv" >>"$RES"
@@ -97,7 +99,7 @@ train() {
 		local envcmd=(env)
 		[ "$cfg" = torch-unset ] && envcmd=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
 		"${envcmd[@]}" /usr/bin/time -v -o "$log.time" $PY bench/torch_mnist_mlp.py --epochs "$EPOCHS" \
-			--infer-reps 1 >"$log.log" 2>&1
+			--seed "$r" --infer-reps 1 >"$log.log" 2>&1
 		# epoch,train_s,samples_per_s,train_loss,test_acc
 		awk -F, -v c="$cfg" -v r="$r" '/^[0-9]+,/{print "train " c " " r " epoch " $1 " " $2; acc=$5} END{print "train " c " " r " acc " acc}' \
 			"$log.log" >>"$RES"

@@ -177,6 +177,7 @@ type trainRow struct {
 	runs           int
 	ratio, ratioB  float64 // epoch and best / the fastest PyTorch configuration's
 	accLo, accHi   float64
+	accMean        float64
 	rssMiB         float64 // largest over the runs
 	hasAcc, hasRSS bool
 }
@@ -218,6 +219,9 @@ func (res *results) trainTable() []trainRow {
 		}
 		if a := res.acc[cfg]; len(a) > 0 {
 			r.accLo, r.accHi, r.hasAcc = slices.Min(a), slices.Max(a), true
+			for _, v := range a {
+				r.accMean += v / float64(len(a))
+			}
 		}
 		if m := res.rss[cfg]; len(m) > 0 {
 			r.rssMiB, r.hasRSS = slices.Max(m), true
@@ -231,14 +235,14 @@ func printTrain(w io.Writer, rows []trainRow) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| configuration | epoch (s): median of runs | best run | samples/s (median) | vs fastest PyTorch: median | best | test accuracy after the last epoch | peak RSS (MiB) |")
+	fmt.Fprintln(w, "| configuration | epoch (s): median of runs | best run | samples/s (median) | vs fastest PyTorch: median | best | test accuracy after the last epoch: mean (range) | peak RSS (MiB) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		acc, rss, ratio, ratioB := "-", "-", "-", "-"
 		if r.hasAcc {
 			acc = fmt.Sprintf("%.2f%%", 100*r.accLo)
 			if r.accHi != r.accLo {
-				acc = fmt.Sprintf("%.2f-%.2f%%", 100*r.accLo, 100*r.accHi)
+				acc = fmt.Sprintf("%.2f%% (%.2f-%.2f)", 100*r.accMean, 100*r.accLo, 100*r.accHi)
 			}
 		}
 		if r.hasRSS {
