@@ -1,18 +1,18 @@
 package safetensors
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gograd/gograd/internal/atomicfile"
 )
 
 const (
@@ -239,70 +239,10 @@ func appendString(b []byte, s string) []byte {
 // in place. The new file keeps the permissions of the regular file it
 // replaces, or gets 0644.
 func WriteFile(path string, f *File) error {
-	if err := writeFile(path, f); err != nil {
+	if err := atomicfile.Write(path, func(w io.Writer) error { return encode(w, f) }); err != nil {
 		return fmt.Errorf("safetensors: write %s: %w", path, err)
 	}
 	return nil
-}
-
-// writeFile is WriteFile without the package prefix on its errors.
-func writeFile(path string, f *File) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	perm := os.FileMode(0o644)
-	if info, err := os.Stat(path); err == nil && info.Mode().IsRegular() {
-		perm = info.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if err := writeTemp(tmp, f, perm); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("the file was replaced, but syncing its directory failed: %w", err)
-	}
-	return nil
-}
-
-// writeTemp encodes f into tmp, sets its permissions, syncs and closes it.
-func writeTemp(tmp *os.File, f *File, perm os.FileMode) error {
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := encode(w, f); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	return tmp.Close()
-}
-
-// syncDir flushes a directory's entries, making a rename in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // ReadFile reads and decodes the safetensors file at path.

@@ -16,6 +16,7 @@ import (
 	"github.com/gograd/gograd/autograd"
 	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/device"
+	"github.com/gograd/gograd/internal/atomicfile"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/optim"
 	"github.com/gograd/gograd/safetensors"
@@ -617,17 +618,17 @@ func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
 		return err
 	}
 	hasVal := t.val != nil
-	if err := writeAtomic(filepath.Join(t.dir, metricsFile), func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(t.dir, metricsFile), func(w io.Writer) error {
 		return writeMetrics(w, ck.Metrics, hasVal)
 	}); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(t.dir, curvesFile), func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(t.dir, curvesFile), func(w io.Writer) error {
 		return plotCurves(w, ck.Metrics, hasVal)
 	}); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(t.dir, confusionFile), func(w io.Writer) error {
+	return atomicfile.Write(filepath.Join(t.dir, confusionFile), func(w io.Writer) error {
 		return plotConfusion(w, conf, fmt.Sprintf("epoch %d", ck.Epoch))
 	})
 }
