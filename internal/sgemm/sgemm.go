@@ -51,9 +51,17 @@ type Context struct {
 	threads int
 	kern    kernel
 
-	mu   sync.Mutex
-	free []*workspace
-	team *team // nil until a product is split across threads
+	mu    sync.Mutex
+	free  []*workspace
+	team  *team     // nil until a product is split across threads
+	calls sync.Pool // *call: the bookkeeping of split products, reused
+}
+
+// call is the bookkeeping of one product split across threads.
+type call struct {
+	done    pending
+	tasks   []task
+	helpers []*helper
 }
 
 // New returns a Context that splits large products across threads goroutines
@@ -169,9 +177,17 @@ func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []f
 	// and compute here the parts no helper has started, because it was asleep
 	// or busy with another call.
 	team := ctx.helpers()
-	done := new(pending)
-	tasks := make([]task, parts)
-	helpers := make([]*helper, parts)
+	cl, _ := ctx.calls.Get().(*call)
+	if cl == nil || cap(cl.tasks) < parts {
+		cl = &call{tasks: make([]task, parts), helpers: make([]*helper, parts)}
+	}
+	done, tasks, helpers := &cl.done, cl.tasks[:parts], cl.helpers[:parts]
+	defer func() {
+		// Every task is done: no helper refers to the call any more.
+		clear(tasks)
+		clear(helpers)
+		ctx.calls.Put(cl)
+	}()
 	for t := 1; t < parts; t++ {
 		tasks[t] = task{ctx: ctx, p: part(t), done: done}
 		if h := team.claim(); h != nil {
