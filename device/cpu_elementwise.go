@@ -358,9 +358,7 @@ func cpuReluGrad(x, g float32) float32 {
 	return math.Float32frombits(math.Float32bits(g) &^ drop)
 }
 
-// cpuStrided is a Walk with its unit axes removed and adjacent axes merged
-// where every operand is contiguous across them, right-aligned so that the
-// innermost axis is MaxDims-1. Merging turns most walks into a few long rows.
+// cpuStrided is a collapsed Walk (see Walk.Collapse).
 type cpuStrided struct {
 	shape, a, b [MaxDims]int
 }
@@ -383,26 +381,8 @@ func cpuWalk(op cpuOp, w Walk) (cpuStrided, int, error) {
 	if n == 0 {
 		return s, 0, nil
 	}
-	var k cpuStrided // kept axes, left-aligned
-	nk := 0
-	for d := range MaxDims {
-		sz := w.Shape[d]
-		if sz == 1 {
-			continue
-		}
-		if nk > 0 && k.a[nk-1] == w.A[d]*sz && k.b[nk-1] == w.B[d]*sz {
-			k.shape[nk-1] *= sz
-			k.a[nk-1], k.b[nk-1] = w.A[d], w.B[d]
-			continue
-		}
-		k.shape[nk], k.a[nk], k.b[nk] = sz, w.A[d], w.B[d]
-		nk++
-	}
-	s = cpuStrided{shape: [MaxDims]int{1, 1, 1, 1}}
-	copy(s.shape[MaxDims-nk:], k.shape[:nk])
-	copy(s.a[MaxDims-nk:], k.a[:nk])
-	copy(s.b[MaxDims-nk:], k.b[:nk])
-	return s, n, nil
+	c := w.Collapse()
+	return cpuStrided{shape: c.Shape, a: c.A, b: c.B}, n, nil
 }
 
 // span is the number of values an operand read at strides st must hold:

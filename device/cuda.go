@@ -229,10 +229,8 @@ func (c *CUDA) Sync() error {
 	return nil
 }
 
-// cudaWalk validates w and merges adjacent axes across which both operands
-// are contiguous, so that most walks become one or two axes; the kept axes
-// are right-aligned. It also returns the element count and the number of
-// values a and b must hold.
+// cudaWalk validates w and returns it collapsed (Walk.Collapse), with its
+// element count and the number of values a and b must hold.
 func cudaWalk(op string, w Walk) (Walk, int, [2]int, error) {
 	n, err := cudaSize(op, w.Shape[:]...)
 	if err != nil {
@@ -257,26 +255,7 @@ func cudaWalk(op string, w Walk) (Walk, int, [2]int, error) {
 		}
 		spans[i] = last + 1
 	}
-	var k Walk // kept axes, left-aligned
-	nk := 0
-	for d := range MaxDims {
-		sz := w.Shape[d]
-		if sz == 1 {
-			continue
-		}
-		if nk > 0 && k.A[nk-1] == w.A[d]*sz && k.B[nk-1] == w.B[d]*sz {
-			k.Shape[nk-1] *= sz
-			k.A[nk-1], k.B[nk-1] = w.A[d], w.B[d]
-			continue
-		}
-		k.Shape[nk], k.A[nk], k.B[nk] = sz, w.A[d], w.B[d]
-		nk++
-	}
-	out := Walk{Shape: [MaxDims]int{1, 1, 1, 1}}
-	copy(out.Shape[MaxDims-nk:], k.Shape[:nk])
-	copy(out.A[MaxDims-nk:], k.A[:nk])
-	copy(out.B[MaxDims-nk:], k.B[:nk])
-	return out, n, spans, nil
+	return w.Collapse(), n, spans, nil
 }
 
 // flat reports whether the collapsed walk w of n elements reads operand

@@ -95,6 +95,32 @@ func (w Walk) IsContiguous(s [MaxDims]int) bool {
 	return true
 }
 
+// Collapse returns the same walk with its unit axes removed and adjacent axes
+// merged where both inputs are contiguous across them, right-aligned so that
+// the innermost axis is MaxDims-1. Most walks become one or two long rows.
+func (w Walk) Collapse() Walk {
+	var k Walk // kept axes, left-aligned
+	nk := 0
+	for d := range MaxDims {
+		sz := w.Shape[d]
+		if sz == 1 {
+			continue
+		}
+		if nk > 0 && k.A[nk-1] == w.A[d]*sz && k.B[nk-1] == w.B[d]*sz {
+			k.Shape[nk-1] *= sz
+			k.A[nk-1], k.B[nk-1] = w.A[d], w.B[d]
+			continue
+		}
+		k.Shape[nk], k.A[nk], k.B[nk] = sz, w.A[d], w.B[d]
+		nk++
+	}
+	out := Walk{Shape: [MaxDims]int{1, 1, 1, 1}}
+	copy(out.Shape[MaxDims-nk:], k.Shape[:nk])
+	copy(out.A[MaxDims-nk:], k.A[:nk])
+	copy(out.B[MaxDims-nk:], k.B[:nk])
+	return out
+}
+
 // UnaryOp names an elementwise operation of one input and a scalar alpha.
 type UnaryOp int
 
