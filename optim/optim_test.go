@@ -2,6 +2,7 @@ package optim_test
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -116,9 +117,12 @@ func numel(shape []int) int {
 
 // diagonal is f = 0.5·Σ a_i (p_i - c_i)² over a vector of 5 and a [2, 3]
 // matrix, with gradient a∘(p - c).
-func diagonal() problem {
+func diagonal() problem { return diagonalOf([][]int{{5}, {2, 3}}) }
+
+// diagonalOf is diagonal over parameters of the given shapes. Its loss
+// leaves out the parameters given as nil, which so get no gradient.
+func diagonalOf(shapes [][]int) problem {
 	r := rand.New(rand.NewPCG(11, 12))
-	shapes := [][]int{{5}, {2, 3}}
 	var init, as, cs [][]float32
 	for _, s := range shapes {
 		n := numel(s)
@@ -138,6 +142,9 @@ func diagonal() problem {
 			return func(ps []*autograd.Var) *autograd.Var {
 				var loss *autograd.Var
 				for i, p := range ps {
+					if p == nil {
+						continue
+					}
 					d := autograd.Sub(p, c[i])
 					l := autograd.SumAll(autograd.Mul(a[i], autograd.Mul(d, d)))
 					if loss == nil {
@@ -205,37 +212,44 @@ func rotated() problem {
 }
 
 // refOptimizer is a float64 optimizer written from PyTorch's pseudo-code.
+// A nil g[i] is a parameter without a gradient: it is skipped.
 type refOptimizer interface {
 	step(p, g [][]float64, lr float64)
 }
 
-// refSGD follows the algorithm box of torch.optim.SGD.
+// refSGD follows the algorithm box of torch.optim.SGD, with each
+// parameter's momentum buffer made on its first step with a gradient.
 type refSGD struct {
 	momentum, dampening, wd float64
-	nesterov                bool
-	t                       int
+	nesterov, maximize      bool
 	b                       [][]float64
 }
 
 func (o *refSGD) step(p, g [][]float64, lr float64) {
-	o.t++
 	if o.b == nil {
 		o.b = make([][]float64, len(p))
 	}
 	for i := range p {
-		if o.b[i] == nil {
+		if g[i] == nil {
+			continue
+		}
+		first := o.b[i] == nil
+		if first {
 			o.b[i] = make([]float64, len(p[i]))
 		}
 		for j := range p[i] {
 			gt := g[i][j]
+			if o.maximize {
+				gt = -gt
+			}
 			if o.wd != 0 {
 				gt += o.wd * p[i][j]
 			}
 			if o.momentum != 0 {
-				if o.t > 1 {
-					o.b[i][j] = o.momentum*o.b[i][j] + (1-o.dampening)*gt
-				} else {
+				if first {
 					o.b[i][j] = gt
+				} else {
+					o.b[i][j] = o.momentum*o.b[i][j] + (1-o.dampening)*gt
 				}
 				if o.nesterov {
 					gt += o.momentum * o.b[i][j]
@@ -249,25 +263,33 @@ func (o *refSGD) step(p, g [][]float64, lr float64) {
 }
 
 // refAdam follows the algorithm boxes of torch.optim.Adam and, when
-// decoupled, torch.optim.AdamW, without amsgrad.
+// decoupled, torch.optim.AdamW, with each parameter's own step count t.
 type refAdam struct {
-	beta1, beta2, eps, wd float64
-	decoupled             bool
-	t                     int
-	m, v                  [][]float64
+	beta1, beta2, eps, wd        float64
+	decoupled, amsgrad, maximize bool
+	t                            []int
+	m, v, vmax                   [][]float64
 }
 
 func (o *refAdam) step(p, g [][]float64, lr float64) {
-	o.t++
 	if o.m == nil {
-		o.m, o.v = make([][]float64, len(p)), make([][]float64, len(p))
+		n := len(p)
+		o.t, o.m, o.v, o.vmax = make([]int, n), make([][]float64, n), make([][]float64, n), make([][]float64, n)
 	}
 	for i := range p {
-		if o.m[i] == nil {
-			o.m[i], o.v[i] = make([]float64, len(p[i])), make([]float64, len(p[i]))
+		if g[i] == nil {
+			continue
 		}
+		if o.m[i] == nil {
+			o.m[i], o.v[i], o.vmax[i] = make([]float64, len(p[i])), make([]float64, len(p[i])), make([]float64, len(p[i]))
+		}
+		o.t[i]++
+		t := float64(o.t[i])
 		for j := range p[i] {
 			gt := g[i][j]
+			if o.maximize {
+				gt = -gt
+			}
 			if o.decoupled {
 				p[i][j] -= lr * o.wd * p[i][j]
 			} else if o.wd != 0 {
@@ -275,8 +297,13 @@ func (o *refAdam) step(p, g [][]float64, lr float64) {
 			}
 			o.m[i][j] = o.beta1*o.m[i][j] + (1-o.beta1)*gt
 			o.v[i][j] = o.beta2*o.v[i][j] + (1-o.beta2)*gt*gt
-			mhat := o.m[i][j] / (1 - math.Pow(o.beta1, float64(o.t)))
-			vhat := o.v[i][j] / (1 - math.Pow(o.beta2, float64(o.t)))
+			mhat := o.m[i][j] / (1 - math.Pow(o.beta1, t))
+			v := o.v[i][j]
+			if o.amsgrad {
+				o.vmax[i][j] = math.Max(o.vmax[i][j], v)
+				v = o.vmax[i][j]
+			}
+			vhat := v / (1 - math.Pow(o.beta2, t))
 			p[i][j] -= lr * mhat / (math.Sqrt(vhat) + o.eps)
 		}
 	}
@@ -290,6 +317,11 @@ type optCase struct {
 	ref   func() refOptimizer
 	sched optim.Schedule
 	lr64  func(step int) float64
+	// composed: the options need tensor operations; no fused step runs.
+	composed bool
+	// momentum: SGD with a momentum buffer; adam: Adam or AdamW.
+	momentum, adam bool
+	amsgrad        bool
 }
 
 func sgdCase(name string, cfg optim.SGDConfig) optCase {
@@ -298,10 +330,12 @@ func sgdCase(name string, cfg optim.SGDConfig) optCase {
 		make: func(ps []*autograd.Var) (optim.Optimizer, error) { return optim.NewSGD(ps, cfg) },
 		ref: func() refOptimizer {
 			return &refSGD{momentum: float64(cfg.Momentum), dampening: float64(cfg.Dampening),
-				wd: float64(cfg.WeightDecay), nesterov: cfg.Nesterov}
+				wd: float64(cfg.WeightDecay), nesterov: cfg.Nesterov, maximize: cfg.Maximize}
 		},
-		sched: optim.Constant{Base: cfg.LR},
-		lr64:  func(int) float64 { return float64(cfg.LR) },
+		sched:    optim.Constant{Base: cfg.LR},
+		lr64:     func(int) float64 { return float64(cfg.LR) },
+		composed: cfg.Maximize,
+		momentum: cfg.Momentum != 0,
 	}
 }
 
@@ -325,10 +359,14 @@ func adamCase(name string, cfg optim.AdamConfig, decoupled bool) optCase {
 			return optim.NewAdam(ps, cfg)
 		},
 		ref: func() refOptimizer {
-			return &refAdam{beta1: b1, beta2: b2, eps: eps, wd: float64(cfg.WeightDecay), decoupled: decoupled}
+			return &refAdam{beta1: b1, beta2: b2, eps: eps, wd: float64(cfg.WeightDecay), decoupled: decoupled,
+				amsgrad: cfg.AMSGrad, maximize: cfg.Maximize}
 		},
-		sched: optim.Constant{Base: cfg.LR},
-		lr64:  func(int) float64 { return float64(cfg.LR) },
+		sched:    optim.Constant{Base: cfg.LR},
+		lr64:     func(int) float64 { return float64(cfg.LR) },
+		composed: cfg.AMSGrad || cfg.Maximize,
+		adam:     true,
+		amsgrad:  cfg.AMSGrad,
 	}
 }
 
@@ -364,6 +402,13 @@ func optCases() []optCase {
 		adamCase("adamw weight decay", optim.AdamConfig{LR: 0.05, WeightDecay: 0.1}, true),
 		withStepLR(adamCase("adam", optim.AdamConfig{LR: 0.1}, false), 0.1),
 		withCosine(adamCase("adamw", optim.AdamConfig{LR: 0.1, WeightDecay: 0.2}, true), 0.1),
+		sgdCase("sgd maximize", optim.SGDConfig{LR: 0.05, Maximize: true}),
+		sgdCase("sgd nesterov weight decay maximize", optim.SGDConfig{LR: 0.05, Momentum: 0.8, WeightDecay: 0.05, Nesterov: true, Maximize: true}),
+		adamCase("adam amsgrad", optim.AdamConfig{LR: 0.05, Beta2: 0.9, AMSGrad: true}, false),
+		adamCase("adam amsgrad weight decay", optim.AdamConfig{LR: 0.05, WeightDecay: 0.1, AMSGrad: true}, false),
+		adamCase("adamw amsgrad weight decay", optim.AdamConfig{LR: 0.05, Beta2: 0.9, WeightDecay: 0.1, AMSGrad: true}, true),
+		adamCase("adam maximize weight decay", optim.AdamConfig{LR: 0.05, WeightDecay: 0.1, Maximize: true}, false),
+		adamCase("adamw amsgrad maximize", optim.AdamConfig{LR: 0.05, Beta1: 0.5, Beta2: 0.9, WeightDecay: 0.1, AMSGrad: true, Maximize: true}, true),
 	}
 }
 
@@ -389,10 +434,26 @@ func values(ps []*autograd.Var) [][]float32 {
 // returns the parameters after each step.
 func train(t *testing.T, c optCase, o optim.Optimizer, ps []*autograd.Var, loss func([]*autograd.Var) *autograd.Var, from, to int) [][][]float32 {
 	t.Helper()
+	return trainSome(t, c, o, ps, loss, from, to, nil)
+}
+
+// trainSome is train where on step s only the parameters i with active(s,
+// i) get a gradient (all of them when active is nil).
+func trainSome(t *testing.T, c optCase, o optim.Optimizer, ps []*autograd.Var, loss func([]*autograd.Var) *autograd.Var, from, to int, active func(s, i int) bool) [][][]float32 {
+	t.Helper()
 	var traj [][][]float32
 	for s := from; s < to; s++ {
 		o.SetLR(c.sched.LR(s))
-		if err := loss(ps).Backward(); err != nil {
+		in := ps
+		if active != nil {
+			in = make([]*autograd.Var, len(ps))
+			for i, p := range ps {
+				if active(s, i) {
+					in[i] = p
+				}
+			}
+		}
+		if err := loss(in).Backward(); err != nil {
 			t.Fatalf("step %d: backward: %v", s, err)
 		}
 		if err := o.Step(); err != nil {
@@ -428,6 +489,9 @@ func TestTrajectories(t *testing.T) {
 							want := steps * len(ps)
 							if pa.multi {
 								want = steps
+							}
+							if c.composed {
+								want = 0
 							}
 							if got := pa.calls() - before; got != want {
 								t.Errorf("%d fused steps ran, want %d", got, want)
@@ -466,52 +530,52 @@ func TestTrajectories(t *testing.T) {
 	})
 }
 
-// TestStateResume saves the state after 5 steps, restores it into a fresh
-// optimizer over fresh parameters and continues: the last 5 steps must be
-// bit for bit those of the uninterrupted run.
-func TestStateResume(t *testing.T) {
-	pr := diagonal()
+// TestSkippedSteps runs every configuration for ten steps over three
+// parameters of which two have no gradient on some steps (skipping), and
+// compares each parameter after every step with the float64 reference, in
+// which each parameter counts its own steps and makes its state on its
+// first step with a gradient. A skipped parameter must not change at all.
+func TestSkippedSteps(t *testing.T) {
+	pr := diagonalOf(skipShapes)
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		for _, pa := range paths(t, d) {
 			for _, c := range optCases() {
 				t.Run(pa.name+"/"+c.name, func(t *testing.T) {
-					loss := pr.build(pa.dev)
 					ps := newParams(pa.dev, pr.shapes, pr.init)
 					o, err := c.make(ps)
 					if err != nil {
 						t.Fatal(err)
 					}
-					train(t, c, o, ps, loss, 0, steps/2)
-
-					bufs, n := o.State()
-					if n != steps/2 {
-						t.Errorf("state reports %d steps, want %d", n, steps/2)
+					before := 0
+					if pa.calls != nil {
+						before = pa.calls()
 					}
-					saved := map[string][]float32{}
-					for k, b := range bufs {
-						saved[k] = b.Data()
-					}
-					checkStateNames(t, c.name, saved, len(ps))
-
-					ps2 := newParams(pa.dev, pr.shapes, values(ps))
-					o2, err := c.make(ps2)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if err := o2.SetState(saved, n); err != nil {
-						t.Fatal(err)
-					}
-					want := train(t, c, o, ps, loss, steps/2, steps)
-					got := train(t, c, o2, ps2, loss, steps/2, steps)
-					for s := range got {
-						for i := range got[s] {
-							if !bitsEqual(got[s][i], want[s][i]) {
-								t.Fatalf("step %d param %d: resumed %v, uninterrupted %v", steps/2+s+1, i, got[s][i], want[s][i])
-							}
+					traj := trainSome(t, c, o, ps, pr.build(pa.dev), 0, steps, skipping)
+					if pa.calls != nil {
+						if got, want := pa.calls()-before, fusedCalls(c, pa.multi, len(ps)); got != want {
+							t.Errorf("%d fused steps ran, want %d", got, want)
 						}
 					}
-					if _, n := o2.State(); n != steps {
-						t.Errorf("resumed state reports %d steps, want %d", n, steps)
+					ref := c.ref()
+					p := float64s(pr.init)
+					prev := pr.init
+					for s := range steps {
+						g := pr.grad(p)
+						for i := range g {
+							if !skipping(s, i) {
+								g[i] = nil
+							}
+						}
+						ref.step(p, g, c.lr64(s))
+						for i := range p {
+							if !skipping(s, i) && !bitsEqual(traj[s][i], prev[i]) {
+								t.Errorf("step %d: parameter %d has no gradient but changed from %v to %v", s+1, i, prev[i], traj[s][i])
+							}
+							if !testutil.AllClose(t, fmt.Sprintf("step %d param %d", s+1, i), traj[s][i], float32s(p[i]), 2e-6, 2e-5) {
+								return
+							}
+						}
+						prev = traj[s]
 					}
 				})
 			}
@@ -519,14 +583,156 @@ func TestStateResume(t *testing.T) {
 	})
 }
 
-// checkStateNames checks the buffer names PyTorch would use for c.
-func checkStateNames(t *testing.T, name string, st map[string][]float32, nparams int) {
+// fusedCalls is the number of fused steps that c runs over n parameters
+// in TestSkippedSteps: one per parameter with a gradient and step, or with
+// multi one per step and group of parameters updated alike (Adam's of the
+// same step count; SGD's taking their first step with momentum or not).
+func fusedCalls(c optCase, multi bool, n int) int {
+	if c.composed {
+		return 0
+	}
+	calls := 0
+	count := make([]int, n) // the steps with a gradient so far
+	for s := range steps {
+		groups := map[int]bool{}
+		for i := range n {
+			if !skipping(s, i) {
+				continue
+			}
+			count[i]++
+			switch {
+			case !multi:
+				calls++
+			case c.adam:
+				groups[count[i]] = true
+			case c.momentum:
+				groups[min(count[i], 2)] = true
+			default:
+				groups[0] = true
+			}
+		}
+		calls += len(groups)
+	}
+	return calls
+}
+
+func float64s(vs [][]float32) [][]float64 {
+	out := make([][]float64, len(vs))
+	for i, v := range vs {
+		out[i] = make([]float64, len(v))
+		for j, x := range v {
+			out[i][j] = float64(x)
+		}
+	}
+	return out
+}
+
+func float32s(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// TestStateResume saves the state after 5 steps, restores it into a fresh
+// optimizer over fresh parameters and continues: the last 5 steps must be
+// bit for bit those of the uninterrupted run, with all parameters stepping
+// together and with parameters that skip steps.
+func TestStateResume(t *testing.T) {
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
+		for _, pa := range paths(t, d) {
+			for _, c := range optCases() {
+				for _, skip := range []bool{false, true} {
+					pr, active, name := diagonal(), func(int, int) bool { return true }, "all"
+					if skip {
+						pr, active, name = diagonalOf(skipShapes), skipping, "skipping"
+					}
+					t.Run(pa.name+"/"+c.name+"/"+name, func(t *testing.T) {
+						loss := pr.build(pa.dev)
+						ps := newParams(pa.dev, pr.shapes, pr.init)
+						o, err := c.make(ps)
+						if err != nil {
+							t.Fatal(err)
+						}
+						trainSome(t, c, o, ps, loss, 0, steps/2, active)
+
+						saved, n := snapshot(o)
+						if n != steps/2 {
+							t.Errorf("state reports %d steps, want %d", n, steps/2)
+						}
+						checkStateNames(t, c, saved, len(ps))
+						if c.adam {
+							for i := range ps {
+								want := 0
+								for s := range steps / 2 {
+									if active(s, i) {
+										want++
+									}
+								}
+								if got := saved[fmt.Sprintf("%d.step", i)]; !slices.Equal(got, []float32{float32(want)}) {
+									t.Errorf("parameter %d: step %v, want [%d]", i, got, want)
+								}
+							}
+						}
+
+						ps2 := newParams(pa.dev, pr.shapes, values(ps))
+						o2, err := c.make(ps2)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := o2.SetState(saved, n); err != nil {
+							t.Fatal(err)
+						}
+						if again, _ := snapshot(o2); !sameState(again, saved) {
+							t.Errorf("state after SetState %v, want %v", again, saved)
+						}
+						want := trainSome(t, c, o, ps, loss, steps/2, steps, active)
+						got := trainSome(t, c, o2, ps2, loss, steps/2, steps, active)
+						for s := range got {
+							for i := range got[s] {
+								if !bitsEqual(got[s][i], want[s][i]) {
+									t.Fatalf("step %d param %d: resumed %v, uninterrupted %v", steps/2+s+1, i, got[s][i], want[s][i])
+								}
+							}
+						}
+						if _, n := o2.State(); n != steps {
+							t.Errorf("resumed state reports %d steps, want %d", n, steps)
+						}
+					})
+				}
+			}
+		}
+	})
+}
+
+// skipShapes are the parameters of the tests in which some parameters skip
+// steps; skipping says which have a gradient on each step.
+var skipShapes = [][]int{{5}, {2, 3}, {4}}
+
+// skipping is the schedule of torch_optim.py: parameter 0 has a gradient on
+// every step (counted from 0), parameter 1 first on step 2 and then on two
+// steps of three, parameter 2 on odd steps.
+func skipping(s, i int) bool {
+	switch i {
+	case 0:
+		return true
+	case 1:
+		return s >= 2 && s%3 != 1
+	}
+	return s%2 == 1
+}
+
+// checkStateNames checks the buffer names PyTorch's state_dict uses for c.
+func checkStateNames(t *testing.T, c optCase, st map[string][]float32, nparams int) {
 	t.Helper()
 	var kinds []string
 	switch {
-	case strings.HasPrefix(name, "adam"):
-		kinds = []string{"exp_avg", "exp_avg_sq"}
-	case strings.Contains(name, "momentum") || strings.Contains(name, "nesterov"):
+	case c.adam && c.amsgrad:
+		kinds = []string{"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+	case c.adam:
+		kinds = []string{"step", "exp_avg", "exp_avg_sq"}
+	case c.momentum:
 		kinds = []string{"momentum_buffer"}
 	}
 	var want []string
@@ -535,15 +741,16 @@ func checkStateNames(t *testing.T, name string, st map[string][]float32, nparams
 			want = append(want, fmt.Sprintf("%d.%s", i, k))
 		}
 	}
-	var got []string
-	for k := range st {
-		got = append(got, k)
-	}
-	slices.Sort(got)
+	got := slices.Sorted(maps.Keys(st))
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("state buffers %v, want %v", got, want)
 	}
+}
+
+// sameState reports whether two states hold the same buffers, bit for bit.
+func sameState(a, b map[string][]float32) bool {
+	return maps.EqualFunc(a, b, bitsEqual)
 }
 
 func bitsEqual(a, b []float32) bool {
