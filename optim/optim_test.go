@@ -1,10 +1,12 @@
 package optim_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -633,6 +635,142 @@ func float32s(v []float64) []float32 {
 		out[i] = float32(x)
 	}
 	return out
+}
+
+// torchData is testdata/torch_optim.json, written by torch_optim.py: fixed
+// gradients (nil where a parameter has none) and, for each configuration,
+// torch.optim's parameters after every step and its final state.
+type torchData struct {
+	Torch  string        `json:"torch"`
+	Shapes [][]int       `json:"shapes"`
+	Init   [][]float32   `json:"init"`
+	Grads  [][][]float32 `json:"grads"`
+	Cases  []torchCase   `json:"cases"`
+}
+
+type torchCase struct {
+	Name        string               `json:"name"`
+	Optimizer   string               `json:"optimizer"`
+	LR          float32              `json:"lr"`
+	Momentum    float32              `json:"momentum"`
+	Dampening   float32              `json:"dampening"`
+	WeightDecay float32              `json:"weight_decay"`
+	Nesterov    bool                 `json:"nesterov"`
+	Betas       []float32            `json:"betas"`
+	Eps         float32              `json:"eps"`
+	AMSGrad     bool                 `json:"amsgrad"`
+	Maximize    bool                 `json:"maximize"`
+	Params      [][][]float32        `json:"params"`
+	State       map[string][]float32 `json:"state"`
+}
+
+// optCase returns the configuration as an optCase.
+func (tc torchCase) optCase(t *testing.T) optCase {
+	t.Helper()
+	if tc.Optimizer == "sgd" {
+		return sgdCase(tc.Name, optim.SGDConfig{LR: tc.LR, Momentum: tc.Momentum, Dampening: tc.Dampening,
+			WeightDecay: tc.WeightDecay, Nesterov: tc.Nesterov, Maximize: tc.Maximize})
+	}
+	cfg := optim.AdamConfig{LR: tc.LR, Eps: tc.Eps, WeightDecay: tc.WeightDecay, AMSGrad: tc.AMSGrad, Maximize: tc.Maximize}
+	if len(tc.Betas) == 2 {
+		cfg.Beta1, cfg.Beta2 = tc.Betas[0], tc.Betas[1]
+	}
+	if tc.Optimizer != "adam" && tc.Optimizer != "adamw" {
+		t.Fatalf("unknown optimizer %q", tc.Optimizer)
+	}
+	return adamCase(tc.Name, cfg, tc.Optimizer == "adamw")
+}
+
+func readTorchData(t *testing.T) *torchData {
+	t.Helper()
+	b, err := os.ReadFile("testdata/torch_optim.json")
+	if err != nil {
+		t.Fatalf("%v: regenerate it with `cd optim/testdata && python3 torch_optim.py` (needs PyTorch)", err)
+	}
+	var td torchData
+	if err := json.Unmarshal(b, &td); err != nil {
+		t.Fatalf("testdata/torch_optim.json: %v", err)
+	}
+	if len(td.Cases) == 0 || len(td.Grads) == 0 || len(td.Init) != len(td.Shapes) {
+		t.Fatalf("testdata/torch_optim.json: %d cases, %d steps, %d initial values for %d shapes", len(td.Cases), len(td.Grads), len(td.Init), len(td.Shapes))
+	}
+	return &td
+}
+
+// TestAgainstPyTorch feeds torch_optim.py's gradients, in which parameters
+// skip steps, to each configuration, and compares the parameters after
+// every step and the final state, buffer by buffer under PyTorch's
+// state_dict names, with torch.optim's. The float64 reference, given the
+// same gradients, must agree with PyTorch too.
+func TestAgainstPyTorch(t *testing.T) {
+	td := readTorchData(t)
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
+		for _, pa := range paths(t, d) {
+			for _, tc := range td.Cases {
+				t.Run(pa.name+"/"+tc.Name, func(t *testing.T) {
+					c := tc.optCase(t)
+					ps := newParams(pa.dev, td.Shapes, td.Init)
+					o, err := c.make(ps)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// The loss Σ g·p has the gradient g. (The gradients join
+					// a tape, so that the products are recorded.)
+					tp := autograd.NewTape()
+					gs := make([][]*autograd.Var, len(td.Grads))
+					for s, step := range td.Grads {
+						gs[s] = make([]*autograd.Var, len(step))
+						for i, g := range step {
+							if g != nil {
+								gs[s][i] = tp.Var(tensor.FromSlice(pa.dev, g, td.Shapes[i]...), false)
+							}
+						}
+					}
+					ref, p := c.ref(), float64s(td.Init)
+					for s := range td.Grads {
+						var loss *autograd.Var
+						g := make([][]float64, len(ps))
+						for i, gv := range gs[s] {
+							if gv == nil {
+								continue
+							}
+							l := autograd.SumAll(autograd.Mul(gv, ps[i]))
+							if loss == nil {
+								loss = l
+							} else {
+								loss = autograd.Add(loss, l)
+							}
+							g[i] = float64s([][]float32{td.Grads[s][i]})[0]
+						}
+						if err := loss.Backward(); err != nil {
+							t.Fatal(err)
+						}
+						if err := o.Step(); err != nil {
+							t.Fatalf("step %d: %v", s+1, err)
+						}
+						optim.ZeroGrad(ps)
+						ref.step(p, g, float64(tc.LR))
+						for i, want := range tc.Params[s] {
+							if !testutil.AllClose(t, fmt.Sprintf("step %d param %d", s+1, i), ps[i].Value.Data(), want, 1e-6, 1e-5) ||
+								!testutil.AllClose(t, fmt.Sprintf("reference step %d param %d", s+1, i), float32s(p[i]), want, 2e-6, 2e-5) {
+								return
+							}
+						}
+					}
+					st, n := snapshot(o)
+					if n != len(td.Grads) {
+						t.Errorf("state reports %d steps, want %d", n, len(td.Grads))
+					}
+					if got, want := slices.Sorted(maps.Keys(st)), slices.Sorted(maps.Keys(tc.State)); !slices.Equal(got, want) {
+						t.Fatalf("state buffers %v, PyTorch's %v", got, want)
+					}
+					for k, want := range tc.State {
+						testutil.AllClose(t, "state "+k, st[k], want, 1e-6, 1e-5)
+					}
+				})
+			}
+		}
+	})
 }
 
 // TestStateResume saves the state after 5 steps, restores it into a fresh
