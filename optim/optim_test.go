@@ -895,29 +895,58 @@ func bitsEqual(a, b []float32) bool {
 	return slices.EqualFunc(a, b, func(x, y float32) bool { return math.Float32bits(x) == math.Float32bits(y) })
 }
 
-// TestSetStateErrors checks that a bad state is refused whole: neither the
-// buffers nor the step count change.
+// TestSetStateErrors checks that a bad state is refused whole, with a clear
+// message: neither the buffers nor the step counts change.
 func TestSetStateErrors(t *testing.T) {
 	dev := device.NewCPU(1)
 	pr := diagonal()
 	loss := pr.build(dev)
 	good := func(n int) []float32 { return make([]float32, n) }
+	// adamState is a well-formed state of both parameters, with steps, and
+	// with extra buffers added or replaced (a nil value removes one).
+	adamState := func(extra map[string][]float32) map[string][]float32 {
+		m := map[string][]float32{"0.exp_avg": good(5), "0.exp_avg_sq": good(5), "0.step": {3},
+			"1.exp_avg": good(6), "1.exp_avg_sq": good(6), "1.step": {7}}
+		for k, v := range extra {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	sgdMomentum := sgdCase("sgd momentum", optim.SGDConfig{LR: 0.1, Momentum: 0.9})
+	adam := adamCase("adam", optim.AdamConfig{LR: 0.1}, false)
+	amsgrad := adamCase("adam amsgrad", optim.AdamConfig{LR: 0.1, AMSGrad: true}, false)
 	cases := []struct {
-		name string
-		c    optCase
-		bufs map[string][]float32
-		want string
+		name  string
+		c     optCase
+		bufs  map[string][]float32
+		steps int
+		want  string
 	}{
-		{"unknown index", sgdCase("sgd momentum", optim.SGDConfig{LR: 0.1, Momentum: 0.9}),
-			map[string][]float32{"2.momentum_buffer": good(5)}, "unknown buffer"},
-		{"other optimizer's buffer", sgdCase("sgd momentum", optim.SGDConfig{LR: 0.1, Momentum: 0.9}),
-			map[string][]float32{"0.exp_avg": good(5)}, "unknown buffer"},
-		{"wrong length", sgdCase("sgd momentum", optim.SGDConfig{LR: 0.1, Momentum: 0.9}),
-			map[string][]float32{"0.momentum_buffer": good(5), "1.momentum_buffer": good(5)}, "has 5 values"},
-		{"adam wrong length", adamCase("adam", optim.AdamConfig{LR: 0.1}, false),
-			map[string][]float32{"0.exp_avg": good(5), "0.exp_avg_sq": good(5), "1.exp_avg": good(6), "1.exp_avg_sq": good(7)}, "has 7 values"},
-		{"negative steps", adamCase("adam", optim.AdamConfig{LR: 0.1}, false),
-			map[string][]float32{"0.exp_avg": good(5)}, "negative step count"},
+		{"unknown index", sgdMomentum, map[string][]float32{"2.momentum_buffer": good(5)}, 7, "unknown buffer"},
+		{"index with a leading zero", sgdMomentum, map[string][]float32{"00.momentum_buffer": good(5)}, 7, "unknown buffer"},
+		{"other optimizer's buffer", sgdMomentum, map[string][]float32{"0.exp_avg": good(5)}, 7, "unknown buffer"},
+		{"sgd step", sgdMomentum, map[string][]float32{"0.momentum_buffer": good(5), "0.step": {7}}, 7, `unknown buffer "0.step"`},
+		{"wrong length", sgdMomentum, map[string][]float32{"0.momentum_buffer": good(5), "1.momentum_buffer": good(5)}, 7, "has 5 values"},
+		{"adam wrong length", adam, adamState(map[string][]float32{"1.exp_avg_sq": good(7)}), 7, "has 7 values"},
+		{"negative steps", adam, map[string][]float32{"0.exp_avg": good(5)}, -1, "negative step count"},
+		{"step of two values", adam, adamState(map[string][]float32{"0.step": {3, 3}}), 7, "0.step has 2 values, want 1"},
+		{"step without moments", adam, map[string][]float32{"0.step": {3}}, 7, "parameter 0 has no exp_avg"},
+		{"no second moment", adam, adamState(map[string][]float32{"1.exp_avg_sq": nil}), 7, "parameter 1 has no exp_avg_sq"},
+		{"some parameters without a step", adam, adamState(map[string][]float32{"1.step": nil}), 7,
+			"parameter 1 has no step, but other parameters have one"},
+		{"step beyond the optimizer's", adam, adamState(nil), 6, "parameter 1 has step 7, want a whole number up to the optimizer's 6 steps"},
+		{"fractional step", adam, adamState(map[string][]float32{"0.step": {2.5}}), 7, "parameter 0 has step 2.5"},
+		{"NaN step", adam, adamState(map[string][]float32{"0.step": {float32(math.NaN())}}), 7, "parameter 0 has step NaN"},
+		{"step zero", adam, adamState(map[string][]float32{"0.step": {0}}), 7, "parameter 0 has moment estimates but step count 0"},
+		{"old state at step zero", adam, adamState(map[string][]float32{"0.step": nil, "1.step": nil}), 0,
+			"parameter 0 has moment estimates but step count 0"},
+		{"saved without amsgrad", amsgrad, adamState(nil), 7, "parameter 0 has no max_exp_avg_sq: the state was saved without AMSGrad"},
+		{"amsgrad buffer without amsgrad", adam, adamState(map[string][]float32{"0.max_exp_avg_sq": good(5)}), 7,
+			`unknown buffer "0.max_exp_avg_sq"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -926,13 +955,10 @@ func TestSetStateErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			train(t, tc.c, o, ps, loss, 0, 2)
+			// Parameter 1 skips the first step, so that the step counts differ.
+			trainSome(t, tc.c, o, ps, loss, 0, 3, func(s, i int) bool { return i == 0 || s > 0 })
 			before, n := snapshot(o)
-			steps := 7
-			if tc.name == "negative steps" {
-				steps = -1
-			}
-			err = o.SetState(tc.bufs, steps)
+			err = o.SetState(tc.bufs, tc.steps)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "optim: ") {
 				t.Fatalf("SetState error %v, want one containing %q", err, tc.want)
 			}
@@ -940,13 +966,195 @@ func TestSetStateErrors(t *testing.T) {
 			if n2 != n {
 				t.Errorf("steps changed from %d to %d", n, n2)
 			}
-			for k, v := range before {
-				if !bitsEqual(after[k], v) {
-					t.Errorf("buffer %s changed from %v to %v", k, v, after[k])
-				}
+			if !sameState(after, before) {
+				t.Errorf("state changed from %v to %v", before, after)
 			}
 		})
 	}
+}
+
+// TestOldState loads Adam states without "<i>.step", as gograd saved them
+// when all parameters shared one step count: every parameter with moment
+// estimates takes the optimizer's step count, one without has no state. The
+// resumed run must repeat the uninterrupted one bit for bit, here with
+// parameter 1 stepping only after the state was saved.
+func TestOldState(t *testing.T) {
+	pr := diagonal()
+	first := func(s, i int) bool { return i == 0 || s >= steps/2 }
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
+		for _, pa := range paths(t, d) {
+			for _, c := range optCases() {
+				if !c.adam {
+					continue
+				}
+				t.Run(pa.name+"/"+c.name, func(t *testing.T) {
+					loss := pr.build(pa.dev)
+					ps := newParams(pa.dev, pr.shapes, pr.init)
+					o, err := c.make(ps)
+					if err != nil {
+						t.Fatal(err)
+					}
+					trainSome(t, c, o, ps, loss, 0, steps/2, first)
+					saved, n := snapshot(o)
+					if !slices.Equal(saved["0.step"], []float32{steps / 2}) || saved["1.step"] != nil {
+						t.Fatalf("steps %v and %v, want [%d] and none", saved["0.step"], saved["1.step"], steps/2)
+					}
+					old := maps.Clone(saved)
+					delete(old, "0.step")
+
+					ps2 := newParams(pa.dev, pr.shapes, values(ps))
+					o2, err := c.make(ps2)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := o2.SetState(old, n); err != nil {
+						t.Fatal(err)
+					}
+					if again, _ := snapshot(o2); !sameState(again, saved) {
+						t.Errorf("state after SetState %v, want %v", again, saved)
+					}
+					want := trainSome(t, c, o, ps, loss, steps/2, steps, first)
+					got := trainSome(t, c, o2, ps2, loss, steps/2, steps, first)
+					for s := range got {
+						for i := range got[s] {
+							if !bitsEqual(got[s][i], want[s][i]) {
+								t.Fatalf("step %d param %d: resumed %v, uninterrupted %v", steps/2+s+1, i, got[s][i], want[s][i])
+							}
+						}
+					}
+					if a, b := mustSnapshot(o2), mustSnapshot(o); !sameState(a, b) {
+						t.Errorf("resumed state %v, uninterrupted %v", a, b)
+					}
+				})
+			}
+		}
+	})
+}
+
+// TestSetStateReplaces checks that SetState replaces the whole state, as
+// PyTorch's load_state_dict does: a parameter absent from the saved state
+// loses its own, and its next step is a first step.
+func TestSetStateReplaces(t *testing.T) {
+	pr := diagonal()
+	only0 := func(s, i int) bool { return i == 0 }
+	dev := device.NewCPU(1)
+	for _, pa := range paths(t, dev) {
+		for _, c := range optCases() {
+			if !c.adam && !c.momentum {
+				continue
+			}
+			t.Run(pa.name+"/"+c.name, func(t *testing.T) {
+				loss := pr.build(pa.dev)
+				// a: both parameters step; b: only parameter 0.
+				pa1, pb := newParams(pa.dev, pr.shapes, pr.init), newParams(pa.dev, pr.shapes, pr.init)
+				a, err := c.make(pa1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := c.make(pb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				train(t, c, a, pa1, loss, 0, 3)
+				trainSome(t, c, b, pb, loss, 0, 3, only0)
+				st, n := snapshot(b)
+				if err := a.SetState(st, n); err != nil {
+					t.Fatal(err)
+				}
+				if got := mustSnapshot(a); !sameState(got, st) {
+					t.Fatalf("state after SetState %v, want %v", got, st)
+				}
+				pa1[0].Value.CopyFrom(pb[0].Value.Data())
+				pa1[1].Value.CopyFrom(pb[1].Value.Data())
+				got := train(t, c, a, pa1, loss, 3, 5)
+				want := train(t, c, b, pb, loss, 3, 5)
+				for s := range got {
+					for i := range got[s] {
+						if !bitsEqual(got[s][i], want[s][i]) {
+							t.Fatalf("step %d param %d: %v, want %v", 4+s, i, got[s][i], want[s][i])
+						}
+					}
+				}
+				if x, y := mustSnapshot(a), mustSnapshot(b); !sameState(x, y) {
+					t.Errorf("state %v, want %v", x, y)
+				}
+			})
+		}
+	}
+}
+
+// nopFused and nopMulti have fused (one-tensor) and multi-tensor
+// optimizer steps that do nothing, so that TestStepAllocs counts only the
+// optimizers' own allocations, not those of a backend's kernels.
+type nopFused struct{ device.Device }
+
+func (nopFused) SGDStep(p, g, buf device.Buffer, n int, hp device.SGDParams) error { return nil }
+
+func (nopFused) AdamStep(p, g, m, v device.Buffer, n int, hp device.AdamParams) error { return nil }
+
+type nopMulti struct{ device.Device }
+
+func (nopMulti) SGDStepMulti(ps, gs, bufs []device.Buffer, ns []int, hp device.SGDParams) error {
+	return nil
+}
+
+func (nopMulti) AdamStepMulti(ps, gs, ms, vs []device.Buffer, ns []int, hp device.AdamParams) error {
+	return nil
+}
+
+// TestStepAllocs checks that a step on the fused paths allocates nothing in
+// the optimizer once the state exists, also when a parameter skips every
+// other step and Adam's parameters so fall into groups of different step
+// counts.
+func TestStepAllocs(t *testing.T) {
+	pr := diagonalOf(skipShapes)
+	cpu := device.NewCPU(1)
+	for _, dev := range []device.Device{nopFused{cpu}, nopMulti{cpu}} {
+		for _, c := range optCases() {
+			if c.composed {
+				continue
+			}
+			ps := newParams(dev, pr.shapes, pr.init)
+			grads := make([]*tensor.Tensor, len(ps))
+			for i, p := range ps {
+				grads[i] = tensor.Full(dev, 0.01, p.Value.Shape()...)
+				p.Grad = grads[i]
+			}
+			o, err := c.make(ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := 0
+			step := func() {
+				k++
+				if k%2 == 0 {
+					ps[2].Grad = nil
+				} else {
+					ps[2].Grad = grads[2]
+				}
+				if err := o.Step(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			step()
+			step()
+			if n := testing.AllocsPerRun(20, step); n != 0 {
+				t.Errorf("%T/%s: %v allocations per step", dev, c.name, n)
+			}
+			for _, p := range ps {
+				p.Grad = nil
+			}
+			for _, g := range grads {
+				g.Free()
+			}
+		}
+	}
+}
+
+// mustSnapshot is snapshot's state without the step count.
+func mustSnapshot(o optim.Optimizer) map[string][]float32 {
+	st, _ := snapshot(o)
+	return st
 }
 
 func snapshot(o optim.Optimizer) (map[string][]float32, int) {
