@@ -1289,3 +1289,52 @@ func TestConstant(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSetState gives Adam's SetState a valid state with one buffer of any
+// name, length and value added or replaced, and any step count: it must
+// either take the state as given, so that State returns it again, or refuse
+// it with an error and change nothing; it must never panic.
+func FuzzSetState(f *testing.F) {
+	f.Add("0.exp_avg", 5, float32(0), 2, false)
+	f.Add("1.step", 1, float32(2), 3, false)
+	f.Add("1.step", 1, float32(3), 2, false)
+	f.Add("0.max_exp_avg_sq", 5, float32(1), 7, true)
+	f.Add("1.max_exp_avg_sq", 6, float32(1), 2, false)
+	f.Add("00.step", 1, float32(1), 2, false)
+	f.Add("0.momentum_buffer", 5, float32(1), 2, false)
+	f.Add("0.step", 1, float32(math.Inf(1)), 2, true)
+	pr := diagonal()
+	dev := device.NewCPU(1)
+	loss := pr.build(dev)
+	f.Fuzz(func(t *testing.T, key string, n int, val float32, steps int, amsgrad bool) {
+		if n < 0 || n > 64 {
+			return
+		}
+		c := adamCase("adam", optim.AdamConfig{LR: 0.1, AMSGrad: amsgrad}, false)
+		ps := newParams(dev, pr.shapes, pr.init)
+		o, err := c.make(ps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trainSome(t, c, o, ps, loss, 0, 2, func(s, i int) bool { return i == 0 || s > 0 })
+		before, n0 := snapshot(o)
+		given := maps.Clone(before)
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = val
+		}
+		given[key] = v
+		if err := o.SetState(given, steps); err != nil {
+			if !strings.HasPrefix(err.Error(), "optim: set state: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+			if after, n1 := snapshot(o); n1 != n0 || !sameState(after, before) {
+				t.Errorf("refused state changed the state from %v (%d steps) to %v (%d)", before, n0, after, n1)
+			}
+			return
+		}
+		if after, n1 := snapshot(o); n1 != steps || !sameState(after, given) {
+			t.Errorf("state %v (%d steps) after setting %v (%d)", after, n1, given, steps)
+		}
+	})
+}
