@@ -24,7 +24,8 @@ type Optimizer interface {
 	// State returns the optimizer's per-parameter state, named
 	// "<index>.<buffer>" after the parameter's position and PyTorch's
 	// state_dict, and the number of steps taken. The tensors are the
-	// optimizer's own: they stay valid, and change, with later steps.
+	// optimizer's own: they stay valid, and its buffers change with later
+	// steps.
 	State() (bufs map[string]*tensor.Tensor, steps int)
 	// SetState replaces the whole state with one saved by State: a
 	// parameter absent from bufs has no state, as before its first step. It
@@ -517,7 +518,8 @@ func (o *Adam) adamStep(i int, hp device.AdamParams) {
 
 // State returns, for each parameter that has state, "<i>.step" (a float32
 // scalar, exact up to 2^24 steps, as PyTorch's), "<i>.exp_avg",
-// "<i>.exp_avg_sq" and with AMSGrad "<i>.max_exp_avg_sq".
+// "<i>.exp_avg_sq" and with AMSGrad "<i>.max_exp_avg_sq". The step tensors
+// are the optimizer's too, but written by State, not by Step.
 func (o *Adam) State() (map[string]*tensor.Tensor, int) {
 	st := map[string]*tensor.Tensor{}
 	for i, n := range o.step {
