@@ -268,7 +268,7 @@ func TestAugmentErrors(t *testing.T) {
 	panics("same slice", func() { a.Apply(good, good, shape, 0, 0) })
 	panics("zero channels", func() { a.Apply(nil, nil, [4]int{0, 0, 4, 4}, 0, 0) })
 	panics("negative epoch", func() { a.Apply(make([]float32, 96), good, shape, -1, 0) })
-	panics("huge batch", func() { a.Draw(0, 1<<32, nil) })
+	panics("negative batch", func() { a.Draw(0, -1, nil) })
 	// An empty batch is fine.
 	a.Apply(nil, nil, [4]int{0, 3, 4, 4}, 0, 0)
 }
