@@ -35,9 +35,15 @@ const (
 )
 
 // ImageExtensions are the file name endings LoadImageFolder reads, compared
-// without regard to case; other files are ignored, as torchvision ignores
-// files it has no loader for.
+// without regard to case. Files with the other endings torchvision reads
+// (.bmp, .pgm, .ppm, .tif, .tiff, .webp) are listed as skipped, since they
+// cannot be read here; all other files are ignored, as torchvision ignores
+// them.
 var ImageExtensions = []string{".png", ".jpg", ".jpeg"}
+
+// unsupportedExtensions are torchvision's IMG_EXTENSIONS that DecodeImage
+// does not read.
+var unsupportedExtensions = []string{".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
 // FolderOptions says how LoadImageFolder reads an image folder.
 type FolderOptions struct {
@@ -55,7 +61,9 @@ type FolderOptions struct {
 	// Seed drives that split.
 	Seed uint64
 	// Workers is the number of files decoded at once; 0 means
-	// runtime.GOMAXPROCS(0).
+	// runtime.GOMAXPROCS(0). Besides the Sets, decoding holds up to
+	// Workers decoded images at once, about 4 bytes a pixel each (8 for
+	// 16-bit PNGs).
 	Workers int
 	// MaxPixels is the largest image read, in pixels, checked from its
 	// header before its pixels are decoded; larger files are skipped. 0
@@ -104,7 +112,7 @@ type Dataset struct {
 // (starting with ".") excepted; in the first layout they are those of
 // train/, and a test/ class must be one of them. A class folder's images
 // are the files under it, at any depth, whose names end in one of
-// ImageExtensions, in sorted order. The split of the second layout holds
+// ImageExtensions (see there for the rest), in sorted order. The split of the second layout holds
 // out round(TestFraction*n) of the n images of every class, drawn with
 // opts.Seed; both sets keep the folder's order.
 //
@@ -294,7 +302,7 @@ func imageFiles(dir string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() || !hasImageExtension(d.Name()) {
+		if d.IsDir() || !isImageFile(d.Name()) {
 			return nil
 		}
 		parent := filepath.Dir(path)
@@ -318,9 +326,11 @@ func imageFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
-func hasImageExtension(name string) bool {
+// isImageFile reports whether name has one of torchvision's image
+// extensions, readable here or not.
+func isImageFile(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
-	return slices.Contains(ImageExtensions, ext)
+	return slices.Contains(ImageExtensions, ext) || slices.Contains(unsupportedExtensions, ext)
 }
 
 // splitStreamFolder is the PCG stream of the split of class k: the streams
@@ -382,6 +392,9 @@ func decodeAll(opts FolderOptions, sets []*Set, files [][]labelled) [][]error {
 
 // loadFile decodes the image at path into dst, C×H×W values.
 func (r *imageResizer) loadFile(dst []float32, path string, opts FolderOptions) error {
+	if ext := strings.ToLower(filepath.Ext(path)); !slices.Contains(ImageExtensions, ext) {
+		return fmt.Errorf("data: image: %s files are not supported, only PNG and JPEG", ext)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err

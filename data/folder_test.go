@@ -127,7 +127,8 @@ func TestLoadImageFolderTrainTest(t *testing.T) {
 	writeFile(t, filepath.Join(root, "train", "Zebra", "broken.png"), []byte("\x89PNG\r\n\x1a\nnot really"))
 	writeImage(t, filepath.Join(root, "train", "dog", "d.PNG"), dog) // the extension in any case
 	writeFile(t, filepath.Join(root, "train", "dog", "notes.txt"), []byte("ignored"))
-	writeImage(t, filepath.Join(root, "train", ".cache", "x.png"), dog) // not a class
+	writeFile(t, filepath.Join(root, "train", "dog", "e.bmp"), []byte("BM")) // torchvision's, not ours
+	writeImage(t, filepath.Join(root, "train", ".cache", "x.png"), dog)      // not a class
 	writeImage(t, filepath.Join(root, "test", "cat", "t.png"), zebra)
 	other := t.TempDir() // a class folder elsewhere, linked in
 	writeImage(t, filepath.Join(other, "e.png"), dog)
@@ -173,8 +174,12 @@ func TestLoadImageFolderTrainTest(t *testing.T) {
 					t.Errorf("test image %d: value %d differs", i, k)
 				}
 			}
-			if len(ds.Skipped) != 1 {
-				t.Fatalf("skipped %v, want broken.png alone", ds.Skipped)
+			if len(ds.Skipped) != 2 {
+				t.Fatalf("skipped %v, want broken.png and e.bmp", ds.Skipped)
+			}
+			bmp := filepath.Join(root, "train", "dog", "e.bmp")
+			if err := ds.Skipped[1]; err.Path != bmp || err.Error() != "data: "+bmp+": image: .bmp files are not supported, only PNG and JPEG" {
+				t.Errorf("skipped %v, want %s as not supported", err, bmp)
 			}
 			bad := filepath.Join(root, "train", "Zebra", "broken.png")
 			var fe *FileError
@@ -562,6 +567,27 @@ func BenchmarkLoadImageFolder(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/image")
+		})
+	}
+}
+
+// BenchmarkResize converts and resizes one decoded image, as every file of a
+// folder is after decoding.
+func BenchmarkResize(b *testing.B) {
+	rgb := pattern(256, 256, 1)
+	ycc := image.NewYCbCr(rgb.Bounds(), image.YCbCrSubsampleRatio420)
+	for _, tc := range []struct {
+		name string
+		img  image.Image
+		c    int
+	}{{"NRGBA 256x256 to 3x32x32", rgb, 3}, {"NRGBA 256x256 to 1x32x32", rgb, 1}, {"YCbCr 256x256 to 3x32x32", ycc, 3}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var r imageResizer
+			dst := make([]float32, tc.c*32*32)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.resize(dst, tc.img, tc.c, 32, 32)
+			}
 		})
 	}
 }

@@ -129,72 +129,75 @@ func grow(b []float32, n int) []float32 {
 // drops it) or its luma.
 func (r *imageResizer) readRow(img image.Image, y, c, x0, sw int) {
 	row := r.row
-	put := func(x int, red, green, blue float32) {
-		if c == 1 {
-			row[x] = lumaR*red + lumaG*green + lumaB*blue
-			return
-		}
-		row[x], row[sw+x], row[2*sw+x] = red, green, blue
-	}
 	switch m := img.(type) {
 	case *image.Gray:
-		pix := m.Pix[m.PixOffset(x0, y):]
-		for x := range sw {
-			v := float32(pix[x]) / 0xff
-			if c == 1 {
-				row[x] = v
-			} else {
-				put(x, v, v, v)
-			}
+		pix := m.Pix[m.PixOffset(x0, y):][:sw]
+		for x, p := range pix {
+			row[x] = float32(p) / 0xff
 		}
+		r.spread(c, sw)
 	case *image.Gray16:
-		pix := m.Pix[m.PixOffset(x0, y):]
+		pix := m.Pix[m.PixOffset(x0, y):][:2*sw]
 		for x := range sw {
-			v := float32(uint16(pix[2*x])<<8|uint16(pix[2*x+1])) / 0xffff
-			if c == 1 {
-				row[x] = v
-			} else {
-				put(x, v, v, v)
-			}
+			row[x] = float32(uint16(pix[2*x])<<8|uint16(pix[2*x+1])) / 0xffff
 		}
+		r.spread(c, sw)
 	case *image.NRGBA:
-		pix := m.Pix[m.PixOffset(x0, y):]
+		pix := m.Pix[m.PixOffset(x0, y):][:4*sw]
 		for x := range sw {
 			p := pix[4*x : 4*x+3 : 4*x+3]
-			put(x, float32(p[0])/0xff, float32(p[1])/0xff, float32(p[2])/0xff)
+			r.put(c, sw, x, float32(p[0])/0xff, float32(p[1])/0xff, float32(p[2])/0xff)
 		}
 	case *image.RGBA:
-		pix := m.Pix[m.PixOffset(x0, y):]
+		pix := m.Pix[m.PixOffset(x0, y):][:4*sw]
 		for x := range sw {
 			p := pix[4*x : 4*x+4 : 4*x+4]
 			switch a := float32(p[3]); a {
 			case 0xff:
-				put(x, float32(p[0])/0xff, float32(p[1])/0xff, float32(p[2])/0xff)
+				r.put(c, sw, x, float32(p[0])/0xff, float32(p[1])/0xff, float32(p[2])/0xff)
 			case 0:
-				put(x, 0, 0, 0)
+				r.put(c, sw, x, 0, 0, 0)
 			default:
-				put(x, min(1, float32(p[0])/a), min(1, float32(p[1])/a), min(1, float32(p[2])/a))
+				r.put(c, sw, x, min(1, float32(p[0])/a), min(1, float32(p[1])/a), min(1, float32(p[2])/a))
 			}
 		}
 	case *image.YCbCr:
 		for x := range sw {
 			yi, ci := m.YOffset(x0+x, y), m.COffset(x0+x, y)
 			red, green, blue := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-			put(x, float32(red)/0xff, float32(green)/0xff, float32(blue)/0xff)
+			r.put(c, sw, x, float32(red)/0xff, float32(green)/0xff, float32(blue)/0xff)
 		}
 	case *image.Paletted:
-		pix := m.Pix[m.PixOffset(x0, y):]
-		for x := range sw {
+		pix := m.Pix[m.PixOffset(x0, y):][:sw]
+		for x, i := range pix {
 			var p [3]float32 // an index past the palette is black
-			if int(pix[x]) < len(r.pal) {
-				p = r.pal[pix[x]]
+			if int(i) < len(r.pal) {
+				p = r.pal[i]
 			}
-			put(x, p[0], p[1], p[2])
+			r.put(c, sw, x, p[0], p[1], p[2])
 		}
 	default:
 		for x := range sw {
 			n := color.NRGBA64Model.Convert(img.At(x0+x, y)).(color.NRGBA64)
-			put(x, float32(n.R)/0xffff, float32(n.G)/0xffff, float32(n.B)/0xffff)
+			r.put(c, sw, x, float32(n.R)/0xffff, float32(n.G)/0xffff, float32(n.B)/0xffff)
 		}
+	}
+}
+
+// put stores the colour of pixel x of the row, or its luma when c is 1.
+func (r *imageResizer) put(c, sw, x int, red, green, blue float32) {
+	if c == 1 {
+		r.row[x] = lumaR*red + lumaG*green + lumaB*blue
+		return
+	}
+	r.row[x], r.row[sw+x], r.row[2*sw+x] = red, green, blue
+}
+
+// spread copies the gray first plane of the row to the other two when c is
+// 3.
+func (r *imageResizer) spread(c, sw int) {
+	if c == 3 {
+		copy(r.row[sw:2*sw], r.row[:sw])
+		copy(r.row[2*sw:3*sw], r.row[:sw])
 	}
 }
