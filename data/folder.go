@@ -112,9 +112,9 @@ type Dataset struct {
 // (starting with ".") excepted; in the first layout they are those of
 // train/, and a test/ class must be one of them. A class folder's images
 // are the files under it, at any depth, whose names end in one of
-// ImageExtensions (see there for the rest), in sorted order. The split of the second layout holds
-// out round(TestFraction*n) of the n images of every class, drawn with
-// opts.Seed; both sets keep the folder's order.
+// ImageExtensions (see there for the rest), in sorted order. The split of
+// the second layout holds out round(TestFraction*n) of the n images of
+// every class, drawn with opts.Seed; both sets keep the folder's order.
 //
 // Every image is resized to opts.Height×opts.Width, gray or RGB, into a Set
 // of [N, C, H, W] values in [0, 1]. Files are decoded in parallel. The
@@ -145,6 +145,9 @@ func LoadImageFolder(dir string, opts FolderOptions) (*Dataset, error) {
 		}
 		if _, testFiles, err = scanClasses(testDir, classes); err != nil {
 			return nil, err
+		}
+		if len(testFiles) == 0 {
+			return nil, fmt.Errorf("data: image folder %s holds no test images: want %s/<class>/<image>.png", dir, testDir)
 		}
 	case hasTrain || hasTest:
 		have, lack := "train", "test"

@@ -409,6 +409,8 @@ func TestLoadImageFolderErrors(t *testing.T) {
 		{"empty class", map[string]string{"a/x.png": "png", "b/readme.txt": "hi"}, nil, "holds no file ending in .png, .jpg, .jpeg"},
 		{"train without test", map[string]string{"train/a/x.png": "png"}, nil, "has train/ but no test/"},
 		{"test without train", map[string]string{"test/a/x.png": "png"}, nil, "has test/ but no train/"},
+		{"no test images", map[string]string{"train/a/x.png": "png", "test/": ""}, nil, "holds no test images"},
+		{"empty test class", map[string]string{"train/a/x.png": "png", "test/a/": ""}, nil, "holds no test images"},
 		{"unknown test class", map[string]string{"train/a/x.png": "png", "test/b/x.png": "png"}, nil, `class b of`},
 		{"nothing readable", map[string]string{"train/a/x.png": "junk", "train/b/y.jpg": "junk", "test/a/z.png": "png"}, nil,
 			"none of the 2 training images can be read"},
