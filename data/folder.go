@@ -434,12 +434,21 @@ func compact(s *Set, errs []error) {
 	s.Images, s.Labels, s.N = s.Images[:n*d:n*d], s.Labels[:n:n], n
 }
 
+// isFashionDir reports whether dir is where DefaultFashionMNISTDir looks.
+func isFashionDir(dir string) bool {
+	dir = filepath.Clean(dir)
+	env := os.Getenv("FASHION_MNIST_DIR")
+	return dir == FashionMNISTDir || (env != "" && dir == filepath.Clean(env))
+}
+
 // Resolve loads the data a -data flag names:
 //
 //	"" or "mnist"      MNIST, from DefaultMNISTDir
 //	"fashion-mnist"    Fashion-MNIST, from DefaultFashionMNISTDir
-//	a directory        of the four MNIST-layout IDX files (LoadMNIST), or
-//	                   else an image folder (LoadImageFolder with opts)
+//	a directory        of the four MNIST-layout IDX files (LoadMNIST, or
+//	                   LoadFashionMNIST in the directory that
+//	                   DefaultFashionMNISTDir finds), or else an image
+//	                   folder (LoadImageFolder with opts)
 //
 // The names come first: a directory called mnist is ./mnist. opts applies
 // to image folders only. A missing data set gives an error that says how
@@ -480,8 +489,13 @@ func Resolve(spec string, opts FolderOptions) (*Dataset, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		name = "idx"
-		train, test, err = LoadMNIST(dir)
+		if isFashionDir(dir) {
+			name = "fashion-mnist"
+			train, test, err = LoadFashionMNIST(dir)
+		} else {
+			name = "idx"
+			train, test, err = LoadMNIST(dir)
+		}
 	}
 	if err != nil {
 		return nil, err

@@ -480,7 +480,9 @@ func TestResolve(t *testing.T) {
 	}
 	opts := FolderOptions{Height: 4, Width: 4, Channels: 3, TestFraction: 0.5}
 	t.Setenv("MNIST_DIR", idx)
-	t.Setenv("FASHION_MNIST_DIR", idx)
+	fashion := t.TempDir()
+	mnistFiles{nTrain: 6, nTest: 4, rows: 5, cols: 3, badLabel: -1}.write(t, fashion)
+	t.Setenv("FASHION_MNIST_DIR", fashion)
 	for _, tc := range []struct {
 		spec, name string
 		classes    []string
@@ -490,6 +492,7 @@ func TestResolve(t *testing.T) {
 		{"mnist", "mnist", DigitClasses, [4]int{6, 1, 5, 3}},
 		{"fashion-mnist", "fashion-mnist", FashionMNISTClasses, [4]int{6, 1, 5, 3}},
 		{idx, "idx", DigitClasses, [4]int{6, 1, 5, 3}},
+		{fashion + "/", "fashion-mnist", FashionMNISTClasses, [4]int{6, 1, 5, 3}},
 		{folder, "folder", []string{"p", "q"}, [4]int{2, 3, 4, 4}}, // round(1.5) of each 3 are held out
 	} {
 		ds, err := Resolve(tc.spec, opts)
