@@ -15,8 +15,8 @@ const (
 )
 
 // fashionHint tells a user how to get Fashion-MNIST.
-const fashionHint = "install Debian's " + FashionMNISTPackage + " package (apt-get install " +
-	FashionMNISTPackage + "), set FASHION_MNIST_DIR, or pass -data DIR"
+const fashionHint = "install Debian's package: apt-get install " + FashionMNISTPackage +
+	"; or set FASHION_MNIST_DIR, or pass -data DIR"
 
 // FashionMNISTClasses names the ten classes of Fashion-MNIST, label 0 first,
 // as torchvision's FashionMNIST.classes does.
