@@ -81,10 +81,12 @@ type FileError struct {
 	Err  error
 }
 
+// Error names the file and what was wrong with it.
 func (e *FileError) Error() string {
 	return "data: " + e.Path + ": " + strings.TrimPrefix(e.Err.Error(), "data: ")
 }
 
+// Unwrap returns the reason the file could not be read.
 func (e *FileError) Unwrap() error { return e.Err }
 
 // Dataset is a training set and a test set of images of the same shape and
