@@ -39,6 +39,7 @@ func gatherSet(s *Set, idx []int) *Set {
 		Images: make([]float32, len(idx)*d),
 		Labels: make([]uint8, len(idx)),
 		N:      len(idx), Rows: s.Rows, Cols: s.Cols,
+		Channels: s.Channels, Classes: s.Classes,
 	}
 	for i, j := range idx {
 		copy(out.Images[i*d:(i+1)*d], s.Images[j*d:(j+1)*d])

@@ -51,3 +51,37 @@ func ExampleGather() {
 	// Output:
 	// [2 2.1 0 0.1] [9 7]
 }
+
+func ExampleAugment_Apply() {
+	// One 1×3×3 image, padded by 1 and cropped back to 3×3 at a random
+	// offset, then perhaps flipped.
+	aug, err := data.NewAugment(1, true, 7)
+	if err != nil {
+		panic(err)
+	}
+	src := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	dst := make([]float32, len(src))
+	crop := make([]data.Crop, 1)
+	for batch := range 3 {
+		aug.Apply(dst, src, [4]int{1, 1, 3, 3}, 0, batch)
+		aug.Draw(0, batch, crop)
+		fmt.Printf("%+v %v\n", crop[0], dst)
+	}
+	// Output:
+	// {DY:2 DX:0 Flip:true} [5 4 0 8 7 0 0 0 0]
+	// {DY:1 DX:0 Flip:false} [0 1 2 0 4 5 0 7 8]
+	// {DY:0 DX:0 Flip:false} [0 0 0 0 1 2 0 4 5]
+}
+
+func ExampleLoadImageFolder() {
+	// DIR/train/<class>/*.png and DIR/test/<class>/*.png, as 32×32 RGB.
+	ds, err := data.LoadImageFolder("DIR", data.FolderOptions{Height: 32, Width: 32, Channels: 3})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, skipped := range ds.Skipped {
+		fmt.Println("skipped:", skipped) // data: DIR/train/cat/x.png: image: ...
+	}
+	fmt.Println(ds.Train.Shape(), ds.Train.Classes)
+}

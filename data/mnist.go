@@ -20,20 +20,51 @@ const (
 const mnistHint = "run `go mod download " + MNISTModule + "@" + MNISTVersion +
 	"`, set MNIST_DIR, or pass -data DIR"
 
-// Set is a labelled set of images, one image per row of Images.
+// Set is a labelled set of images, stored as an [N, C, H, W] array of
+// float32: image i is row i of Images, its C channel planes one after
+// another, each Rows×Cols pixels row-major. MNIST and Fashion-MNIST have
+// one channel of 28×28; an image folder has one (gray) or three (RGB).
 type Set struct {
-	// Images holds N images of Rows*Cols pixels scaled to [0, 1], row-major.
+	// Images holds N images of Channels×Rows×Cols values scaled to [0, 1].
 	Images []float32
-	// Labels holds N labels, 0 to 9.
-	Labels     []uint8
-	N          int
+	// Labels holds N class indices into Classes.
+	Labels []uint8
+	N      int
+	// Rows and Cols are the height H and width W of every image.
 	Rows, Cols int
+	// Channels is C, 1 or 3; 0 is read as 1, so that a Set written before
+	// channels existed still means one gray channel.
+	Channels int
+	// Classes names the labels: Classes[l] is the name of label l. It may be
+	// nil, as in a Set built by hand; the labels are then 0 to 9.
+	Classes []string
 }
 
-// Dim is the number of pixels in one image, Rows*Cols.
-func (s *Set) Dim() int { return s.Rows * s.Cols }
+// C is the number of channels: Channels, or 1 when it is 0.
+func (s *Set) C() int {
+	if s.Channels == 0 {
+		return 1
+	}
+	return s.Channels
+}
 
-// Image returns the pixels of image i; it shares memory with s.
+// Shape is the [N, C, H, W] shape of Images.
+func (s *Set) Shape() [4]int { return [4]int{s.N, s.C(), s.Rows, s.Cols} }
+
+// Dim is the number of values in one image, C*Rows*Cols.
+func (s *Set) Dim() int { return s.C() * s.Rows * s.Cols }
+
+// NumClasses is the number of classes: len(Classes), or 10 when Classes is
+// nil.
+func (s *Set) NumClasses() int {
+	if s.Classes == nil {
+		return 10
+	}
+	return len(s.Classes)
+}
+
+// Image returns the values of image i, C*Rows*Cols of them; it shares
+// memory with s.
 func (s *Set) Image(i int) []float32 {
 	d := s.Dim()
 	return s.Images[i*d : (i+1)*d : (i+1)*d]
@@ -51,32 +82,45 @@ func (s *Set) Subset(n int) *Set {
 		Images: s.Images[: n*d : n*d],
 		Labels: s.Labels[:n:n],
 		N:      n, Rows: s.Rows, Cols: s.Cols,
+		Channels: s.Channels, Classes: s.Classes,
 	}
 }
+
+// DigitClasses names the ten classes of MNIST.
+var DigitClasses = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 // LoadMNIST reads the four standard MNIST files from dir, each raw or with a
 // .gz suffix: train-images-idx3-ubyte, train-labels-idx1-ubyte,
 // t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte. Fashion-MNIST has the
-// same layout. Pixels are scaled to [0, 1]; labels must be 0 to 9.
+// same layout (LoadFashionMNIST names its classes). Pixels are scaled to
+// [0, 1]; labels must be 0 to 9. The Sets have one channel, and
+// DigitClasses as their class names.
 func LoadMNIST(dir string) (train, test *Set, err error) {
+	return loadIDXDir(dir, "MNIST", mnistHint, DigitClasses)
+}
+
+// loadIDXDir reads the four MNIST-layout files of dir; what names the data
+// set and hint says how to get it in errors.
+func loadIDXDir(dir, what, hint string, classes []string) (train, test *Set, err error) {
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("data: MNIST directory: %w (%s)", err, mnistHint)
+		return nil, nil, fmt.Errorf("data: %s directory: %w (%s)", what, err, hint)
 	} else if !fi.IsDir() {
-		return nil, nil, fmt.Errorf("data: MNIST directory %s is not a directory", dir)
+		return nil, nil, fmt.Errorf("data: %s directory %s is not a directory", what, dir)
 	}
-	train, err = loadSet(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+	train, err = loadSet(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", what)
 	if err != nil {
 		return nil, nil, err
 	}
-	test, err = loadSet(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+	test, err = loadSet(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", what)
 	if err != nil {
 		return nil, nil, err
 	}
+	train.Classes, test.Classes = classes, classes
 	return train, test, nil
 }
 
 // findFile returns dir/base, or dir/base.gz if only that exists.
-func findFile(dir, base string) (string, error) {
+func findFile(dir, base, what string) (string, error) {
 	p := filepath.Join(dir, base)
 	for _, path := range []string{p, p + ".gz"} {
 		if _, err := os.Stat(path); err == nil {
@@ -85,15 +129,15 @@ func findFile(dir, base string) (string, error) {
 			return "", fmt.Errorf("data: %w", err)
 		}
 	}
-	return "", fmt.Errorf("data: MNIST file %s: neither %s nor %s.gz exists: %w", base, p, p, fs.ErrNotExist)
+	return "", fmt.Errorf("data: %s file %s: neither %s nor %s.gz exists: %w", what, base, p, p, fs.ErrNotExist)
 }
 
-func loadSet(dir, imagesBase, labelsBase string) (*Set, error) {
-	imagesPath, err := findFile(dir, imagesBase)
+func loadSet(dir, imagesBase, labelsBase, what string) (*Set, error) {
+	imagesPath, err := findFile(dir, imagesBase, what)
 	if err != nil {
 		return nil, err
 	}
-	labelsPath, err := findFile(dir, labelsBase)
+	labelsPath, err := findFile(dir, labelsBase, what)
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +165,12 @@ func loadSet(dir, imagesBase, labelsBase string) (*Set, error) {
 		}
 	}
 	s := &Set{
-		Images: make([]float32, len(images.Data)),
-		Labels: labels.Data,
-		N:      n,
-		Rows:   images.Dims[1],
-		Cols:   images.Dims[2],
+		Images:   make([]float32, len(images.Data)),
+		Labels:   labels.Data,
+		N:        n,
+		Rows:     images.Dims[1],
+		Cols:     images.Dims[2],
+		Channels: 1,
 	}
 	for i, p := range images.Data {
 		s.Images[i] = float32(p) / 255

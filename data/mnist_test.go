@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -172,7 +173,10 @@ func TestLoadMNISTErrors(t *testing.T) {
 func TestLoadMNISTReal(t *testing.T) {
 	dir, err := DefaultMNISTDir()
 	if err != nil {
-		t.Skip(err)
+		if testing.Short() {
+			t.Skip(err)
+		}
+		t.Fatal(err)
 	}
 	train, test, err := LoadMNIST(dir)
 	if err != nil {
@@ -181,6 +185,9 @@ func TestLoadMNISTReal(t *testing.T) {
 	if train.N != 60000 || test.N != 10000 || train.Rows != 28 || train.Cols != 28 || test.Rows != 28 || test.Cols != 28 {
 		t.Fatalf("train %d×%d×%d, test %d×%d×%d; want 60000 and 10000 of 28×28",
 			train.N, train.Rows, train.Cols, test.N, test.Rows, test.Cols)
+	}
+	if train.Shape() != [4]int{60000, 1, 28, 28} || !slices.Equal(train.Classes, DigitClasses) {
+		t.Errorf("shape %v, classes %q", train.Shape(), train.Classes)
 	}
 	if train.Labels[0] != 5 || test.Labels[0] != 7 {
 		t.Errorf("first labels %d (train), %d (test); want 5 and 7", train.Labels[0], test.Labels[0])
