@@ -5,17 +5,16 @@ import (
 	"slices"
 
 	"github.com/gograd/gograd/device"
-	gt "gorgonia.org/tensor"
 )
 
 // broadcastShape returns the NumPy broadcast of a and b.
-func broadcastShape(op string, a, b gt.Shape) gt.Shape {
-	return broadcastInto(make(gt.Shape, 0, max(len(a), len(b))), op, a, b)
+func broadcastShape(op string, a, b []int) []int {
+	return broadcastInto(make([]int, 0, max(len(a), len(b))), op, a, b)
 }
 
 // broadcastInto is broadcastShape appending to out, which callers keep on
 // their stack.
-func broadcastInto(out gt.Shape, op string, a, b gt.Shape) gt.Shape {
+func broadcastInto(out []int, op string, a, b []int) []int {
 	n := max(len(a), len(b))
 	out = append(out[:0], make([]int, n)...)
 	for i := range n {
@@ -38,13 +37,24 @@ func broadcastInto(out gt.Shape, op string, a, b gt.Shape) gt.Shape {
 	return out
 }
 
+// rowMajor returns the element strides of a contiguous tensor of shape.
+func rowMajor(shape []int) []int {
+	s := make([]int, len(shape))
+	stride := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		s[i] = stride
+		stride *= shape[i]
+	}
+	return s
+}
+
 // stridesFor returns the element strides of a contiguous in, right-aligned
 // to out, with 0 on the axes that in broadcasts.
-func stridesFor(in, out gt.Shape) []int { return stridesInto(make([]int, 0, len(out)), in, out) }
+func stridesFor(in, out []int) []int { return stridesInto(make([]int, 0, len(out)), in, out) }
 
 // stridesInto is stridesFor appending to s, which callers keep on their
 // stack.
-func stridesInto(s []int, in, out gt.Shape) []int {
+func stridesInto(s []int, in, out []int) []int {
 	s = append(s[:0], make([]int, len(out))...)
 	stride := 1
 	for i := len(out) - 1; i >= 0; i-- {
@@ -150,7 +160,7 @@ func (t *Tensor) AddInPlace(src *Tensor) {
 		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len())), t.shape, src.shape)
 		return
 	}
-	if !broadcastShape("add in place", t.shape, src.shape).Eq(t.shape) && t.Len() != src.Len() {
+	if !slices.Equal(broadcastShape("add in place", t.shape, src.shape), t.shape) && t.Len() != src.Len() {
 		fail("add in place", ErrShape, t.shape, src.shape)
 	}
 	if t.Len() == src.Len() {
@@ -265,7 +275,7 @@ func Transpose(x *Tensor, axes ...int) *Tensor {
 	if len(axes) != n {
 		fail("transpose", fmt.Errorf("%w: %d axes for %d dimensions", ErrShape, len(axes), n), x.shape)
 	}
-	inStrides := x.shape.CalcStrides()
+	inStrides := rowMajor(x.shape)
 	shape := make([]int, n)
 	strides := make([]int, n)
 	seen := make([]bool, n)
@@ -298,7 +308,7 @@ func T(x *Tensor) *Tensor {
 
 // Expand broadcasts x to shape, copying.
 func Expand(x *Tensor, shape ...int) *Tensor {
-	if !broadcastShape("expand", x.shape, shape).Eq(gt.Shape(shape)) {
+	if !slices.Equal(broadcastShape("expand", x.shape, shape), shape) {
 		fail("expand", ErrShape, x.shape, shape)
 	}
 	out := New(x.dev, shape...)
@@ -361,7 +371,7 @@ func SumTo(x *Tensor, shape []int) *Tensor {
 	if slices.Equal(x.shape, shape) {
 		return x
 	}
-	if !broadcastShape("sum to", shape, x.shape).Eq(x.shape) {
+	if !slices.Equal(broadcastShape("sum to", shape, x.shape), x.shape) {
 		fail("sum to", ErrShape, x.shape, shape)
 	}
 	cur := x
