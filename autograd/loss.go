@@ -75,8 +75,8 @@ func MSE(pred, target *Var) *Var {
 	}
 	out := begin("mse", mseBackward, pred, target)
 	diff := out.save(0, tensor.Sub(pred.Value, target.Value))
-	sq := tensor.Unary(device.Square, diff, 0)
-	defer sq.Free()
+	sq := out.newSaved(1, diff, diff.Shape()...) // freed with the node
+	tensor.UnaryInto(device.Square, sq, diff, 0)
 	return out.set(tensor.MeanAll(sq))
 }
 

@@ -285,3 +285,45 @@ func CrossEntropyLoss(logits *autograd.Var, labels *tensor.Tensor) *autograd.Var
 
 // MSELoss is the mean squared error.
 func MSELoss(pred, target *autograd.Var) *autograd.Var { return autograd.MSE(pred, target) }
+
+// LayerNorm normalises its input over the last axes, of Shape, and applies
+// an elementwise affine map, as torch.nn.LayerNorm with
+// elementwise_affine=True: its parameters are "weight" (ones) and "bias"
+// (zeros).
+type LayerNorm struct {
+	Shape  []int
+	Eps    float32
+	Weight *autograd.Var
+	Bias   *autograd.Var
+}
+
+// NewLayerNorm returns a layer norm over the trailing shape, with
+// PyTorch's initialisation; eps is 1e-5 in PyTorch's default.
+func NewLayerNorm(dev device.Device, shape []int, eps float32) *LayerNorm {
+	return &LayerNorm{Shape: append([]int(nil), shape...), Eps: eps,
+		Weight: autograd.Param(tensor.Ones(dev, shape...)), Bias: autograd.Param(tensor.Zeros(dev, shape...))}
+}
+
+// Forward normalises x.
+func (l *LayerNorm) Forward(x *autograd.Var) *autograd.Var {
+	return autograd.LayerNorm(x, l.Shape, l.Weight, l.Bias, l.Eps)
+}
+
+// Parameters returns "weight" and "bias".
+func (l *LayerNorm) Parameters() []Param { return []Param{{"weight", l.Weight}, {"bias", l.Bias}} }
+
+// SetTraining does nothing: LayerNorm behaves the same in both modes.
+func (l *LayerNorm) SetTraining(bool) {}
+
+// String describes the layer as PyTorch prints it.
+func (l *LayerNorm) String() string {
+	dims := make([]string, len(l.Shape))
+	for i, d := range l.Shape {
+		dims[i] = fmt.Sprint(d)
+	}
+	tuple := strings.Join(dims, ", ")
+	if len(dims) == 1 {
+		tuple += ","
+	}
+	return fmt.Sprintf("LayerNorm((%s), eps=%g, elementwise_affine=True)", tuple, l.Eps)
+}
