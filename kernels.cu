@@ -11,8 +11,8 @@
 //   - reductions combine within a warp by xor shuffles, then across warps
 //     through shared memory. Every launch uses a block size that is a multiple
 //     of 32 and every lane reaches every shuffle, so full masks are valid;
-//   - op codes are the values of device.UnaryOp, device.BinaryOp,
-//     device.ReduceOp and device.Activation;
+//   - op codes are the values of device.UnaryOp, BinaryOp, TernaryOp,
+//     ReduceOp and Activation, from cuda/ops.h (generated);
 //   - integer data (labels, row indices, argmax results) is stored as float32.
 //     Kernels that read an index check it, and for a bad one write NaN and
 //     record it in a fault word (see report_fault) instead of reading out of
@@ -25,14 +25,10 @@
 // ---------------------------------------------------------------------------
 // Shared helpers
 
-// Unary op codes (device.UnaryOp).
-enum { U_NEG, U_EXP, U_LOG, U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ADD_SCALAR, U_MUL_SCALAR, U_POW_SCALAR, U_SQUARE };
-// Binary op codes (device.BinaryOp).
-enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_GREATER_EQ, B_RELU_GRAD, B_SIGMOID_GRAD, B_TANH_GRAD };
-// Reduce op codes (device.ReduceOp).
-enum { R_SUM, R_MEAN, R_MAX, R_ARGMAX };
-// Activations (device.Activation).
-enum { A_IDENTITY, A_RELU, A_SIGMOID, A_TANH };
+// The op codes: U_* (device.UnaryOp), B_* (BinaryOp), T_* (TernaryOp), R_*
+// (ReduceOp) and A_* (Activation), generated from the op table of package
+// device by `go generate ./device`.
+#include "cuda/ops.h"
 
 __device__ __forceinline__ long long grid_start() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ long long grid_stride() { return (long long)gridDim.x * blockDim.x; }
@@ -42,7 +38,25 @@ __device__ __forceinline__ bool aligned16(const void* p) { return ((unsigned lon
 __device__ __forceinline__ float relu(float x) { return x <= 0.0f ? 0.0f : x; }
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-__device__ __forceinline__ float apply_unary(int op, float x, float alpha) {
+// sign_of is -1, 0 or 1; 0 for NaN, as PyTorch's sign.
+__device__ __forceinline__ float sign_of(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
+#define GELU_K 0.7978845608028654f // sqrt(2/pi)
+#define GELU_C 0.044715f
+__device__ __forceinline__ float gelu_tanh(float x) {
+	return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+}
+__device__ __forceinline__ float gelu_tanh_grad(float x) {
+	float t = tanhf(GELU_K * (x + GELU_C * x * x * x));
+	return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+}
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
+__device__ __forceinline__ float gelu_erf_grad(float x) {
+	return 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+}
+// clamp keeps NaN, as PyTorch's clamp; with lo > hi every value is hi.
+__device__ __forceinline__ float clamp(float x, float lo, float hi) { return x != x ? x : fminf(fmaxf(x, lo), hi); }
+
+__device__ __forceinline__ float apply_unary(int op, float x, float alpha, float beta) {
 	switch (op) {
 	case U_NEG: return -x;
 	case U_EXP: return expf(x);
@@ -55,11 +69,19 @@ __device__ __forceinline__ float apply_unary(int op, float x, float alpha) {
 	case U_MUL_SCALAR: return x * alpha;
 	case U_POW_SCALAR: return alpha == 2.0f ? x * x : powf(x, alpha);
 	case U_SQUARE: return x * x;
+	case U_ABS: return fabsf(x);
+	case U_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
+	case U_GELU_TANH: return gelu_tanh(x);
+	case U_GELU_ERF: return gelu_erf(x);
+	case U_SILU: return x * sigmoid(x);
+	case U_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+	case U_CLAMP: return clamp(x, alpha, beta);
+	case U_SIGN: return sign_of(x);
 	}
 	return CUDART_NAN_F;
 }
 
-__device__ __forceinline__ float apply_binary(int op, float a, float b) {
+__device__ __forceinline__ float apply_binary(int op, float a, float b, float alpha, float beta) {
 	switch (op) {
 	case B_ADD: return a + b;
 	case B_SUB: return a - b;
@@ -71,6 +93,25 @@ __device__ __forceinline__ float apply_binary(int op, float a, float b) {
 	case B_RELU_GRAD: return a > 0.0f ? b : 0.0f;
 	case B_SIGMOID_GRAD: return b * a * (1.0f - a);
 	case B_TANH_GRAD: return b * (1.0f - a * a);
+	case B_GREATER: return a > b ? 1.0f : 0.0f;
+	case B_EQUAL: return a == b ? 1.0f : 0.0f;
+	case B_ABS_GRAD: return b * sign_of(a);
+	case B_LEAKY_RELU_GRAD: return a > 0.0f ? b : alpha * b;
+	case B_GELU_TANH_GRAD: return b * gelu_tanh_grad(a);
+	case B_GELU_ERF_GRAD: return b * gelu_erf_grad(a);
+	case B_SILU_GRAD: {
+		float s = sigmoid(a);
+		return b * (s * (1.0f + a * (1.0f - s)));
+	}
+	case B_SOFTPLUS_GRAD: return a > 20.0f ? b : b * sigmoid(a);
+	case B_CLAMP_GRAD: return (a >= alpha && a <= beta) ? b : 0.0f;
+	}
+	return CUDART_NAN_F;
+}
+
+__device__ __forceinline__ float apply_ternary(int op, float a, float b, float c) {
+	switch (op) {
+	case T_WHERE: return a != 0.0f ? b : c;
 	}
 	return CUDART_NAN_F;
 }
@@ -135,18 +176,18 @@ extern "C" __global__ void copy_walk_f32(float* dst, const float* x, long long n
 		copy_walk<unsigned>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
 }
 
-// unary_f32: dst[i] = op(x[i], alpha) for i < n; dst may be x.
-extern "C" __global__ void unary_f32(int op, float* dst, const float* x, long long n, float alpha) {
+// unary_f32: dst[i] = op(x[i], alpha, beta) for i < n; dst may be x.
+extern "C" __global__ void unary_f32(int op, float* dst, const float* x, long long n, float alpha, float beta) {
 	long long n4 = (aligned16(dst) && aligned16(x)) ? n / 4 : 0;
 	for (long long i = grid_start(); i < n4; i += grid_stride()) {
 		float4 v = reinterpret_cast<const float4*>(x)[i];
-		v.x = apply_unary(op, v.x, alpha);
-		v.y = apply_unary(op, v.y, alpha);
-		v.z = apply_unary(op, v.z, alpha);
-		v.w = apply_unary(op, v.w, alpha);
+		v.x = apply_unary(op, v.x, alpha, beta);
+		v.y = apply_unary(op, v.y, alpha, beta);
+		v.z = apply_unary(op, v.z, alpha, beta);
+		v.w = apply_unary(op, v.w, alpha, beta);
 		reinterpret_cast<float4*>(dst)[i] = v;
 	}
-	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_unary(op, x[i], alpha);
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_unary(op, x[i], alpha, beta);
 }
 
 // binary_f32: dst[i] = op(a[i], b[i]) for i < n, all contiguous; dst may be a or b.

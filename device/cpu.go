@@ -231,3 +231,25 @@ func cpuSize(op cpuOp, dims ...int) (int, error) {
 	}
 	return p, nil
 }
+
+// cpuBuf returns the values of the CPU buffer b, whose size a shared check
+// has validated, or an error naming op and the argument when b is not a
+// live CPU buffer.
+func cpuBuf(op cpuOp, arg string, b Buffer) ([]float32, error) {
+	cb, ok := b.(*CPUBuffer)
+	switch {
+	case !ok:
+		return nil, op.errorf("%s is a %T, not a cpu buffer", arg, b)
+	case cb.freed:
+		return nil, op.errorf("%s was freed", arg)
+	}
+	return cb.data, nil
+}
+
+// cpuErr prefixes an error of a shared check with the backend's name.
+func cpuErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("device: cpu %w", err)
+}

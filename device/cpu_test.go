@@ -95,28 +95,41 @@ func TestFillAndCopyInOut(t *testing.T) {
 	})
 }
 
-// walkRef evaluates f over w in float64, reading a and b at w's strides.
+// walkRef evaluates f over w in float64, reading a and b at w's offsets
+// and strides (and a with w's padding).
 func walkRef(w device.Walk, a, b []float32, f func(x, y float64) float64) []float32 {
-	out := make([]float32, 0, w.N())
-	for i0 := range w.Shape[0] {
-		for i1 := range w.Shape[1] {
-			for i2 := range w.Shape[2] {
-				for i3 := range w.Shape[3] {
-					ia := i0*w.A[0] + i1*w.A[1] + i2*w.A[2] + i3*w.A[3]
-					ib := i0*w.B[0] + i1*w.B[1] + i2*w.B[2] + i3*w.B[3]
-					y := 0.0
-					if b != nil {
-						y = f64(b[ib])
-					}
-					out = append(out, float32(f(f64(a[ia]), y)))
-				}
-			}
+	n := w.N()
+	out := make([]float32, 0, n)
+	for i := range n {
+		var idx [device.MaxDims]int
+		r := i
+		for d := device.MaxDims - 1; d >= 0; d-- {
+			idx[d] = r % w.Shape[d]
+			r /= w.Shape[d]
 		}
+		ia, ib, inside := w.OffA, w.OffB, true
+		for d := range device.MaxDims {
+			lo := 0
+			if w.Pad {
+				lo = w.Lo[d]
+				inside = inside && idx[d] >= w.Lo[d] && idx[d] < w.Hi[d]
+			}
+			ia += (idx[d] - lo) * w.A[d]
+			ib += idx[d] * w.B[d]
+		}
+		if !inside {
+			out = append(out, w.Fill)
+			continue
+		}
+		y := 0.0
+		if b != nil {
+			y = f64(b[ib])
+		}
+		out = append(out, float32(f(f64(a[ia]), y)))
 	}
 	return out
 }
 
-// walkCase is a walk with the lengths of the inputs it reads.
 type walkCase struct {
 	name   string
 	w      device.Walk
@@ -217,11 +230,11 @@ func TestUnary(t *testing.T) {
 				}
 				xb := newBufs(t, d, x)[0]
 				dst := scratch(t, d, n)
-				must(t, d.Unary(c.op, dst, xb, n, c.alpha))
+				must(t, d.Unary(c.op, dst, xb, n, c.alpha, 0))
 				name := fmt.Sprintf("%v(alpha %v) n=%d", c.op, c.alpha, n)
 				testutil.AllClose(t, name, testutil.Download(t, d, dst, n), want, atol, rtol)
 				// In place.
-				must(t, d.Unary(c.op, xb, xb, n, c.alpha))
+				must(t, d.Unary(c.op, xb, xb, n, c.alpha, 0))
 				testutil.AllClose(t, name+" in place", testutil.Download(t, d, xb, n), want, atol, rtol)
 			}
 		}
@@ -259,7 +272,7 @@ func TestBinary(t *testing.T) {
 				want := walkRef(wc.w, a, b, c.ref)
 				bufs := newBufs(t, d, append(a, 1), append(b, 1))
 				dst := scratch(t, d, wc.w.N())
-				must(t, d.Binary(c.op, dst, bufs[0], bufs[1], wc.w))
+				must(t, d.Binary(c.op, dst, bufs[0], bufs[1], wc.w, 0, 0))
 				name := fmt.Sprintf("%v %s", c.op, wc.name)
 				testutil.AllClose(t, name, testutil.Download(t, d, dst, wc.w.N()), want, atol, rtol)
 			}
@@ -770,15 +783,15 @@ func TestErrors(t *testing.T) {
 			{"copy small dst", func() error { return d.Copy(small, b, cw) }},
 			{"copy small src", func() error { return d.Copy(b, small, cw) }},
 			{"copy foreign", func() error { return d.Copy(b, alien, cw) }},
-			{"unary small", func() error { return d.Unary(device.Exp, small, b, 64, 0) }},
-			{"unary unknown", func() error { return d.Unary(device.UnaryOp(99), b, b2, 64, 0) }},
-			{"unary foreign", func() error { return d.Unary(device.Exp, alien, b, 64, 0) }},
-			{"binary small b", func() error { return d.Binary(device.Add, b, b2, small, cw) }},
+			{"unary small", func() error { return d.Unary(device.Exp, small, b, 64, 0, 0) }},
+			{"unary unknown", func() error { return d.Unary(device.UnaryOp(99), b, b2, 64, 0, 0) }},
+			{"unary foreign", func() error { return d.Unary(device.Exp, alien, b, 64, 0, 0) }},
+			{"binary small b", func() error { return d.Binary(device.Add, b, b2, small, cw, 0, 0) }},
 			{"binary walk too wide", func() error {
-				return d.Binary(device.Add, b, b2, b, device.Walk{Shape: sh(8, 8), A: st(8, 1), B: st(9, 1)})
+				return d.Binary(device.Add, b, b2, b, device.Walk{Shape: sh(8, 8), A: st(8, 1), B: st(9, 1)}, 0, 0)
 			}},
-			{"binary unknown", func() error { return d.Binary(device.BinaryOp(-1), b, b2, b, cw) }},
-			{"binary foreign", func() error { return d.Binary(device.Add, b, alien, b2, cw) }},
+			{"binary unknown", func() error { return d.Binary(device.BinaryOp(-1), b, b2, b, cw, 0, 0) }},
+			{"binary foreign", func() error { return d.Binary(device.Add, b, alien, b2, cw, 0, 0) }},
 			{"reduce small", func() error { return d.Reduce(device.Sum, b, small, 1, 64, 1) }},
 			{"reduce unknown", func() error { return d.Reduce(device.ReduceOp(7), b, b2, 1, 64, 1) }},
 			{"reduce foreign", func() error { return d.Reduce(device.Sum, alien, b, 1, 64, 1) }},
@@ -842,9 +855,9 @@ func TestCPUErrorMessages(t *testing.T) {
 		{c.MatMul(small, b, b, 3, 4, 4, false, false, false), "device: cpu matmul: dst has 10 values, need 12"},
 		{c.MatMul(b, foreign{12}, b, 3, 4, 3, false, false, false), "device: cpu matmul: a is a device_test.foreign, not a cpu buffer"},
 		{c.MatMul(b, b, b, 2, 2, 2, false, false, false), "device: cpu matmul: dst must not be an input"},
-		{c.Unary(device.Exp, nil, b, 1, 0), "device: cpu unary exp: dst is nil"},
-		{c.Unary(device.UnaryOp(99), b, b, 1, 0), "device: cpu unary: unknown op UnaryOp(99)"},
-		{c.Binary(device.Mul, b, b, freed, device.Contiguous(12)), "device: cpu binary mul: b was freed"},
+		{c.Unary(device.Exp, nil, b, 1, 0, 0), "device: cpu unary exp: dst is nil"},
+		{c.Unary(device.UnaryOp(99), b, b, 1, 0, 0), "device: cpu unary: unknown op UnaryOp(99)"},
+		{c.Binary(device.Mul, b, b, freed, device.Contiguous(12), 0, 0), "device: cpu binary mul: b was freed"},
 		{c.Reduce(device.ArgMax, b, b, 2, 0, 3), "device: cpu reduce argmax: empty reduction axis"},
 		{c.Gather(b, b, small, 2, 3), "device: cpu gather: index -12345"},
 		{c.Copy(b, b, device.Walk{Shape: sh(2, 2), A: st(-1, 1)}), "device: cpu copy: negative stride"},
@@ -964,9 +977,9 @@ func TestReluSpecialValues(t *testing.T) {
 		n := len(x)
 		bufs := newBufs(t, d, x, make([]float32, n), make([]float32, n))
 		must(t, d.Fill(bufs[1], n, 3))
-		must(t, d.Unary(device.Relu, bufs[2], bufs[0], n, 0))
+		must(t, d.Unary(device.Relu, bufs[2], bufs[0], n, 0, 0))
 		testutil.AllClose(t, "relu", testutil.Download(t, d, bufs[2], n), wantRelu, 0, 0)
-		must(t, d.Binary(device.ReluGrad, bufs[2], bufs[0], bufs[1], device.Contiguous(n)))
+		must(t, d.Binary(device.ReluGrad, bufs[2], bufs[0], bufs[1], device.Contiguous(n), 0, 0))
 		testutil.AllClose(t, "relu_grad", testutil.Download(t, d, bufs[2], n), wantGrad, 0, 0)
 	}
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) { check(t, d, x, wantRelu, wantGrad) })

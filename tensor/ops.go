@@ -69,37 +69,12 @@ func stridesInto(s []int, in, out []int) []int {
 	return s
 }
 
-// makeWalk collapses an iteration over shape, with the given input strides,
-// into a device.Walk: size-1 axes are dropped and neighbouring axes merged
-// where every input walks them as one.
+// makeWalk returns the device walk over shape with the given input
+// strides (device.MakeWalk), panicking with an *Error naming op when the
+// shape needs more axes than a walk has.
 func makeWalk(op string, shape []int, strides ...[]int) device.Walk {
-	type axis struct{ n, a, b int }
-	axes := make([]axis, 0, 2*device.MaxDims)
-	for i, d := range shape {
-		if d == 1 {
-			continue
-		}
-		ax := axis{n: d, a: strides[0][i]}
-		if len(strides) > 1 {
-			ax.b = strides[1][i]
-		}
-		if k := len(axes) - 1; k >= 0 {
-			p := axes[k]
-			if p.a == ax.a*ax.n && p.b == ax.b*ax.n {
-				axes[k] = axis{n: p.n * ax.n, a: ax.a, b: ax.b}
-				continue
-			}
-		}
-		axes = append(axes, ax)
-	}
-	if len(axes) > device.MaxDims {
-		check(op, fmt.Errorf("tensor: walk of %d axes after collapsing exceeds %d", len(axes), device.MaxDims), shape)
-	}
-	w := device.Walk{Shape: [device.MaxDims]int{1, 1, 1, 1}}
-	off := device.MaxDims - len(axes)
-	for i, ax := range axes {
-		w.Shape[off+i], w.A[off+i], w.B[off+i] = ax.n, ax.a, ax.b
-	}
+	w, err := device.MakeWalk(shape, strides...)
+	check(op, err, shape)
 	return w
 }
 
@@ -116,7 +91,7 @@ func Binary(op device.BinaryOp, a, b *Tensor) *Tensor {
 	shape := broadcastShape(name, a.shape, b.shape)
 	out := New(a.dev, shape...)
 	w := makeWalk(name, shape, stridesFor(a.shape, shape), stridesFor(b.shape, shape))
-	check(name, a.dev.Binary(op, out.st.buf, a.Buffer(), b.Buffer(), w), a.shape, b.shape)
+	check(name, a.dev.Binary(op, out.st.buf, a.Buffer(), b.Buffer(), w, 0, 0), a.shape, b.shape)
 	return out
 }
 
@@ -132,7 +107,7 @@ func BinaryInto(op device.BinaryOp, dst, a, b *Tensor) {
 		fail(name, ErrShape, a.shape, b.shape, dst.shape)
 	}
 	w := makeWalk(name, shape, stridesInto(sa[:0], a.shape, shape), stridesInto(sb[:0], b.shape, shape))
-	check(name, a.dev.Binary(op, dst.Buffer(), a.Buffer(), b.Buffer(), w), a.shape, b.shape)
+	check(name, a.dev.Binary(op, dst.Buffer(), a.Buffer(), b.Buffer(), w, 0, 0), a.shape, b.shape)
 }
 
 // Add returns a + b.
@@ -153,28 +128,26 @@ func Pow(a, b *Tensor) *Tensor { return Binary(device.Pow, a, b) }
 // Maximum returns the elementwise max of a and b.
 func Maximum(a, b *Tensor) *Tensor { return Binary(device.Max, a, b) }
 
-// AddInPlace adds src, broadcast to t's shape, into t.
+// AddInPlace adds src, broadcast to t's shape, into t. src must broadcast
+// to exactly t's shape: equal element counts in other shapes are an error.
 func (t *Tensor) AddInPlace(src *Tensor) {
 	sameDevice("add in place", t, src)
 	if slices.Equal(t.shape, src.shape) {
-		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len())), t.shape, src.shape)
+		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len()), 0, 0), t.shape, src.shape)
 		return
 	}
-	if !slices.Equal(broadcastShape("add in place", t.shape, src.shape), t.shape) && t.Len() != src.Len() {
+	var sh, sa, sb [2 * device.MaxDims]int
+	if !slices.Equal(broadcastInto(sh[:0], "add in place", t.shape, src.shape), t.shape) {
 		fail("add in place", ErrShape, t.shape, src.shape)
 	}
-	if t.Len() == src.Len() {
-		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len())), t.shape, src.shape)
-		return
-	}
-	w := makeWalk("add in place", t.shape, stridesFor(t.shape, t.shape), stridesFor(src.shape, t.shape))
-	check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), w), t.shape, src.shape)
+	w := makeWalk("add in place", t.shape, stridesInto(sa[:0], t.shape, t.shape), stridesInto(sb[:0], src.shape, t.shape))
+	check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), w, 0, 0), t.shape, src.shape)
 }
 
 // Unary applies op elementwise with the scalar alpha.
 func Unary(op device.UnaryOp, x *Tensor, alpha float32) *Tensor {
 	out := New(x.dev, x.shape...)
-	check(op.String(), x.dev.Unary(op, out.st.buf, x.Buffer(), x.Len(), alpha), x.shape)
+	check(op.String(), x.dev.Unary(op, out.st.buf, x.Buffer(), x.Len(), alpha, 0), x.shape)
 	return out
 }
 
@@ -185,7 +158,7 @@ func UnaryInto(op device.UnaryOp, dst, x *Tensor, alpha float32) {
 	if dst.Len() != x.Len() {
 		fail(op.String(), ErrShape, dst.shape, x.shape)
 	}
-	check(op.String(), x.dev.Unary(op, dst.Buffer(), x.Buffer(), x.Len(), alpha), x.shape)
+	check(op.String(), x.dev.Unary(op, dst.Buffer(), x.Buffer(), x.Len(), alpha, 0), x.shape)
 }
 
 // Neg returns -x.
@@ -220,7 +193,7 @@ func PowScalar(x *Tensor, p float32) *Tensor { return Unary(device.PowScalar, x,
 
 // ScaleInPlace multiplies t by s in place.
 func (t *Tensor) ScaleInPlace(s float32) {
-	check("scale in place", t.dev.Unary(device.MulScalar, t.Buffer(), t.Buffer(), t.Len(), s), t.shape)
+	check("scale in place", t.dev.Unary(device.MulScalar, t.Buffer(), t.Buffer(), t.Len(), s, 0), t.shape)
 }
 
 // matDims returns the rows and columns of a 2-D operand after an optional transpose.
