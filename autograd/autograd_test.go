@@ -78,6 +78,7 @@ var binaryShapes = [][][]int{
 	{{7}, {}},              // vector and scalar
 	{{2, 1, 3}, {1, 4, 1}}, // both broadcast
 	{{2, 1, 3, 1, 2}, {3, 2, 1}},
+	{{2, 1, 2, 1, 2, 1}, {1, 2, 1, 2, 1, 2}},
 }
 
 type gradCase struct {

@@ -70,23 +70,23 @@ func addScalarBackward(out *Var, t *temps) { out.in(0).addGrad(out.Grad, t) }
 // MulScalar returns a * s.
 func MulScalar(a *Var, s float32) *Var {
 	out := begin("mul_scalar", mulScalarBackward, a).set(tensor.MulScalar(a.Value, s))
-	out.fn.f = s
+	out.fn.f[0] = s
 	return out
 }
 
 func mulScalarBackward(out *Var, t *temps) {
-	out.in(0).addGrad(t.keep(tensor.MulScalar(out.Grad, out.fn.f)), t)
+	out.in(0).addGrad(t.keep(tensor.MulScalar(out.Grad, out.fn.f[0])), t)
 }
 
 // PowScalar returns a ^ p.
 func PowScalar(a *Var, p float32) *Var {
 	out := begin("pow_scalar", powScalarBackward, a).set(tensor.PowScalar(a.Value, p))
-	out.fn.f = p
+	out.fn.f[0] = p
 	return out
 }
 
 func powScalarBackward(out *Var, t *temps) { // p · a^(p-1)
-	a, p := out.in(0), out.fn.f
+	a, p := out.in(0), out.fn.f[0]
 	d := t.keep(tensor.PowScalar(a.Value, p-1))
 	d.ScaleInPlace(p)
 	a.addGrad(t.keep(tensor.Mul(out.Grad, d)), t)
@@ -198,14 +198,14 @@ func matMulBackward(out *Var, _ *temps) {
 // Sum sums a along axis.
 func Sum(a *Var, axis int, keepDims bool) *Var {
 	out := begin("sum", reduceBackward, a).set(tensor.Sum(a.Value, axis, keepDims))
-	out.fn.f = 1
+	out.fn.f[0] = 1
 	return out.args(axis)
 }
 
 // Mean averages a along axis.
 func Mean(a *Var, axis int, keepDims bool) *Var {
 	out := begin("mean", reduceBackward, a).set(tensor.Mean(a.Value, axis, keepDims))
-	out.fn.f = 1 / float32(a.Value.Dim(axis))
+	out.fn.f[0] = 1 / float32(a.Value.Dim(axis))
 	return out.args(axis)
 }
 
@@ -219,8 +219,8 @@ func reduceBackward(out *Var, t *temps) { // the gradient, broadcast back along 
 	kept := append([]int(nil), shape...)
 	kept[axis] = 1
 	e := t.keep(tensor.Expand(t.keep(out.Grad.Reshape(kept...)), shape...))
-	if out.fn.f != 1 {
-		e.ScaleInPlace(out.fn.f)
+	if out.fn.f[0] != 1 {
+		e.ScaleInPlace(out.fn.f[0])
 	}
 	a.addGrad(e, t)
 }
@@ -228,22 +228,22 @@ func reduceBackward(out *Var, t *temps) { // the gradient, broadcast back along 
 // SumAll sums every element of a into a scalar.
 func SumAll(a *Var) *Var {
 	out := begin("sum", reduceAllBackward, a).set(tensor.SumAll(a.Value))
-	out.fn.f = 1
+	out.fn.f[0] = 1
 	return out
 }
 
 // MeanAll averages every element of a into a scalar.
 func MeanAll(a *Var) *Var {
 	out := begin("mean", reduceAllBackward, a).set(tensor.MeanAll(a.Value))
-	out.fn.f = 1 / float32(a.Value.Len())
+	out.fn.f[0] = 1 / float32(a.Value.Len())
 	return out
 }
 
 func reduceAllBackward(out *Var, t *temps) {
 	a := out.in(0)
 	e := t.keep(tensor.Expand(out.Grad, a.Value.Shape()...))
-	if out.fn.f != 1 {
-		e.ScaleInPlace(out.fn.f)
+	if out.fn.f[0] != 1 {
+		e.ScaleInPlace(out.fn.f[0])
 	}
 	a.addGrad(e, t)
 }

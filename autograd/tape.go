@@ -10,7 +10,7 @@ type node struct {
 	backward func(out *Var, t *temps) // adds out.Grad's contributions to the inputs' gradients
 	saved    [2]*tensor.Tensor        // tensors the backward reads, owned by the node
 	ints     []int                    // integer arguments of the op (axes, flags)
-	f        float32                  // a scalar argument of the op
+	f        [2]float32               // scalar arguments of the op
 
 	inBuf  [3]*Var
 	intBuf [4]int
