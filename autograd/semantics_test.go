@@ -127,5 +127,19 @@ func TestHeldVarIsReleasedNotRecycled(t *testing.T) {
 	if err := tensor.Catch(func() { h.Value.Data() }); err == nil {
 		t.Fatal("reading a released value succeeded")
 	}
+	if err := tensor.Catch(func() { autograd.Detach(h) }); !errors.Is(err, autograd.ErrReleased) {
+		t.Errorf("Detach of a released variable: %v, want ErrReleased", err)
+	}
 	testutil.AllClose(t, "next pass", h2.Value.Data(), []float32{15, 21}, 0, 0)
+	s := autograd.SumAll(h2)
+	loss := autograd.MulScalar(s, 2)
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	if got := loss.Item(); got != 72 {
+		t.Errorf("the root's value after Backward is %v, want 72", got)
+	}
+	if err := tensor.Catch(func() { s.Item() }); !errors.Is(err, autograd.ErrReleased) {
+		t.Errorf("Item of a released intermediate: %v, want ErrReleased", err)
+	}
 }

@@ -2,30 +2,6 @@ package autograd
 
 import "github.com/gograd/gograd/tensor"
 
-// node is how a variable was computed: its operation, its inputs, the
-// function that maps its gradient to theirs, and what that function reads.
-type node struct {
-	op       string
-	in       []*Var
-	backward func(out *Var, t *temps) // adds out.Grad's contributions to the inputs' gradients
-	saved    [2]*tensor.Tensor        // tensors the backward reads, owned by the node
-	ints     []int                    // integer arguments of the op (axes, flags)
-	f        [2]float32               // scalar arguments of the op
-
-	inBuf  [3]*Var
-	intBuf [4]int
-	slots  [numSlots]tensor.Slot // header memory for the node's own tensors
-}
-
-// The slots of a node.
-const (
-	slotValue = iota
-	slotGrad
-	slotSaved0
-	slotSaved1
-	numSlots
-)
-
 // cell is a recorded variable and its node, the unit of a tape's slab.
 type cell struct {
 	v Var
@@ -115,41 +91,6 @@ func (tp *Tape) cell() *cell {
 	*s = (*s)[:len(*s)+1]
 	tp.n++
 	return &(*s)[len(*s)-1]
-}
-
-// begin records the operation op on inputs and returns its output, whose
-// Value the caller sets (see set). The output requires a gradient when an
-// input does, unless its tape is in NoGrad; it belongs to the first tape
-// among the inputs.
-func begin(op string, backward func(*Var, *temps), inputs ...*Var) *Var {
-	var tp *Tape
-	grad := false
-	for _, in := range inputs {
-		if in.released {
-			panic(&tensor.Error{Op: op, Err: ErrReleased})
-		}
-		if tp == nil {
-			tp = in.tape
-		}
-		grad = grad || in.requiresGrad
-	}
-	if tp != nil && tp.noGrad > 0 {
-		grad = false
-	}
-	c := tp.cell()
-	out, n := &c.v, &c.n
-	out.fn, out.tape, out.requiresGrad = n, tp, grad
-	n.op, n.in = op, append(n.inBuf[:0], inputs...)
-	if grad {
-		n.backward = backward
-	}
-	return out
-}
-
-// set makes value the output's value, owned by its node, and returns it.
-func (v *Var) set(value *tensor.Tensor) *Var {
-	v.Value = value
-	return v
 }
 
 // newValue returns a tensor of shape for the op to compute its output

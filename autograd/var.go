@@ -18,22 +18,6 @@ var ErrReleased = errors.New("autograd: use of a variable released at the end of
 // ErrNotScalar is returned by Backward from a value with more than one element.
 var ErrNotScalar = errors.New("autograd: backward needs a scalar output")
 
-// Var is a tensor in a computation graph, with its gradient.
-type Var struct {
-	Value *tensor.Tensor // the value
-	Grad  *tensor.Tensor // the accumulated gradient, nil until Backward reaches it
-	Name  string         // an optional label, shown in graph exports
-
-	fn           *node          // the operation that computed v; nil for a leaf
-	tape         *Tape          // the scope that owns v's buffers, nil for none
-	requiresGrad bool           // gradients flow to v
-	released     bool           // its pass ended: the buffers are gone
-	spare        *tensor.Tensor // a leaf's gradient buffer released by ZeroGrad
-	hook         func(*Var)     // see SetGradHook
-	pending      int            // during Backward: consumers whose backward has not run
-	seen         bool           // during Backward: visited by the sort
-}
-
 // Param returns a trainable leaf: its gradient accumulates across Backward
 // calls until ZeroGrad.
 func Param(t *tensor.Tensor) *Var { return &Var{Value: t, requiresGrad: true} }
@@ -69,7 +53,21 @@ func (v *Var) Inputs() []*Var {
 func (v *Var) Shape() []int { return v.Value.Shape() }
 
 // Item returns the value of a one-element variable.
-func (v *Var) Item() float32 { return v.Value.Item() }
+func (v *Var) Item() float32 {
+	defer v.explainRelease("item")
+	return v.Value.Item()
+}
+
+// explainRelease, deferred, turns the use of a freed value of a released
+// variable into ErrReleased, which says how to keep one.
+func (v *Var) explainRelease(op string) {
+	if r := recover(); r != nil {
+		if e, ok := r.(*tensor.Error); ok && v.released && errors.Is(e, tensor.ErrFreed) {
+			panic(&tensor.Error{Op: op, Err: ErrReleased})
+		}
+		panic(r)
+	}
+}
 
 // ZeroGrad clears v's gradient: Grad becomes nil, as PyTorch's
 // zero_grad(set_to_none=True) leaves it, and the next Backward writes its
@@ -83,7 +81,10 @@ func (v *Var) ZeroGrad() {
 
 // Detach returns a leaf sharing v's value that needs no gradient and
 // belongs to no tape. It stays valid after v's pass ends; Free releases it.
-func Detach(v *Var) *Var { return Const(v.Value.Reshape(v.Value.Shape()...)) }
+func Detach(v *Var) *Var {
+	defer v.explainRelease("detach")
+	return Const(v.Value.Reshape(v.Value.Shape()...))
+}
 
 // Free releases v's value and gradient now, instead of at the end of its
 // pass. v must not be used afterwards.
@@ -106,61 +107,10 @@ func (v *Var) release() {
 	}
 }
 
-// gradDst returns the tensor v's gradient is written into, and whether it
-// already holds a gradient to add to. When it does not, the caller must
-// store into it: its contents are undefined, so that no gradient is ever
-// zero-filled.
-func (v *Var) gradDst() (g *tensor.Tensor, accumulate bool) {
-	switch {
-	case v.Grad != nil:
-		return v.Grad, true
-	case v.fn != nil:
-		v.Grad = v.fn.slots[slotGrad].NewLike(v.Value)
-	default:
-		v.Grad, v.spare = tensor.ReuseLike(v.spare, v.Value), nil
-	}
-	return v.Grad, false
-}
-
-// addGrad adds g, summed over the axes that broadcast v's shape to g's,
-// into v's gradient. g stays the caller's: a gradient is never a view of
-// another tensor.
-func (v *Var) addGrad(g *tensor.Tensor, t *temps) {
-	if !v.requiresGrad {
-		return
-	}
-	if !tensor.SameShape(g, v.Value) {
-		g = t.keep(tensor.SumTo(g, v.Value.Shape()))
-	}
-	if dst, acc := v.gradDst(); acc {
-		dst.AddInPlace(g)
-	} else {
-		tensor.CopyInto(dst, g)
-	}
-}
-
 // addMatMul adds op(a) · op(b) to v's gradient.
 func (v *Var) addMatMul(a, b *tensor.Tensor, transA, transB bool) {
 	if v.requiresGrad {
 		g, acc := v.gradDst()
 		tensor.MatMulInto(g, a, b, transA, transB, acc)
 	}
-}
-
-// temps holds the temporaries of one backward step, freed together after it.
-type temps struct{ ts []*tensor.Tensor }
-
-// keep registers x to be freed after the current backward step, and returns it.
-func (t *temps) keep(x *tensor.Tensor) *tensor.Tensor {
-	t.ts = append(t.ts, x)
-	return x
-}
-
-// free releases every registered temporary.
-func (t *temps) free() {
-	for i, x := range t.ts {
-		x.Free()
-		t.ts[i] = nil
-	}
-	t.ts = t.ts[:0]
 }
