@@ -132,8 +132,12 @@ func (v *Var) backward(retain bool) (err error) {
 		for _, n := range w.order {
 			n.seen, n.pending = false, 0
 		}
+		for _, f := range w.stack { // left by a sort that failed
+			f.v.seen, f.v.pending = false, 0
+		}
 		clear(w.order)
-		w.order = w.order[:0]
+		clear(w.stack)
+		w.order, w.stack = w.order[:0], w.stack[:0]
 		if r := recover(); r != nil {
 			e, ok := r.(*tensor.Error)
 			if !ok {

@@ -143,3 +143,26 @@ func TestHeldVarIsReleasedNotRecycled(t *testing.T) {
 		t.Errorf("Item of a released intermediate: %v, want ErrReleased", err)
 	}
 }
+
+// Backward through a graph one of whose intermediates another scope
+// released fails with ErrReleased and leaves the leaves ready for the
+// next Backward.
+func TestBackwardThroughReleasedIntermediate(t *testing.T) {
+	d := device.NewCPU(1)
+	ta, tb := autograd.NewTape(), autograd.NewTape()
+	defer tb.Free()
+	x := ta.Var(tensor.FromSlice(d, []float32{1, 2}), true)
+	y := tb.Var(tensor.FromSlice(d, []float32{3, 4}), true)
+	a := autograd.Exp(x)       // on ta
+	b := autograd.Mul(y, a)    // on tb, y's tape
+	ta.Free()                  // releases a, not b
+	loss := autograd.SumAll(b) // on tb
+	if err := loss.Backward(); !errors.Is(err, autograd.ErrReleased) {
+		t.Fatalf("Backward through a released intermediate: %v, want ErrReleased", err)
+	}
+	l2 := autograd.SumAll(autograd.Mul(y, y))
+	if err := l2.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AllClose(t, "dl2/dy", y.Grad.Data(), []float32{6, 8}, 0, 0)
+}
