@@ -19,6 +19,10 @@ type cell struct {
 // a later pass's numbers. The buffers come from the device's allocator,
 // whose pool makes the next pass reuse them; headers live in the slab, so a
 // pass of the same shape as the previous one allocates one object.
+//
+// Backward from one root ends the pass for the whole tape: to run Backward
+// from several roots of one pass, add them up first, or use BackwardRetain
+// for all but the last.
 type Tape struct {
 	slabs  [][]cell // the current pass's nodes
 	n      int      // nodes recorded in the current pass
@@ -39,8 +43,10 @@ func (tp *Tape) Var(t *tensor.Tensor, requiresGrad bool) *Var {
 	return &Var{Value: t, tape: tp, requiresGrad: requiresGrad}
 }
 
-// NoGrad runs fn without recording gradients for operations on the tape:
-// the values computed inside need none. They are still released by Free.
+// NoGrad runs fn without recording gradients for operations on the tape
+// (those with an input on it): the values computed inside need none. They
+// are still released by Free. Operations on inputs of no tape, parameters
+// alone, record as usual.
 func (tp *Tape) NoGrad(fn func()) {
 	tp.noGrad++
 	defer func() { tp.noGrad-- }()
