@@ -28,7 +28,7 @@ func composedAct(v *autograd.Var, act device.Activation) *autograd.Var {
 
 // TestLinearActMatchesComposed checks LinearAct against Linear followed by
 // the activation op: the outputs and every gradient, over several passes on
-// one tape, as a training loop runs them (the tape then reuses its nodes).
+// one tape, as a training loop runs them.
 func TestLinearActMatchesComposed(t *testing.T) {
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		for _, act := range []device.Activation{device.Identity, device.ActRelu, device.ActSigmoid, device.ActTanh} {
