@@ -125,18 +125,26 @@ __device__ __forceinline__ float activate(int act, float x) {
 	return x;
 }
 
-// walk_offset maps the flat output index i of a 4-D shape [_, s1, s2, s3] to
-// the element offset at strides t0..t3. I is unsigned or unsigned long long:
-// the launcher picks 32 bits when every offset fits, which makes the three
-// divisions much cheaper.
+// Walks: an iteration over a row-major output of up to 6 axes [_, s1..s5],
+// of which the last nd are used (the launcher drops leading unit axes).
+// walk_index splits the flat output index i into idx[6 - nd .. 5]. I is
+// unsigned or unsigned long long: the launcher picks 32 bits when every
+// offset fits, which makes the divisions much cheaper.
+#define WALK_DIMS 6 // device.MaxDims
 template <typename I>
-__device__ __forceinline__ I walk_offset(I i, I s1, I s2, I s3, I t0, I t1, I t2, I t3) {
-	I i3 = i % s3;
-	i /= s3;
-	I i2 = i % s2;
-	i /= s2;
-	I i1 = i % s1;
-	return (i / s1) * t0 + i1 * t1 + i2 * t2 + i3 * t3;
+__device__ __forceinline__ void walk_index(I i, int nd, const I* s, I* idx) {
+	for (int d = WALK_DIMS - 1; d > WALK_DIMS - nd; d--) {
+		idx[d] = i % s[d];
+		i /= s[d];
+	}
+	idx[WALK_DIMS - nd] = i;
+}
+
+// walk_dot is off + Σ idx[d]*t[d] over the last nd axes.
+template <typename I>
+__device__ __forceinline__ I walk_dot(int nd, const I* idx, I off, const I* t) {
+	for (int d = WALK_DIMS - nd; d < WALK_DIMS; d++) off += idx[d] * t[d];
+	return off;
 }
 
 // report_fault records a bad index v at row of the kernel tagged tag in the
@@ -160,20 +168,52 @@ extern "C" __global__ void fill_f32(float* dst, long long n, float v) {
 }
 
 template <typename I>
-__device__ __forceinline__ void copy_walk(float* dst, const float* x, I n, I s1, I s2, I s3, I a0, I a1, I a2, I a3) {
-	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x)
-		dst[i] = x[walk_offset<I>(i, s1, s2, s3, a0, a1, a2, a3)];
+__device__ __forceinline__ void copy_walk(float* dst, const float* x, I n, int nd, const I* s, I offa, const I* ta,
+                                          I offd, const I* td, int dstrided, int pad, const I* lo, const I* hi,
+                                          float fill) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+		I idx[WALK_DIMS];
+		walk_index<I>(i, nd, s, idx);
+		float v;
+		bool inside = true;
+		if (pad)
+			for (int d = WALK_DIMS - nd; d < WALK_DIMS; d++) inside = inside && idx[d] >= lo[d] && idx[d] < hi[d];
+		if (inside) {
+			I o = offa;
+			for (int d = WALK_DIMS - nd; d < WALK_DIMS; d++) o += (idx[d] - (pad ? lo[d] : 0)) * ta[d];
+			v = x[o];
+		} else {
+			v = fill;
+		}
+		dst[dstrided ? walk_dot<I>(nd, idx, offd, td) : offd + i] = v;
+	}
 }
 
-// copy_walk_f32: dst[i0,i1,i2,i3] = x[i0*a0 + i1*a1 + i2*a2 + i3*a3] over the
-// shape [n/(s1*s2*s3), s1, s2, s3]; wide selects 64-bit index arithmetic.
-extern "C" __global__ void copy_walk_f32(float* dst, const float* x, long long n, long long s1, long long s2,
-                                         long long s3, long long a0, long long a1, long long a2, long long a3,
-                                         int wide) {
-	if (wide)
-		copy_walk<unsigned long long>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
-	else
-		copy_walk<unsigned>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
+// copy_walk_f32: dst[offd + Σ i_d*d_d] (or dst[offd + i] unless dstrided) =
+// x[offa + Σ (i_d - lo_d)*a_d] over the shape [n/(s1*...*s5), s1, ..., s5],
+// and fill where pad is set and some i_d lies outside [lo_d, hi_d). wide
+// selects 64-bit index arithmetic.
+extern "C" __global__ void copy_walk_f32(float* dst, const float* x, long long n, int nd, long long s1, long long s2,
+                                         long long s3, long long s4, long long s5, long long offa, long long a0,
+                                         long long a1, long long a2, long long a3, long long a4, long long a5,
+                                         long long offd, long long d0, long long d1, long long d2, long long d3,
+                                         long long d4, long long d5, int dstrided, int pad, long long lo0,
+                                         long long lo1, long long lo2, long long lo3, long long lo4, long long lo5,
+                                         long long hi0, long long hi1, long long hi2, long long hi3, long long hi4,
+                                         long long hi5, float fill, int wide) {
+	if (wide) {
+		typedef unsigned long long I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5}, ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5};
+		I td[6] = {(I)d0, (I)d1, (I)d2, (I)d3, (I)d4, (I)d5};
+		I lo[6] = {(I)lo0, (I)lo1, (I)lo2, (I)lo3, (I)lo4, (I)lo5}, hi[6] = {(I)hi0, (I)hi1, (I)hi2, (I)hi3, (I)hi4, (I)hi5};
+		copy_walk<I>(dst, x, n, nd, s, offa, ta, offd, td, dstrided, pad, lo, hi, fill);
+	} else {
+		typedef unsigned I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5}, ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5};
+		I td[6] = {(I)d0, (I)d1, (I)d2, (I)d3, (I)d4, (I)d5};
+		I lo[6] = {(I)lo0, (I)lo1, (I)lo2, (I)lo3, (I)lo4, (I)lo5}, hi[6] = {(I)hi0, (I)hi1, (I)hi2, (I)hi3, (I)hi4, (I)hi5};
+		copy_walk<I>(dst, x, (I)n, nd, s, (I)offa, ta, (I)offd, td, dstrided, pad, lo, hi, fill);
+	}
 }
 
 // unary_f32: dst[i] = op(x[i], alpha, beta) for i < n; dst may be x.
@@ -190,39 +230,90 @@ extern "C" __global__ void unary_f32(int op, float* dst, const float* x, long lo
 	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_unary(op, x[i], alpha, beta);
 }
 
-// binary_f32: dst[i] = op(a[i], b[i]) for i < n, all contiguous; dst may be a or b.
-extern "C" __global__ void binary_f32(int op, float* dst, const float* a, const float* b, long long n) {
+// binary_f32: dst[i] = op(a[i], b[i], alpha, beta) for i < n, all contiguous;
+// dst may be a or b.
+extern "C" __global__ void binary_f32(int op, float* dst, const float* a, const float* b, long long n, float alpha,
+                                      float beta) {
 	long long n4 = (aligned16(dst) && aligned16(a) && aligned16(b)) ? n / 4 : 0;
 	for (long long i = grid_start(); i < n4; i += grid_stride()) {
 		float4 u = reinterpret_cast<const float4*>(a)[i];
 		float4 v = reinterpret_cast<const float4*>(b)[i];
-		u.x = apply_binary(op, u.x, v.x);
-		u.y = apply_binary(op, u.y, v.y);
-		u.z = apply_binary(op, u.z, v.z);
-		u.w = apply_binary(op, u.w, v.w);
+		u.x = apply_binary(op, u.x, v.x, alpha, beta);
+		u.y = apply_binary(op, u.y, v.y, alpha, beta);
+		u.z = apply_binary(op, u.z, v.z, alpha, beta);
+		u.w = apply_binary(op, u.w, v.w, alpha, beta);
 		reinterpret_cast<float4*>(dst)[i] = u;
 	}
-	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_binary(op, a[i], b[i]);
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_binary(op, a[i], b[i], alpha, beta);
 }
 
 template <typename I>
-__device__ __forceinline__ void binary_walk(int op, float* dst, const float* a, const float* b, I n, I s1, I s2, I s3,
-                                            I a0, I a1, I a2, I a3, I b0, I b1, I b2, I b3) {
-	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x)
-		dst[i] = apply_binary(op, a[walk_offset<I>(i, s1, s2, s3, a0, a1, a2, a3)],
-		                      b[walk_offset<I>(i, s1, s2, s3, b0, b1, b2, b3)]);
+__device__ __forceinline__ void binary_walk(int op, float* dst, const float* a, const float* b, I n, int nd,
+                                            const I* s, I offa, const I* ta, I offb, const I* tb, float alpha,
+                                            float beta) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+		I idx[WALK_DIMS];
+		walk_index<I>(i, nd, s, idx);
+		dst[i] = apply_binary(op, a[walk_dot<I>(nd, idx, offa, ta)], b[walk_dot<I>(nd, idx, offb, tb)], alpha, beta);
+	}
 }
 
-// binary_walk_f32: dst[i] = op(a[walk at strides a*], b[walk at strides b*])
-// over the shape [n/(s1*s2*s3), s1, s2, s3] (stride 0 broadcasts an axis).
-extern "C" __global__ void binary_walk_f32(int op, float* dst, const float* a, const float* b, long long n,
-                                           long long s1, long long s2, long long s3, long long a0, long long a1,
-                                           long long a2, long long a3, long long b0, long long b1, long long b2,
-                                           long long b3, int wide) {
-	if (wide)
-		binary_walk<unsigned long long>(op, dst, a, b, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3);
-	else
-		binary_walk<unsigned>(op, dst, a, b, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3);
+// binary_walk_f32: dst[i] = op(a[offa + Σ i_d*a_d], b[offb + Σ i_d*b_d],
+// alpha, beta) over the shape [n/(s1*...*s5), s1, ..., s5] (stride 0
+// broadcasts an axis).
+extern "C" __global__ void binary_walk_f32(int op, float* dst, const float* a, const float* b, long long n, int nd,
+                                           long long s1, long long s2, long long s3, long long s4, long long s5,
+                                           long long offa, long long a0, long long a1, long long a2, long long a3,
+                                           long long a4, long long a5, long long offb, long long b0, long long b1,
+                                           long long b2, long long b3, long long b4, long long b5, float alpha,
+                                           float beta, int wide) {
+	if (wide) {
+		typedef unsigned long long I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		binary_walk<I>(op, dst, a, b, n, nd, s, offa, ta, offb, tb, alpha, beta);
+	} else {
+		typedef unsigned I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		binary_walk<I>(op, dst, a, b, (I)n, nd, s, (I)offa, ta, (I)offb, tb, alpha, beta);
+	}
+}
+
+template <typename I>
+__device__ __forceinline__ void ternary_walk(int op, float* dst, const float* a, const float* b, const float* c, I n,
+                                             int nd, const I* s, I offa, const I* ta, I offb, const I* tb, I offc,
+                                             const I* tc) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+		I idx[WALK_DIMS];
+		walk_index<I>(i, nd, s, idx);
+		dst[i] = apply_ternary(op, a[walk_dot<I>(nd, idx, offa, ta)], b[walk_dot<I>(nd, idx, offb, tb)],
+		                       c[walk_dot<I>(nd, idx, offc, tc)]);
+	}
+}
+
+// ternary_walk_f32: dst[i] = op(a[...], b[...], c[...]), each read as
+// binary_walk_f32 reads a and b.
+extern "C" __global__ void ternary_walk_f32(int op, float* dst, const float* a, const float* b, const float* c,
+                                            long long n, int nd, long long s1, long long s2, long long s3,
+                                            long long s4, long long s5, long long offa, long long a0, long long a1,
+                                            long long a2, long long a3, long long a4, long long a5, long long offb,
+                                            long long b0, long long b1, long long b2, long long b3, long long b4,
+                                            long long b5, long long offc, long long c0, long long c1, long long c2,
+                                            long long c3, long long c4, long long c5, int wide) {
+	if (wide) {
+		typedef unsigned long long I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		I tc[6] = {(I)c0, (I)c1, (I)c2, (I)c3, (I)c4, (I)c5};
+		ternary_walk<I>(op, dst, a, b, c, n, nd, s, offa, ta, offb, tb, offc, tc);
+	} else {
+		typedef unsigned I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		I tc[6] = {(I)c0, (I)c1, (I)c2, (I)c3, (I)c4, (I)c5};
+		ternary_walk<I>(op, dst, a, b, c, (I)n, nd, s, (I)offa, ta, (I)offb, tb, (I)offc, tc);
+	}
 }
 
 // ---------------------------------------------------------------------------

@@ -15,15 +15,10 @@ import (
 // CUDABuilt reports whether this binary was built with the cuda tag.
 const CUDABuilt = true
 
-// The kernels know exactly the ops of this package, by value: each line
-// fails to compile (a negative constant converted to uint) when a count
-// differs.
-const (
-	_ = uint(numUnary-cuda.NumUnaryOps) + uint(cuda.NumUnaryOps-numUnary)
-	_ = uint(numBinary-cuda.NumBinaryOps) + uint(cuda.NumBinaryOps-numBinary)
-	_ = uint(numReduce-cuda.NumReduceOps) + uint(cuda.NumReduceOps-numReduce)
-	_ = uint(ActTanh+1-cuda.NumActivations) + uint(cuda.NumActivations-ActTanh-1)
-)
+// The kernels know the ops of this package by value: cuda/ops.h is
+// generated from the op table (go generate), and internal/opsgen's tests
+// fail when it or kernels.cu falls behind.
+const _ = uint(cuda.MaxDims-MaxDims) + uint(MaxDims-cuda.MaxDims) // fails to compile unless equal
 
 // CUDA runs every operation on an NVIDIA GPU, with the kernels of
 // kernels.cu; nothing falls back to the host. Work is queued asynchronously
@@ -229,115 +224,147 @@ func (c *CUDA) Sync() error {
 	return nil
 }
 
-// cudaWalk validates w and returns it collapsed (Walk.Collapse), with its
-// element count and the number of values a and b must hold.
-func cudaWalk(op string, w Walk) (Walk, int, [2]int, error) {
-	n, err := cudaSize(op, w.Shape[:]...)
-	if err != nil {
-		return w, 0, [2]int{}, err
+// buf returns the pointer of the CUDA buffer b, whose size a shared check
+// has validated, or an error when b is not a live buffer of this device.
+func (c *CUDA) buf(op opName, arg string, b Buffer) (cuda.Ptr, error) {
+	cb, ok := b.(*CUDABuffer)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("device: cuda %v: %s is a %T, not a cuda buffer", op, arg, b)
+	case cb.dev != c:
+		return 0, fmt.Errorf("device: cuda %v: %s belongs to another cuda device", op, arg)
 	}
-	for d := range MaxDims {
-		if w.A[d] < 0 || w.B[d] < 0 {
-			return w, 0, [2]int{}, fmt.Errorf("device: cuda %s: negative stride in walk %v", op, w)
-		}
+	c.mu.Lock()
+	freed := cb.freed
+	c.mu.Unlock()
+	if freed {
+		return 0, fmt.Errorf("device: cuda %v: %s was freed", op, arg)
 	}
-	if n == 0 {
-		return w, 0, [2]int{}, nil
+	return cb.ptr, nil
+}
+
+// cudaErr prefixes an error of a shared check with the backend's name.
+func cudaErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	var spans [2]int
-	for i, st := range [2][MaxDims]int{w.A, w.B} {
-		last := 0
-		for d := range MaxDims {
-			if st[d] != 0 && w.Shape[d]-1 > (math.MaxInt-1-last)/st[d] {
-				return w, 0, [2]int{}, fmt.Errorf("device: cuda %s: walk %v overflows int", op, w)
-			}
-			last += (w.Shape[d] - 1) * st[d]
-		}
-		spans[i] = last + 1
-	}
-	return w.Collapse(), n, spans, nil
+	return fmt.Errorf("device: cuda %w", err)
+}
+
+// isNilBackend reports whether b is a typed nil of a backend's buffer.
+func isNilBackend(b Buffer) bool {
+	cb, ok := b.(*CUDABuffer)
+	return ok && cb == nil
+}
+
+// cudaWalk converts a collapsed walk for the kernels.
+func cudaWalk(w *Walk) cuda.Walk {
+	return cuda.Walk{Shape: w.Shape, Off: [3]int{w.OffA, w.OffB, w.OffC}, Strides: [3][MaxDims]int{w.A, w.B, w.C},
+		DstOff: w.OffD, DstStrides: w.D, Pad: w.Pad, Lo: w.Lo, Hi: w.Hi, Fill: w.Fill}
 }
 
 // flat reports whether the collapsed walk w of n elements reads operand
-// strides s contiguously from offset 0.
-func flat(w Walk, s [MaxDims]int, n int) bool {
-	return n == 1 || (w.Shape == [MaxDims]int{1, 1, 1, n} && s[MaxDims-1] == 1)
+// strides s contiguously (from its offset).
+func flat(w *Walk, s [MaxDims]int, n int) bool {
+	return n == 1 || (w.Shape[MaxDims-1] == n && s[MaxDims-1] == 1)
 }
 
-// Copy writes the strided walk of x described by w.Shape and w.A into dst.
+// at is p advanced by off float32 values.
+func at(p cuda.Ptr, off int) cuda.Ptr { return p + cuda.Ptr(4*off) }
+
+// Copy writes the strided walk of x described by w into dst (see Walk).
 func (c *CUDA) Copy(dst, x Buffer, w Walk) error {
-	w.B = w.A
-	cw, n, spans, err := cudaWalk("copy", w)
+	n, err := CheckCopy(dst, x, &w)
+	if err != nil || n == 0 {
+		return cudaErr(err)
+	}
+	name := opName{kind: "copy"}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	d, err := c.ptr("copy", "dst", dst, n)
+	xp, err := c.buf(name, "x", x)
 	if err != nil {
 		return err
 	}
-	xp, err := c.ptr("copy", "x", x, spans[0])
-	if err != nil {
-		return err
+	cw := w.Collapse()
+	if !cw.Pad && cw.D == [MaxDims]int{} && flat(&cw, cw.A, n) {
+		return wrap(c.ctx.CopyDevice(at(d, cw.OffD), at(xp, cw.OffA), n), "copy", w.Shape[:]...)
 	}
-	if n == 0 {
-		return nil
-	}
-	if flat(cw, cw.A, n) {
-		return wrap(c.ctx.CopyDevice(d, xp, n), "copy", w.Shape[:]...)
-	}
-	return wrap(c.ctx.CopyWalk(d, xp, cw.Shape, cw.A), "copy", w.Shape[:]...)
+	k := cudaWalk(&cw)
+	return wrap(c.ctx.CopyWalk(d, xp, &k), "copy", w.Shape[:]...)
 }
 
-// Unary computes dst[i] = op(x[i], alpha) for i < n.
-func (c *CUDA) Unary(op UnaryOp, dst, x Buffer, n int, alpha float32) error {
-	if op < 0 || op >= numUnary {
-		return fmt.Errorf("device: cuda unary: unknown op %v", op)
+// Unary computes dst[i] = op(x[i], alpha, beta) for i < n.
+func (c *CUDA) Unary(op UnaryOp, dst, x Buffer, n int, alpha, beta float32) error {
+	if err := CheckUnary(op, dst, x, n); err != nil {
+		return cudaErr(err)
 	}
-	name := "unary " + op.String()
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
-	}
-	d, err := c.ptr(name, "dst", dst, n)
+	name := opName{"unary", op}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	xp, err := c.ptr(name, "x", x, n)
+	xp, err := c.buf(name, "x", x)
 	if err != nil {
 		return err
 	}
-	return wrap(c.ctx.Unary(int(op), d, xp, n, alpha), name, n)
+	return wrap(c.ctx.Unary(int(op), d, xp, n, alpha, beta), name.String(), n)
 }
 
-// Binary computes dst = op(a, b) elementwise over w.Shape, reading a at
-// strides w.A and b at strides w.B.
-func (c *CUDA) Binary(op BinaryOp, dst, a, b Buffer, w Walk) error {
-	if op < 0 || op >= numBinary {
-		return fmt.Errorf("device: cuda binary: unknown op %v", op)
+// Binary computes dst = op(a, b, alpha, beta) elementwise over w.Shape.
+func (c *CUDA) Binary(op BinaryOp, dst, a, b Buffer, w Walk, alpha, beta float32) error {
+	n, err := CheckBinary(op, dst, a, b, &w)
+	if err != nil || n == 0 {
+		return cudaErr(err)
 	}
-	name := "binary " + op.String()
-	cw, n, spans, err := cudaWalk(name, w)
+	name := opName{"binary", op}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	d, err := c.ptr(name, "dst", dst, n)
+	ap, err := c.buf(name, "a", a)
 	if err != nil {
 		return err
 	}
-	ap, err := c.ptr(name, "a", a, spans[0])
+	bp, err := c.buf(name, "b", b)
 	if err != nil {
 		return err
 	}
-	bp, err := c.ptr(name, "b", b, spans[1])
+	cw := w.Collapse()
+	if flat(&cw, cw.A, n) && flat(&cw, cw.B, n) {
+		return wrap(c.ctx.Binary(int(op), d, at(ap, cw.OffA), at(bp, cw.OffB), n, alpha, beta), name.String(), w.Shape[:]...)
+	}
+	k := cudaWalk(&cw)
+	return wrap(c.ctx.BinaryWalk(int(op), d, ap, bp, &k, alpha, beta), name.String(), w.Shape[:]...)
+}
+
+// Ternary computes dst = op(a, b, x) elementwise over w.Shape.
+func (c *CUDA) Ternary(op TernaryOp, dst, a, b, x Buffer, w Walk) error {
+	n, err := CheckTernary(op, dst, a, b, x, &w)
+	if err != nil || n == 0 {
+		return cudaErr(err)
+	}
+	name := opName{"ternary", op}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
-		return nil
+	ap, err := c.buf(name, "a", a)
+	if err != nil {
+		return err
 	}
-	if flat(cw, cw.A, n) && flat(cw, cw.B, n) {
-		return wrap(c.ctx.Binary(int(op), d, ap, bp, n), name, w.Shape[:]...)
+	bp, err := c.buf(name, "b", b)
+	if err != nil {
+		return err
 	}
-	return wrap(c.ctx.BinaryWalk(int(op), d, ap, bp, cw.Shape, cw.A, cw.B), name, w.Shape[:]...)
+	xp, err := c.buf(name, "c", x)
+	if err != nil {
+		return err
+	}
+	cw := w.Collapse()
+	k := cudaWalk(&cw)
+	return wrap(c.ctx.TernaryWalk(int(op), d, ap, bp, xp, &k), name.String(), w.Shape[:]...)
 }
 
 // Reduce views x as [outer, n, inner] and reduces the middle axis into dst

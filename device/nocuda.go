@@ -9,6 +9,3 @@ const CUDABuilt = false
 func NewCUDA(ordinal int) (Device, error) {
 	return nil, ErrNoCUDA
 }
-
-// isNilBackend reports whether b is a typed nil of a backend's buffer.
-func isNilBackend(b Buffer) bool { return false }
