@@ -12,7 +12,8 @@ import (
 // goroutine running Backward, before Backward goes on, and the hooks of
 // different leaves run in the order their gradients become ready, which is
 // the order in which a data-parallel trainer can start reducing them. fn
-// may read v.Grad; it must not change the graph or run Backward. A nil fn
+// may read v.Grad (nil if no gradient ever reached v, as for the condition
+// of Where); it must not change the graph or run Backward. A nil fn
 // removes the hook.
 // SetGradHook panics on a variable that is not a leaf.
 func (v *Var) SetGradHook(fn func(v *Var)) {
