@@ -19,6 +19,7 @@ type ArgError struct {
 	Msg string // what is wrong, with the sizes
 }
 
+// Error names the operation and what is wrong.
 func (e *ArgError) Error() string { return e.Op + ": " + e.Msg }
 
 // opName names an operation in errors: a kind ("binary") followed by the
