@@ -409,12 +409,9 @@ func (c *Context) SGD(p, g, buf Ptr, n int, lr, momentum, dampening, wd float32,
 }
 
 // Adam is one torch.optim.Adam (AdamW when decoupled) step over n
-// parameters at step (from 1), with its scalars computed in float64 as
-// PyTorch computes them in Python.
+// parameters at step (from 1: package device checks it), with its scalars
+// computed in float64 as PyTorch computes them in Python.
 func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
-	if step < 1 {
-		return fmt.Errorf("cuda: adam_f32: step %d, want >= 1", step)
-	}
 	if n <= 0 {
 		return nil
 	}
@@ -444,10 +441,6 @@ func adamArgs(lr, beta1, beta2, eps, wd float32, decoupled bool, step int) []uin
 // momentum is 0; buf may then be nil). Each tensor's result is bit for bit
 // that of SGD. A buffer that one tensor writes must not belong to another.
 func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
-	if len(g) != len(p) || len(n) != len(p) || (len(buf) != len(p) && !(buf == nil && momentum == 0)) {
-		return fmt.Errorf("cuda: sgd_multi_f32: %d parameters, %d gradients, %d buffers and %d lengths",
-			len(p), len(g), len(buf), len(n))
-	}
 	if err := c.enter(); err != nil {
 		return err
 	}
@@ -469,13 +462,6 @@ func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd
 // result is bit for bit that of Adam. A buffer that one tensor writes must
 // not belong to another.
 func (c *Context) AdamMulti(p, g, m, v []Ptr, n []int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
-	if step < 1 {
-		return fmt.Errorf("cuda: adam_multi_f32: step %d, want >= 1", step)
-	}
-	if len(g) != len(p) || len(m) != len(p) || len(v) != len(p) || len(n) != len(p) {
-		return fmt.Errorf("cuda: adam_multi_f32: %d parameters, %d gradients, %d and %d moments, %d lengths",
-			len(p), len(g), len(m), len(v), len(n))
-	}
 	if err := c.enter(); err != nil {
 		return err
 	}
@@ -527,12 +513,10 @@ func (c *Context) launchMulti(k kernel, scalars ...uint64) error {
 	return c.launch(k, [3]int{min(up.chunks, 32*c.sms), 1, 1}, block1, args...)
 }
 
-// uploadTable checks the tensors of c.ents, copies their table (its tensor
-// part in c.tabWords, c.tabKey) for kernel k to the device and caches it.
+// uploadTable copies the table of c.ents (its tensor part in c.tabWords,
+// c.tabKey) for kernel k to the device and caches it. Package device has
+// checked the tensors (lengths, and that no tensor writes another's buffer).
 func (c *Context) uploadTable(k kernel, chunks int) (multiUpload, error) {
-	if err := multiDisjoint(c.ents); err != nil {
-		return multiUpload{}, err
-	}
 	if len(c.tables) >= maxTables {
 		c.dropTables()
 	}

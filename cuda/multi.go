@@ -31,10 +31,7 @@ func multiTensors(dst []uint64, ents []multiEntry) ([]uint64, int, error) {
 		return dst, 0, fmt.Errorf("cuda: %d tensors in one multi-tensor step is too many", len(ents))
 	}
 	chunks := 0
-	for i, e := range ents {
-		if e.n < 0 {
-			return dst, 0, fmt.Errorf("cuda: multi-tensor step: tensor %d has negative length %d", i, e.n)
-		}
+	for _, e := range ents {
 		c := (e.n + multiChunk - 1) / multiChunk
 		if c > math.MaxUint32-chunks {
 			return dst, 0, fmt.Errorf("cuda: multi-tensor step: more than 2^32 chunks of %d values", multiChunk)
@@ -43,29 +40,6 @@ func multiTensors(dst []uint64, ents []multiEntry) ([]uint64, int, error) {
 		chunks += c
 	}
 	return dst, chunks, nil
-}
-
-// multiDisjoint reports a buffer that one tensor writes (p, s1, s2) and
-// another tensor reads or writes: one launch updates every tensor at once,
-// so such a pair would race.
-func multiDisjoint(ents []multiEntry) error {
-	written := make(map[uint64]int, 3*len(ents))
-	for i, e := range ents {
-		for _, p := range [...]uint64{e.p, e.s1, e.s2} {
-			if j, ok := written[p]; ok && j != i && p != 0 {
-				return fmt.Errorf("cuda: multi-tensor step: tensors %d and %d write the same buffer", j, i)
-			}
-			written[p] = i
-		}
-	}
-	for i, e := range ents {
-		for _, p := range [...]uint64{e.p, e.g, e.s1, e.s2} {
-			if j, ok := written[p]; ok && j != i && p != 0 {
-				return fmt.Errorf("cuda: multi-tensor step: tensor %d reads a buffer that tensor %d writes", i, j)
-			}
-		}
-	}
-	return nil
 }
 
 // multiTable returns the whole table of the tensor part tensors, which has

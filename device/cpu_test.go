@@ -853,7 +853,7 @@ func TestCPUErrorMessages(t *testing.T) {
 		want string
 	}{
 		{c.MatMul(small, b, b, 3, 4, 4, false, false, false), "device: cpu matmul: dst has 10 values, need 12"},
-		{c.MatMul(b, foreign{12}, b, 3, 4, 3, false, false, false), "device: cpu matmul: a is a device_test.foreign, not a cpu buffer"},
+		{c.MatMul(small, foreign{12}, b, 3, 4, 3, false, false, false), "device: cpu matmul: a is a device_test.foreign, not a cpu buffer"},
 		{c.MatMul(b, b, b, 2, 2, 2, false, false, false), "device: cpu matmul: dst must not be an input"},
 		{c.Unary(device.Exp, nil, b, 1, 0, 0), "device: cpu unary exp: dst is nil"},
 		{c.Unary(device.UnaryOp(99), b, b, 1, 0, 0), "device: cpu unary: unknown op UnaryOp(99)"},

@@ -137,45 +137,14 @@ func (c *CUDA) Free(b Buffer) {
 	}
 }
 
-// ptr returns the device address of b, or an error naming op and the
-// argument when b is not a live buffer of c holding at least need values.
-func (c *CUDA) ptr(op, arg string, b Buffer, need int) (cuda.Ptr, error) {
-	cb, ok := b.(*CUDABuffer)
-	switch {
-	case b == nil || (ok && cb == nil):
+// ptr returns the pointer of b for op, whose size a shared check
+// (check.go) has validated: it checks only that b is a live buffer of this
+// device.
+func (c *CUDA) ptr(op, arg string, b Buffer, _ int) (cuda.Ptr, error) {
+	if isNil(b) {
 		return 0, fmt.Errorf("device: cuda %s: %s is nil", op, arg)
-	case !ok:
-		return 0, fmt.Errorf("device: cuda %s: %s is a %T, not a cuda buffer", op, arg, b)
-	case cb.dev != c:
-		return 0, fmt.Errorf("device: cuda %s: %s belongs to another cuda device", op, arg)
-	case need < 0:
-		return 0, fmt.Errorf("device: cuda %s: negative size for %s", op, arg)
-	case cb.n < need:
-		return 0, fmt.Errorf("device: cuda %s: %s has %d values, need %d", op, arg, cb.n, need)
 	}
-	c.mu.Lock()
-	freed := cb.freed
-	c.mu.Unlock()
-	if freed {
-		return 0, fmt.Errorf("device: cuda %s: %s was freed", op, arg)
-	}
-	return cb.ptr, nil
-}
-
-// cudaSize returns the product of dims, or an error naming op when one is
-// negative or the product overflows.
-func cudaSize(op string, dims ...int) (int, error) {
-	p := 1
-	for _, d := range dims {
-		if d < 0 {
-			return 0, fmt.Errorf("device: cuda %s: negative size %d", op, d)
-		}
-		if d != 0 && p > math.MaxInt/d {
-			return 0, fmt.Errorf("device: cuda %s: size overflows int", op)
-		}
-		p *= d
-	}
-	return p, nil
+	return c.buf(opName{kind: op}, arg, b)
 }
 
 // wrap prefixes a kernel's error with the operation and its shape.
@@ -188,6 +157,9 @@ func wrap(err error, op string, shape ...int) error {
 
 // CopyIn copies src into the start of dst.
 func (c *CUDA) CopyIn(dst Buffer, src []float32) error {
+	if err := CheckHost("copy_in", "dst", dst, len(src)); err != nil {
+		return cudaErr(err)
+	}
 	p, err := c.ptr("copy_in", "dst", dst, len(src))
 	if err != nil {
 		return err
@@ -197,6 +169,9 @@ func (c *CUDA) CopyIn(dst Buffer, src []float32) error {
 
 // CopyOut waits for queued work and copies the first len(dst) values of src.
 func (c *CUDA) CopyOut(dst []float32, src Buffer) error {
+	if err := CheckHost("copy_out", "src", src, len(dst)); err != nil {
+		return cudaErr(err)
+	}
 	p, err := c.ptr("copy_out", "src", src, len(dst))
 	if err != nil {
 		return err
@@ -206,8 +181,8 @@ func (c *CUDA) CopyOut(dst []float32, src Buffer) error {
 
 // Fill sets the first n values of dst to v.
 func (c *CUDA) Fill(dst Buffer, n int, v float32) error {
-	if n < 0 {
-		return fmt.Errorf("device: cuda fill: negative length %d", n)
+	if err := CheckFill(dst, n); err != nil {
+		return cudaErr(err)
 	}
 	p, err := c.ptr("fill", "dst", dst, n)
 	if err != nil {
@@ -370,18 +345,12 @@ func (c *CUDA) Ternary(op TernaryOp, dst, a, b, x Buffer, w Walk) error {
 // Reduce views x as [outer, n, inner] and reduces the middle axis into dst
 // of [outer, inner].
 func (c *CUDA) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
-	if op < 0 || op >= numReduce {
-		return fmt.Errorf("device: cuda reduce: unknown op %v", op)
+	if err := CheckReduce(op, dst, x, outer, n, inner); err != nil {
+		return cudaErr(err)
 	}
 	name := "reduce " + op.String()
-	out, err := cudaSize(name, outer, inner)
-	if err != nil {
-		return err
-	}
-	total, err := cudaSize(name, out, n)
-	if err != nil {
-		return err
-	}
+	out := outer * inner
+	total := out * n
 	d, err := c.ptr(name, "dst", dst, out)
 	if err != nil {
 		return err
@@ -390,28 +359,17 @@ func (c *CUDA) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
 	if err != nil {
 		return err
 	}
-	if n == 0 && out > 0 && (op == MaxOf || op == ArgMax) {
-		return fmt.Errorf("device: cuda %s: empty reduction axis", name)
-	}
 	return wrap(c.ctx.Reduce(int(op), d, xp, outer, n, inner), name, outer, n, inner)
 }
 
 // MatMul computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst if accumulate).
 // dst must not be a or b.
 func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate bool) error {
+	if err := CheckMatMul(dst, a, b, m, k, n); err != nil {
+		return cudaErr(err)
+	}
 	const name = "matmul"
-	mn, err := cudaSize(name, m, n)
-	if err != nil {
-		return err
-	}
-	mk, err := cudaSize(name, m, k)
-	if err != nil {
-		return err
-	}
-	kn, err := cudaSize(name, k, n)
-	if err != nil {
-		return err
-	}
+	mn, mk, kn := m*n, m*k, k*n
 	d, err := c.ptr(name, "dst", dst, mn)
 	if err != nil {
 		return err
@@ -423,9 +381,6 @@ func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate 
 	bp, err := c.ptr(name, "b", b, kn)
 	if err != nil {
 		return err
-	}
-	if dst == a || dst == b {
-		return fmt.Errorf("device: cuda %s: dst must not be an input", name)
 	}
 	if mn == 0 || (k == 0 && accumulate) {
 		return nil
@@ -439,14 +394,14 @@ func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate 
 // Softmax computes the softmax, or log-softmax when log is set, of each of
 // the rows of x, each n wide. dst may be x.
 func (c *CUDA) Softmax(dst, x Buffer, rows, n int, log bool) error {
+	if err := CheckSoftmax(dst, x, rows, n, log); err != nil {
+		return cudaErr(err)
+	}
 	name := "softmax"
 	if log {
 		name = "log_softmax"
 	}
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := c.ptr(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -464,11 +419,11 @@ func (c *CUDA) Softmax(dst, x Buffer, rows, n int, log bool) error {
 // is not an integer in [0, n) makes its row's loss and gradient NaN, and the
 // next Sync or CopyOut returns an error naming it.
 func (c *CUDA) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n int, scale float32) error {
-	const name = "softmax_cross_entropy"
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
+	if err := CheckSoftmaxCE(loss, grad, logits, labels, rows, n); err != nil {
+		return cudaErr(err)
 	}
+	const name = "softmax_cross_entropy"
+	total := rows * n
 	lp, err := c.ptr(name, "loss", loss, rows)
 	if err != nil {
 		return err
@@ -491,14 +446,11 @@ func (c *CUDA) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n in
 // BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n in one
 // pass, without storing the biased values. dst may be x.
 func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
+	if err := CheckBiasAct(dst, x, bias, rows, n, act); err != nil {
+		return cudaErr(err)
+	}
 	const name = "bias_act"
-	if act < Identity || act > ActTanh {
-		return fmt.Errorf("device: cuda %s: unknown activation %d", name, int(act))
-	}
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := c.ptr(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -522,14 +474,11 @@ func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
 // sums are added in turn), so repeated calls agree bit for bit; the CPU adds
 // row by row, so the two differ by rounding.
 func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error {
+	if err := CheckBiasActGrad(dx, dbias, y, g, rows, n, act); err != nil {
+		return cudaErr(err)
+	}
 	const name = "bias_act_grad"
-	if act < Identity || act > ActTanh {
-		return fmt.Errorf("device: cuda %s: unknown activation %d", name, int(act))
-	}
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := c.ptr(name, "dx", dx, total)
 	if err != nil {
 		return err
@@ -547,9 +496,6 @@ func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, 
 		if db, err = c.ptr(name, "dbias", dbias, n); err != nil {
 			return err
 		}
-		if dbias == dx || dbias == y || dbias == g {
-			return fmt.Errorf("device: cuda %s: dbias must not be another operand", name)
-		}
 	}
 	return wrap(c.ctx.BiasActGrad(d, db, yp, gp, rows, n, int(act), accumulate), name, rows, n)
 }
@@ -558,11 +504,11 @@ func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, 
 // An index that does not name a whole row of src gives a row of NaN, and the
 // next Sync or CopyOut returns an error naming it.
 func (c *CUDA) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
-	const name = "gather"
-	total, err := cudaSize(name, nidx, rowLen)
-	if err != nil {
-		return err
+	if err := CheckGather(dst, src, idx, nidx, rowLen); err != nil {
+		return cudaErr(err)
 	}
+	const name = "gather"
+	total := nidx * rowLen
 	d, err := c.ptr(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -584,16 +530,13 @@ func (c *CUDA) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
 // DropoutMask fills dst[:n] with 1/(1-p) where HashUniform(seed, i) >= p and
 // with 0 elsewhere, bit-identical to the CPU backend. p must lie in [0, 1].
 func (c *CUDA) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
-	const name = "dropout_mask"
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	if err := CheckDropout(dst, n, p); err != nil {
+		return cudaErr(err)
 	}
+	const name = "dropout_mask"
 	d, err := c.ptr(name, "dst", dst, n)
 	if err != nil {
 		return err
-	}
-	if !(p >= 0 && p <= 1) {
-		return fmt.Errorf("device: cuda %s: probability %v is not in [0, 1]", name, p)
 	}
 	scale := 1 / (1 - p) // in float32, as the CPU backend computes it
 	return wrap(c.ctx.Dropout(d, n, p, scale, seed), name, n)
@@ -602,10 +545,10 @@ func (c *CUDA) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
 // SGDStep updates p in place as torch.optim.SGD does, with g the gradient
 // and buf the momentum buffer (unused, and may be nil, when Momentum is 0).
 func (c *CUDA) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
-	const name = "sgd_step"
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	if err := CheckSGD(p, g, buf, n, hp); err != nil {
+		return cudaErr(err)
 	}
+	const name = "sgd_step"
 	pp, err := c.ptr(name, "p", p, n)
 	if err != nil {
 		return err
@@ -627,13 +570,10 @@ func (c *CUDA) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
 // hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
 // and second moment estimates.
 func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
+	if err := CheckAdam(p, g, m, v, n, hp); err != nil {
+		return cudaErr(err)
+	}
 	const name = "adam_step"
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
-	}
-	if hp.Step < 1 {
-		return fmt.Errorf("device: cuda %s: step %d, want >= 1", name, hp.Step)
-	}
 	var ptrs [4]cuda.Ptr
 	for i, b := range []Buffer{p, g, m, v} {
 		var err error
@@ -650,11 +590,10 @@ func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 // keeps a table of the tensors' addresses, uploaded on the first step over a
 // list of buffers, so that later steps copy nothing.
 func (c *CUDA) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error {
-	const name = "sgd_step_multi"
-	if len(gs) != len(ps) || len(ns) != len(ps) || (len(bufs) != len(ps) && !(bufs == nil && hp.Momentum == 0)) {
-		return fmt.Errorf("device: cuda %s: %d parameters, %d gradients, %d buffers and %d lengths",
-			name, len(ps), len(gs), len(bufs), len(ns))
+	if err := CheckSGDMulti(ps, gs, bufs, ns, hp); err != nil {
+		return cudaErr(err)
 	}
+	const name = "sgd_step_multi"
 	pp, gp := make([]cuda.Ptr, len(ps)), make([]cuda.Ptr, len(ps))
 	var bp []cuda.Ptr
 	if hp.Momentum != 0 {
@@ -682,14 +621,10 @@ func (c *CUDA) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error
 // ns[i]) in one kernel launch, bit-identical to one AdamStep per tensor, with
 // a table kept on the device as SGDStepMulti does.
 func (c *CUDA) AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error {
+	if err := CheckAdamMulti(ps, gs, ms, vs, ns, hp); err != nil {
+		return cudaErr(err)
+	}
 	const name = "adam_step_multi"
-	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(ns) != len(ps) {
-		return fmt.Errorf("device: cuda %s: %d parameters, %d gradients, %d and %d moments, %d lengths",
-			name, len(ps), len(gs), len(ms), len(vs), len(ns))
-	}
-	if hp.Step < 1 {
-		return fmt.Errorf("device: cuda %s: step %d, want >= 1", name, hp.Step)
-	}
 	ptrs := make([]cuda.Ptr, 4*len(ps))
 	for i, n := range ns {
 		for j, b := range [4]Buffer{ps[i], gs[i], ms[i], vs[i]} {
