@@ -177,9 +177,7 @@ func (v *Var) backward(retain bool) (err error) {
 				n.release()
 			}
 		}
-		v.Grad.Free()
-		v.released = true
-		v.fn.in, v.fn.backward = nil, nil
+		v.releaseGraph() // the value stays the caller's to read
 		if v.tape != nil {
 			v.tape.endPass(v)
 		}

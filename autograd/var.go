@@ -96,8 +96,13 @@ func (v *Var) Free() {
 
 // release frees what v holds and marks it released.
 func (v *Var) release() {
-	v.released = true
 	v.Value.Free()
+	v.releaseGraph()
+}
+
+// releaseGraph frees what v holds but its value, and marks it released.
+func (v *Var) releaseGraph() {
+	v.released = true
 	v.Grad.Free()
 	if n := v.fn; n != nil {
 		for _, t := range n.saved {
