@@ -54,9 +54,11 @@ func GradCheck(f func(in []*Var) *Var, inputs []*tensor.Tensor, opt GradCheckOpt
 }
 
 func gradCheck(f func(in []*Var) *Var, inputs []*tensor.Tensor, opt GradCheckOptions) error {
+	tp := NewTape() // owns f's intermediates, released by Backward
+	defer tp.Free()
 	vars := make([]*Var, len(inputs))
 	for i, t := range inputs {
-		vars[i] = Param(t.Clone())
+		vars[i] = tp.Var(t.Clone(), true)
 	}
 	y := f(vars)
 	r := rand.New(rand.NewPCG(uint64(y.Value.Len()), 0x67726164))
@@ -73,7 +75,6 @@ func gradCheck(f func(in []*Var) *Var, inputs []*tensor.Tensor, opt GradCheckOpt
 	if err := loss.Backward(); err != nil {
 		return err
 	}
-	loss.Free()
 	hosts := make([][]float32, len(inputs))
 	for i, t := range inputs {
 		hosts[i] = t.Data()
