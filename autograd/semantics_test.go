@@ -166,3 +166,32 @@ func TestBackwardThroughReleasedIntermediate(t *testing.T) {
 	}
 	testutil.AllClose(t, "dl2/dy", y.Grad.Data(), []float32{6, 8}, 0, 0)
 }
+
+// Backward may run from any scalar: a parameter itself, an intermediate of
+// a pass, or a graph of parameters alone; and NoGrad on a tape stops the
+// recording of the operations on that tape.
+func TestBackwardFromAnyScalar(t *testing.T) {
+	d := device.NewCPU(1)
+	w := autograd.Param(tensor.FromSlice(d, []float32{3}))
+	if err := w.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AllClose(t, "dw/dw", w.Grad.Data(), []float32{1}, 0, 0)
+	w.ZeroGrad()
+
+	tp := autograd.NewTape()
+	defer tp.Free()
+	x := tp.Var(tensor.FromSlice(d, []float32{1, 2}), true)
+	s := autograd.SumAll(autograd.Mul(x, x)) // an intermediate scalar of a longer pass
+	_ = autograd.Exp(s)
+	if err := s.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.AllClose(t, "ds/dx", x.Grad.Data(), []float32{2, 4}, 0, 0)
+
+	var y *autograd.Var
+	tp.NoGrad(func() { y = autograd.Mul(x, w) })
+	if y.RequiresGrad() {
+		t.Error("an operation on the tape inside NoGrad records a gradient")
+	}
+}
