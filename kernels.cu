@@ -695,11 +695,13 @@ extern "C" __global__ void dropout_f32(float* dst, long long n, float p, float s
 }
 
 // sgd_update is one torch.optim.SGD step of element i of p, with gradient g
-// and momentum buffer buf (unused when momentum is 0); omd is 1 - dampening.
-// sgd_f32 and sgd_multi_f32 share it, so their results are bit-identical.
+// (negated when maximize) and momentum buffer buf (unused when momentum is
+// 0); omd is 1 - dampening. sgd_f32 and sgd_multi_f32 share it, so their
+// results are bit-identical.
 __device__ __forceinline__ void sgd_update(float* p, const float* g, float* buf, long long i, float lr,
-                                           float momentum, float omd, float wd, int nesterov, int first) {
-	float gi = g[i];
+                                           float momentum, float omd, float wd, int nesterov, int first,
+                                           int maximize) {
+	float gi = maximize ? -g[i] : g[i];
 	if (wd != 0.0f) gi += wd * p[i];
 	if (momentum != 0.0f) {
 		const float b = first ? gi : momentum * buf[i] + omd * gi;
@@ -710,13 +712,15 @@ __device__ __forceinline__ void sgd_update(float* p, const float* g, float* buf,
 }
 
 // adam_update is one torch.optim.Adam (AdamW when decoupled) step of element
-// i of p, with gradient g and moments m, v. The host computes decay =
-// 1 - lr*wd, step_size = lr / (1 - beta1^t) and bc2sqrt = sqrt(1 - beta2^t)
-// in float64. adam_f32 and adam_multi_f32 share it.
-__device__ __forceinline__ void adam_update(float* p, const float* g, float* m, float* v, long long i, float beta1,
-                                            float beta2, float eps, float wd, int decoupled, float decay,
-                                            float step_size, float bc2sqrt) {
-	float gi = g[i], pi = p[i];
+// i of p, with gradient g (negated when maximize) and moments m, v, and with
+// AMSGrad (vmax not null) the running maximum vmax of v in the denominator.
+// The host computes decay = 1 - lr*wd, step_size = lr / (1 - beta1^t) and
+// bc2sqrt = sqrt(1 - beta2^t) in float64. adam_f32 and adam_multi_f32 share
+// it.
+__device__ __forceinline__ void adam_update(float* p, const float* g, float* m, float* v, float* vmax, long long i,
+                                            float beta1, float beta2, float eps, float wd, int decoupled,
+                                            float decay, float step_size, float bc2sqrt, int maximize) {
+	float gi = maximize ? -g[i] : g[i], pi = p[i];
 	if (wd != 0.0f) {
 		if (decoupled)
 			pi *= decay;
@@ -727,7 +731,13 @@ __device__ __forceinline__ void adam_update(float* p, const float* g, float* m, 
 	const float vi = beta2 * v[i] + (1.0f - beta2) * (gi * gi);
 	m[i] = mi;
 	v[i] = vi;
-	p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2sqrt + eps));
+	float d = vi;
+	if (vmax) {
+		const float vm = vmax[i];
+		d = (vm > vi || vm != vm) ? vm : vi; // NaN wins, as torch.maximum
+		vmax[i] = d;
+	}
+	p[i] = pi - step_size * (mi / (sqrtf(d) / bc2sqrt + eps));
 }
 
 // sgd_f32: one torch.optim.SGD step of p (see sgd_update).
@@ -736,9 +746,9 @@ __device__ __forceinline__ void adam_update(float* p, const float* g, float* m, 
 // parameter update happen in registers, where PyTorch's unfused path writes
 // the decayed gradient and the Nesterov gradient as temporaries.
 extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long long n, float lr, float momentum,
-                                   float omd, float wd, int nesterov, int first) {
+                                   float omd, float wd, int nesterov, int first, int maximize) {
 	for (long long i = grid_start(); i < n; i += grid_stride())
-		sgd_update(p, g, buf, i, lr, momentum, omd, wd, nesterov, first);
+		sgd_update(p, g, buf, i, lr, momentum, omd, wd, nesterov, first, maximize);
 }
 
 // adam_f32: one torch.optim.Adam (AdamW when decoupled) step of p (see
@@ -747,11 +757,11 @@ extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long lo
 // Fused: the decayed gradient, both moment updates, the bias-corrected
 // denominator and the update itself stay in registers: one read of p, g, m, v
 // and one write of p, m, v, instead of about ten passes with temporaries.
-extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v, long long n, float beta1,
-                                    float beta2, float eps, float wd, int decoupled, float decay, float step_size,
-                                    float bc2sqrt) {
+extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v, float* vmax, long long n,
+                                    float beta1, float beta2, float eps, float wd, int decoupled, float decay,
+                                    float step_size, float bc2sqrt, int maximize) {
 	for (long long i = grid_start(); i < n; i += grid_stride())
-		adam_update(p, g, m, v, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt);
+		adam_update(p, g, m, v, vmax, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt, maximize);
 }
 
 // Multi-tensor optimizer steps: one launch updates every parameter tensor of
@@ -765,13 +775,14 @@ extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v
 
 #define MULTI_CHUNK 1024 // cuda/multi.go's multiChunk
 
-// MultiTensor is one tensor of a multi-tensor table: 48 bytes, six 8-byte
+// MultiTensor is one tensor of a multi-tensor table: 56 bytes, seven 8-byte
 // words in cuda/multi.go.
 struct MultiTensor {
 	float* p;
 	const float* g;
 	float* s1;        // SGD's momentum buffer (null without momentum), Adam's m
 	float* s2;        // Adam's v (null for SGD)
+	float* s3;        // Adam's vmax (null without AMSGrad, and for SGD)
 	long long n;      // length
 	long long chunk0; // index of its first chunk
 };
@@ -779,25 +790,26 @@ struct MultiTensor {
 // sgd_multi_f32: sgd_f32 on every tensor of the table tab, whose chunk
 // indices are chunks[0..nchunks).
 extern "C" __global__ void sgd_multi_f32(const MultiTensor* tab, const unsigned* chunks, long long nchunks, float lr,
-                                         float momentum, float omd, float wd, int nesterov, int first) {
+                                         float momentum, float omd, float wd, int nesterov, int first, int maximize) {
 	for (long long c = blockIdx.x; c < nchunks; c += gridDim.x) {
 		const MultiTensor t = tab[chunks[c]];
 		const long long lo = (c - t.chunk0) * MULTI_CHUNK, hi = min(t.n, lo + MULTI_CHUNK);
 		for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x)
-			sgd_update(t.p, t.g, t.s1, i, lr, momentum, omd, wd, nesterov, first);
+			sgd_update(t.p, t.g, t.s1, i, lr, momentum, omd, wd, nesterov, first, maximize);
 	}
 }
 
-// adam_multi_f32: adam_f32 on every tensor of the table tab, with m in s1
-// and v in s2.
+// adam_multi_f32: adam_f32 on every tensor of the table tab, with m in s1,
+// v in s2 and vmax in s3.
 extern "C" __global__ void adam_multi_f32(const MultiTensor* tab, const unsigned* chunks, long long nchunks,
                                           float beta1, float beta2, float eps, float wd, int decoupled, float decay,
-                                          float step_size, float bc2sqrt) {
+                                          float step_size, float bc2sqrt, int maximize) {
 	for (long long c = blockIdx.x; c < nchunks; c += gridDim.x) {
 		const MultiTensor t = tab[chunks[c]];
 		const long long lo = (c - t.chunk0) * MULTI_CHUNK, hi = min(t.n, lo + MULTI_CHUNK);
 		for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x)
-			adam_update(t.p, t.g, t.s1, t.s2, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt);
+			adam_update(t.p, t.g, t.s1, t.s2, t.s3, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt,
+			            maximize);
 	}
 }
 

@@ -394,9 +394,42 @@ func (c *Context) Dropout(dst Ptr, n int, p, scale float32, seed uint64) error {
 	return c.launch(kDropout, c.blocks(n), block1, ptrArg(dst), intArg(n), floatArg(p), floatArg(scale), seed)
 }
 
+// SGDArgs are the hyper-parameters of an SGD step (device.SGDParams).
+type SGDArgs struct {
+	LR, Momentum, Dampening, WeightDecay float32
+	Nesterov, First, Maximize            bool
+}
+
+func (a *SGDArgs) args() []uint64 {
+	return []uint64{floatArg(a.LR), floatArg(a.Momentum), floatArg(1 - a.Dampening), floatArg(a.WeightDecay),
+		boolArg(a.Nesterov), boolArg(a.First), boolArg(a.Maximize)}
+}
+
+// AdamArgs are the hyper-parameters of an Adam step (device.AdamParams);
+// Step counts from 1 (package device checks it).
+type AdamArgs struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float32
+	Decoupled, Maximize                bool
+	Step                               int
+}
+
+// args are the scalar arguments of adam_f32 and adam_multi_f32: the
+// hyper-parameters, then decay = 1 - lr*wd, the step size lr / (1 - beta1^t)
+// and sqrt(1 - beta2^t), computed in float64 as PyTorch computes them in
+// Python, and maximize.
+func (a *AdamArgs) args() []uint64 {
+	bc1 := 1 - math.Pow(float64(a.Beta1), float64(a.Step))
+	bc2 := 1 - math.Pow(float64(a.Beta2), float64(a.Step))
+	stepSize := float32(float64(a.LR) / bc1)
+	bc2Sqrt := float32(math.Sqrt(bc2))
+	decay := float32(1 - float64(a.LR)*float64(a.WeightDecay))
+	return []uint64{floatArg(a.Beta1), floatArg(a.Beta2), floatArg(a.Eps), floatArg(a.WeightDecay), boolArg(a.Decoupled),
+		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt), boolArg(a.Maximize)}
+}
+
 // SGD is one torch.optim.SGD step over n parameters; buf is unused when
 // momentum is 0.
-func (c *Context) SGD(p, g, buf Ptr, n int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
+func (c *Context) SGD(p, g, buf Ptr, n int, hp *SGDArgs) error {
 	if n <= 0 {
 		return nil
 	}
@@ -404,14 +437,12 @@ func (c *Context) SGD(p, g, buf Ptr, n int, lr, momentum, dampening, wd float32,
 		return err
 	}
 	defer c.leave()
-	return c.launch(kSGD, c.blocks(n), block1, ptrArg(p), ptrArg(g), ptrArg(buf), intArg(n),
-		floatArg(lr), floatArg(momentum), floatArg(1-dampening), floatArg(wd), boolArg(nesterov), boolArg(first))
+	return c.launch(kSGD, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(buf), intArg(n)}, hp.args()...)...)
 }
 
 // Adam is one torch.optim.Adam (AdamW when decoupled) step over n
-// parameters at step (from 1: package device checks it), with its scalars
-// computed in float64 as PyTorch computes them in Python.
-func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
+// parameters; vmax is 0 without AMSGrad.
+func (c *Context) Adam(p, g, m, v, vmax Ptr, n int, hp *AdamArgs) error {
 	if n <= 0 {
 		return nil
 	}
@@ -419,28 +450,15 @@ func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32,
 		return err
 	}
 	defer c.leave()
-	return c.launch(kAdam, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), intArg(n)},
-		adamArgs(lr, beta1, beta2, eps, wd, decoupled, step)...)...)
-}
-
-// adamArgs are the scalar arguments of adam_f32 and adam_multi_f32: the
-// hyper-parameters, then decay = 1 - lr*wd, the step size lr / (1 - beta1^t)
-// and sqrt(1 - beta2^t), computed in float64.
-func adamArgs(lr, beta1, beta2, eps, wd float32, decoupled bool, step int) []uint64 {
-	bc1 := 1 - math.Pow(float64(beta1), float64(step))
-	bc2 := 1 - math.Pow(float64(beta2), float64(step))
-	stepSize := float32(float64(lr) / bc1)
-	bc2Sqrt := float32(math.Sqrt(bc2))
-	decay := float32(1 - float64(lr)*float64(wd))
-	return []uint64{floatArg(beta1), floatArg(beta2), floatArg(eps), floatArg(wd), boolArg(decoupled),
-		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt)}
+	return c.launch(kAdam, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), ptrArg(vmax), intArg(n)},
+		hp.args()...)...)
 }
 
 // SGDMulti is SGD over several tensors in one launch: tensor i is the n[i]
 // parameters p[i] with gradient g[i] and momentum buffer buf[i] (unused when
 // momentum is 0; buf may then be nil). Each tensor's result is bit for bit
 // that of SGD. A buffer that one tensor writes must not belong to another.
-func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
+func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, hp *SGDArgs) error {
 	if err := c.enter(); err != nil {
 		return err
 	}
@@ -448,29 +466,32 @@ func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd
 	c.ents = c.ents[:0]
 	for i := range p {
 		e := multiEntry{p: uint64(p[i]), g: uint64(g[i]), n: n[i]}
-		if momentum != 0 {
+		if hp.Momentum != 0 {
 			e.s1 = uint64(buf[i])
 		}
 		c.ents = append(c.ents, e)
 	}
-	return c.launchMulti(kSGDMulti, floatArg(lr), floatArg(momentum), floatArg(1-dampening), floatArg(wd),
-		boolArg(nesterov), boolArg(first))
+	return c.launchMulti(kSGDMulti, hp.args()...)
 }
 
 // AdamMulti is Adam over several tensors in one launch: tensor i is the n[i]
-// parameters p[i] with gradient g[i] and moments m[i], v[i]. Each tensor's
-// result is bit for bit that of Adam. A buffer that one tensor writes must
-// not belong to another.
-func (c *Context) AdamMulti(p, g, m, v []Ptr, n []int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
+// parameters p[i] with gradient g[i], moments m[i], v[i] and, with AMSGrad
+// (vmax not nil), the maximum vmax[i]. Each tensor's result is bit for bit
+// that of Adam. A buffer that one tensor writes must not belong to another.
+func (c *Context) AdamMulti(p, g, m, v, vmax []Ptr, n []int, hp *AdamArgs) error {
 	if err := c.enter(); err != nil {
 		return err
 	}
 	defer c.leave()
 	c.ents = c.ents[:0]
 	for i := range p {
-		c.ents = append(c.ents, multiEntry{p: uint64(p[i]), g: uint64(g[i]), s1: uint64(m[i]), s2: uint64(v[i]), n: n[i]})
+		e := multiEntry{p: uint64(p[i]), g: uint64(g[i]), s1: uint64(m[i]), s2: uint64(v[i]), n: n[i]}
+		if vmax != nil {
+			e.s3 = uint64(vmax[i])
+		}
+		c.ents = append(c.ents, e)
 	}
-	return c.launchMulti(kAdamMulti, adamArgs(lr, beta1, beta2, eps, wd, decoupled, step)...)
+	return c.launchMulti(kAdamMulti, hp.args()...)
 }
 
 // maxTables is the most multi-tensor tables kept on the device. A training

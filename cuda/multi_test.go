@@ -22,7 +22,7 @@ func TestMultiTableCoversEveryElement(t *testing.T) {
 			ents := make([]multiEntry, len(ns))
 			for i, n := range ns {
 				b := uint64(i+1) << 32
-				ents[i] = multiEntry{p: b, g: b + 1, s1: b + 2, s2: b + 3, n: n}
+				ents[i] = multiEntry{p: b, g: b + 1, s1: b + 2, s2: b + 3, s3: b + 4, n: n}
 			}
 			words, chunks, err := multiTensors([]uint64{42}, ents)
 			if err != nil {
@@ -45,10 +45,10 @@ func TestMultiTableCoversEveryElement(t *testing.T) {
 					t.Fatalf("chunk %d: tensor %d of %d", c, ti, len(ns))
 				}
 				e := tab[ti*multiWords : (ti+1)*multiWords]
-				if e[0] != ents[ti].p || e[1] != ents[ti].g || e[2] != ents[ti].s1 || e[3] != ents[ti].s2 || int(e[4]) != ns[ti] {
+				if e[0] != ents[ti].p || e[1] != ents[ti].g || e[2] != ents[ti].s1 || e[3] != ents[ti].s2 || e[4] != ents[ti].s3 || int(e[5]) != ns[ti] {
 					t.Fatalf("tensor %d: entry %v, want %+v", ti, e, ents[ti])
 				}
-				lo := (c - int(e[5])) * multiChunk
+				lo := (c - int(e[6])) * multiChunk
 				if lo < 0 || lo >= ns[ti] {
 					t.Fatalf("chunk %d of tensor %d starts at %d of %d", c, ti, lo, ns[ti])
 				}

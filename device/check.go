@@ -398,18 +398,25 @@ func CheckSGD(p, g, buf Buffer, n int, hp SGDParams) error {
 	return checkStep(name, n, sgdNames[:], p, g, buf)
 }
 
-// CheckAdam validates the arguments of AdamStep: hp.Step counts from 1.
-func CheckAdam(p, g, m, v Buffer, n int, hp AdamParams) error {
+// CheckAdam validates the arguments of AdamStep: hp.Step counts from 1,
+// and vmax is needed with hp.AMSGrad (and must be nil without).
+func CheckAdam(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
 	name := opName{kind: "adam_step"}
 	if hp.Step < 1 {
 		return argErr(name, "step %d, want >= 1", hp.Step)
 	}
-	return checkStep(name, n, adamNames[:], p, g, m, v)
+	if !hp.AMSGrad {
+		if vmax != nil {
+			return argErr(name, "vmax given without AMSGrad")
+		}
+		return checkStep(name, n, adamNames[:4], p, g, m, v)
+	}
+	return checkStep(name, n, adamNames[:], p, g, m, v, vmax)
 }
 
 var (
 	sgdNames  = [...]string{"p", "g", "buf"}
-	adamNames = [...]string{"p", "g", "m", "v"}
+	adamNames = [...]string{"p", "g", "m", "v", "vmax"}
 )
 
 // checkStep validates one tensor of an optimizer step: n values in each
@@ -454,21 +461,34 @@ func CheckSGDMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error {
 }
 
 // CheckAdamMulti validates the arguments of AdamStepMulti as
-// CheckSGDMulti does those of SGDStepMulti.
-func CheckAdamMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error {
+// CheckSGDMulti does those of SGDStepMulti; vmaxs is given exactly with
+// hp.AMSGrad.
+func CheckAdamMulti(ps, gs, ms, vs, vmaxs []Buffer, ns []int, hp AdamParams) error {
 	name := opName{kind: "adam_step_multi"}
 	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(ns) != len(ps) {
 		return argErr(name, "%d parameters, %d gradients, %d and %d moments, %d lengths", len(ps), len(gs), len(ms), len(vs), len(ns))
+	}
+	if hp.AMSGrad != (vmaxs != nil) || (vmaxs != nil && len(vmaxs) != len(ps)) {
+		return argErr(name, "%d vmax buffers for %d parameters with AMSGrad %v", len(vmaxs), len(ps), hp.AMSGrad)
 	}
 	if hp.Step < 1 {
 		return argErr(name, "step %d, want >= 1", hp.Step)
 	}
 	for i, n := range ns {
-		if err := checkStep(name, n, adamNames[:], ps[i], gs[i], ms[i], vs[i]); err != nil {
+		var err error
+		if hp.AMSGrad {
+			err = checkStep(name, n, adamNames[:], ps[i], gs[i], ms[i], vs[i], vmaxs[i])
+		} else {
+			err = checkStep(name, n, adamNames[:4], ps[i], gs[i], ms[i], vs[i])
+		}
+		if err != nil {
 			return fmt.Errorf("%w (tensor %d)", err, i)
 		}
 	}
-	written := [3][]Buffer{ps, ms, vs}
+	written := [4][]Buffer{ps, ms, vs, vmaxs}
+	if !hp.AMSGrad {
+		return disjoint(name, written[:3], gs)
+	}
 	return disjoint(name, written[:], gs)
 }
 

@@ -115,9 +115,12 @@ func TestChecks(t *testing.T) {
 			}{
 				{"sgd", f.SGDStep(b, small, nil, 6, device.SGDParams{LR: 1}), "sgd_step: g has 5 values, need 6"},
 				{"sgd buf", f.SGDStep(b, b2, small, 6, device.SGDParams{LR: 1, Momentum: 0.9}), "sgd_step: buf has 5 values, need 6"},
-				{"adam step", f.AdamStep(b, b2, b, b, 12, device.AdamParams{}), "adam_step: step 0, want >= 1"},
-				{"adam", f.AdamStep(b, b2, small, b, 6, device.AdamParams{Step: 1}), "adam_step: m has 5 values, need 6"},
-				{"adam negative", f.AdamStep(b, b2, b, b, -2, device.AdamParams{Step: 1}), "adam_step: negative length -2"},
+				{"adam step", f.AdamStep(b, b2, b, b, nil, 12, device.AdamParams{}), "adam_step: step 0, want >= 1"},
+				{"adam", f.AdamStep(b, b2, small, b, nil, 6, device.AdamParams{Step: 1}), "adam_step: m has 5 values, need 6"},
+				{"adam negative", f.AdamStep(b, b2, b, b, nil, -2, device.AdamParams{Step: 1}), "adam_step: negative length -2"},
+				{"amsgrad vmax", f.AdamStep(b, b2, b, b2, nil, 6, device.AdamParams{Step: 1, AMSGrad: true}), "adam_step: vmax is nil"},
+				{"amsgrad vmax size", f.AdamStep(b, b2, b, b2, small, 6, device.AdamParams{Step: 1, AMSGrad: true}), "adam_step: vmax has 5 values, need 6"},
+				{"vmax without amsgrad", f.AdamStep(b, b2, b, b2, small, 6, device.AdamParams{Step: 1}), "adam_step: vmax given without AMSGrad"},
 			}...)
 		}
 		if f, ok := d.(device.MultiOptimizers); ok {
@@ -130,9 +133,10 @@ func TestChecks(t *testing.T) {
 				{"sgd multi lists", f.SGDStepMulti(ps, gs[:1], nil, []int{1, 1}, device.SGDParams{}), "sgd_step_multi: 2 parameters, 1 gradients, 0 buffers and 2 lengths"},
 				{"sgd multi size", f.SGDStepMulti(ps, gs, nil, []int{1, 6}, device.SGDParams{}), "sgd_step_multi: g has 5 values, need 6 (tensor 1)"},
 				{"sgd multi alias", f.SGDStepMulti([]device.Buffer{b, b}, gs, nil, []int{1, 1}, device.SGDParams{}), "sgd_step_multi: tensors 0 and 1 write the same buffer"},
-				{"adam multi lists", f.AdamStepMulti(ps, gs, ps, nil, []int{1, 1}, device.AdamParams{Step: 1}), "adam_step_multi: 2 parameters, 2 gradients, 2 and 0 moments, 2 lengths"},
-				{"adam multi step", f.AdamStepMulti(ps, gs, gs, gs, []int{1, 1}, device.AdamParams{}), "adam_step_multi: step 0, want >= 1"},
-				{"adam multi reads", f.AdamStepMulti([]device.Buffer{b}, []device.Buffer{b}, []device.Buffer{b2}, []device.Buffer{small}, []int{1}, device.AdamParams{Step: 1}), ""},
+				{"adam multi lists", f.AdamStepMulti(ps, gs, ps, nil, nil, []int{1, 1}, device.AdamParams{Step: 1}), "adam_step_multi: 2 parameters, 2 gradients, 2 and 0 moments, 2 lengths"},
+				{"adam multi vmax", f.AdamStepMulti(ps, gs, gs, gs, nil, []int{1, 1}, device.AdamParams{Step: 1, AMSGrad: true}), "adam_step_multi: 0 vmax buffers for 2 parameters with AMSGrad true"},
+				{"adam multi step", f.AdamStepMulti(ps, gs, gs, gs, nil, []int{1, 1}, device.AdamParams{}), "adam_step_multi: step 0, want >= 1"},
+				{"adam multi reads", f.AdamStepMulti([]device.Buffer{b}, []device.Buffer{b}, []device.Buffer{b2}, []device.Buffer{small}, nil, []int{1}, device.AdamParams{Step: 1}), ""},
 			}...)
 		}
 		prefix := "device: " + d.Name() + " "

@@ -93,7 +93,7 @@ func BenchmarkOps(b *testing.B) {
 			return d.BiasActGrad(bf[0], bf[1], bf[2], bf[3], batch, out, device.ActRelu, true)
 		}},
 		{"adam 784x512", []int{in * out, in * out, in * out, in * out}, func(bf []device.Buffer) error {
-			return d.AdamStep(bf[0], bf[1], bf[2], bf[3], in*out, device.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
+			return d.AdamStep(bf[0], bf[1], bf[2], bf[3], nil, in*out, device.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 		}},
 		{"transpose copy 784x512", []int{in * out, in * out}, func(bf []device.Buffer) error {
 			w := device.Walk{Shape: [device.MaxDims]int{1, 1, 1, 1, out, in}, A: [device.MaxDims]int{0, 0, 0, 0, 1, out}}

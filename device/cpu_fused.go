@@ -298,11 +298,14 @@ func cpuSGD(p, g, buf []float32, hp SGDParams, simd bool) {
 	}
 	lr, mom, damp, wd := hp.LR, hp.Momentum, 1-hp.Dampening, hp.WeightDecay
 	i := 0
-	if simd && mom != 0 && !hp.First && !hp.Nesterov {
+	if simd && mom != 0 && !hp.First && !hp.Nesterov && !hp.Maximize {
 		i = sgdMomentumVec(p, g, buf, lr, mom, damp, wd)
 	}
 	for ; i < len(p); i++ {
 		gi := g[i]
+		if hp.Maximize {
+			gi = -gi
+		}
 		if wd != 0 {
 			gi += wd * p[i]
 		}
@@ -323,17 +326,17 @@ func cpuSGD(p, g, buf []float32, hp SGDParams, simd bool) {
 }
 
 // AdamStep updates p in place as torch.optim.Adam (or AdamW when
-// hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
-// and second moment estimates.
-func (c *CPU) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
-	if err := CheckAdam(p, g, m, v, n, hp); err != nil {
+// hp.Decoupled) does, with g the gradient, m, v the first and second moment
+// estimates and, with hp.AMSGrad, vmax the running maximum of v.
+func (c *CPU) AdamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
+	if err := CheckAdam(p, g, m, v, vmax, n, hp); err != nil {
 		return cpuErr(err)
 	}
-	return c.adamStep(p, g, m, v, n, hp)
+	return c.adamStep(p, g, m, v, vmax, n, hp)
 }
 
 // adamStep is AdamStep on checked arguments.
-func (c *CPU) adamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
+func (c *CPU) adamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
 	name := cpuOp{kind: "adam_step"}
 	ps, err := cpuData(name, "p", p, n)
 	if err != nil {
@@ -351,6 +354,12 @@ func (c *CPU) adamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 	if err != nil {
 		return err
 	}
+	var vm []float32
+	if hp.AMSGrad {
+		if vm, err = cpuData(name, "vmax", vmax, n); err != nil {
+			return err
+		}
+	}
 	// The scalars are computed in float64, as PyTorch does in Python.
 	bc1 := 1 - math.Pow(float64(hp.Beta1), float64(hp.Step))
 	bc2 := 1 - math.Pow(float64(hp.Beta2), float64(hp.Step))
@@ -358,17 +367,25 @@ func (c *CPU) adamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 	bc2Sqrt := float32(math.Sqrt(bc2))
 	decay := float32(1 - float64(hp.LR)*float64(hp.WeightDecay))
 	c.parallel(n, n*4, func(lo, hi int) {
-		cpuAdam(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], hp, stepSize, bc2Sqrt, decay)
+		var vml []float32
+		if vm != nil {
+			vml = vm[lo:hi]
+		}
+		cpuAdam(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], vml, hp, stepSize, bc2Sqrt, decay)
 	})
 	return nil
 }
 
-// cpuAdam is AdamStep on one chunk, given the step's scalars.
-func cpuAdam(p, g, m, v []float32, hp AdamParams, stepSize, bc2Sqrt, decay float32) {
+// cpuAdam is AdamStep on one chunk, given the step's scalars; vmax is nil
+// without AMSGrad.
+func cpuAdam(p, g, m, v, vmax []float32, hp AdamParams, stepSize, bc2Sqrt, decay float32) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	b1, b2, eps, wd := hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay
 	for i := range p {
 		gi := g[i]
+		if hp.Maximize {
+			gi = -gi
+		}
 		if wd != 0 {
 			if hp.Decoupled {
 				p[i] *= decay
@@ -378,7 +395,12 @@ func cpuAdam(p, g, m, v []float32, hp AdamParams, stepSize, bc2Sqrt, decay float
 		}
 		m[i] = b1*m[i] + (1-b1)*gi
 		v[i] = b2*v[i] + (1-b2)*(gi*gi)
-		denom := math32.Sqrt(v[i])/bc2Sqrt + eps
+		vi := v[i]
+		if vmax != nil {
+			vi = max(vmax[i], vi) // NaN wins, as torch.maximum
+			vmax[i] = vi
+		}
+		denom := math32.Sqrt(vi)/bc2Sqrt + eps
 		p[i] -= stepSize * (m[i] / denom)
 	}
 }

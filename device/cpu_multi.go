@@ -31,17 +31,21 @@ func (c *CPU) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error 
 }
 
 // AdamStepMulti applies AdamStep to every tensor i (ps[i], gs[i], ms[i],
-// vs[i], ns[i]) in turn, after checking them all. It allocates nothing.
-func (c *CPU) AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error {
-	if err := CheckAdamMulti(ps, gs, ms, vs, ns, hp); err != nil {
+// vs[i], vmaxs[i] with AMSGrad, ns[i]) in turn, after checking them all. It allocates nothing.
+func (c *CPU) AdamStepMulti(ps, gs, ms, vs, vmaxs []Buffer, ns []int, hp AdamParams) error {
+	if err := CheckAdamMulti(ps, gs, ms, vs, vmaxs, ns, hp); err != nil {
 		return cpuErr(err)
 	}
-	lists := [4][]Buffer{ps, gs, ms, vs}
+	lists := [5][]Buffer{ps, gs, ms, vs, vmaxs}
 	if err := cpuLive(cpuOp{kind: "adam_step_multi"}, lists[:], adamNames[:]); err != nil {
 		return err
 	}
 	for i, n := range ns {
-		if err := c.adamStep(ps[i], gs[i], ms[i], vs[i], n, hp); err != nil {
+		var vm Buffer
+		if hp.AMSGrad {
+			vm = vmaxs[i]
+		}
+		if err := c.adamStep(ps[i], gs[i], ms[i], vs[i], vm, n, hp); err != nil {
 			return fmt.Errorf("%w (tensor %d)", err, i)
 		}
 	}

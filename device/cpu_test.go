@@ -650,6 +650,8 @@ func TestSGDStep(t *testing.T) {
 		{LR: 0.1, Momentum: 0.9, Dampening: 0.3, WeightDecay: 0.02},
 		{LR: 0.1, Momentum: 0.9, Nesterov: true},
 		{LR: 0.01, Momentum: 0.5, Nesterov: true, WeightDecay: 0.1},
+		{LR: 0.1, Momentum: 0.9, Dampening: 0.3, WeightDecay: 0.02, Maximize: true},
+		{LR: 0.05, WeightDecay: 0.01, Maximize: true},
 	}
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		opt, ok := d.(device.Optimizers)
@@ -669,7 +671,11 @@ func TestSGDStep(t *testing.T) {
 					g := randNZ(r, n)
 					hp.First = step == 0
 					for i := range p {
-						gi := f64(g[i]) + f64(hp.WeightDecay)*p[i]
+						gi := f64(g[i])
+						if hp.Maximize {
+							gi = -gi
+						}
+						gi += f64(hp.WeightDecay) * p[i]
 						if hp.Momentum != 0 {
 							if hp.First {
 								buf[i] = gi
@@ -702,6 +708,9 @@ func TestAdamStep(t *testing.T) {
 		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		{LR: 1e-2, Beta1: 0.8, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1},
 		{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Decoupled: true},
+		{LR: 1e-2, Beta1: 0.8, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1, Maximize: true},
+		{LR: 1e-2, Beta1: 0.8, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, AMSGrad: true},
+		{LR: 1e-2, Beta1: 0.9, Beta2: 0.9, Eps: 1e-8, WeightDecay: 0.1, Decoupled: true, AMSGrad: true, Maximize: true},
 	}
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		opt, ok := d.(device.Optimizers)
@@ -712,11 +721,15 @@ func TestAdamStep(t *testing.T) {
 		for _, hp := range cases {
 			for _, n := range []int{7, 1000, 40000} {
 				p0 := randNZ(r, n)
-				p, m, v := make([]float64, n), make([]float64, n), make([]float64, n)
+				p, m, v, vm := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 				for i, x := range p0 {
 					p[i] = f64(x)
 				}
-				bufs := newBufs(t, d, p0, make([]float32, n), make([]float32, n), make([]float32, n))
+				bufs := newBufs(t, d, p0, make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n))
+				var vmax device.Buffer
+				if hp.AMSGrad {
+					vmax = bufs[4]
+				}
 				b1, b2, lr, wd, eps := f64(hp.Beta1), f64(hp.Beta2), f64(hp.LR), f64(hp.WeightDecay), f64(hp.Eps)
 				for step := 1; step <= 5; step++ {
 					g := randNZ(r, n)
@@ -724,6 +737,9 @@ func TestAdamStep(t *testing.T) {
 					bc1, bc2 := 1-math.Pow(b1, float64(step)), 1-math.Pow(b2, float64(step))
 					for i := range p {
 						gi := f64(g[i])
+						if hp.Maximize {
+							gi = -gi
+						}
 						if hp.Decoupled {
 							p[i] *= 1 - lr*wd
 						} else {
@@ -731,10 +747,18 @@ func TestAdamStep(t *testing.T) {
 						}
 						m[i] = b1*m[i] + (1-b1)*gi
 						v[i] = b2*v[i] + (1-b2)*gi*gi
-						p[i] -= lr / bc1 * m[i] / (math.Sqrt(v[i])/math.Sqrt(bc2) + eps)
+						den := v[i]
+						if hp.AMSGrad { // torch.optim.Adam(amsgrad=True)
+							vm[i] = math.Max(vm[i], v[i])
+							den = vm[i]
+						}
+						p[i] -= lr / bc1 * m[i] / (math.Sqrt(den)/math.Sqrt(bc2) + eps)
 					}
 					must(t, d.CopyIn(bufs[1], g))
-					must(t, opt.AdamStep(bufs[0], bufs[1], bufs[2], bufs[3], n, hp))
+					must(t, opt.AdamStep(bufs[0], bufs[1], bufs[2], bufs[3], vmax, n, hp))
+				}
+				if hp.AMSGrad {
+					testutil.AllClose(t, fmt.Sprintf("adam %+v n=%d vmax", hp, n), testutil.Download(t, d, bufs[4], n), f32s(vm), atol, rtol)
 				}
 				name := fmt.Sprintf("adam %+v n=%d", hp, n)
 				testutil.AllClose(t, name+" p", testutil.Download(t, d, bufs[0], n), f32s(p), atol, rtol)
@@ -821,7 +845,7 @@ func TestErrors(t *testing.T) {
 					return opt.SGDStep(b, b2, small, 64, device.SGDParams{LR: 1, Momentum: 0.9})
 				}},
 				errCase{"adam foreign", func() error {
-					return opt.AdamStep(b, b2, alien, b2, 64, device.AdamParams{LR: 1, Step: 1})
+					return opt.AdamStep(b, b2, alien, b2, nil, 64, device.AdamParams{LR: 1, Step: 1})
 				}})
 		}
 		for _, c := range cases {
@@ -861,7 +885,7 @@ func TestCPUErrorMessages(t *testing.T) {
 		{c.Reduce(device.ArgMax, b, b, 2, 0, 3), "device: cpu reduce argmax: empty reduction axis"},
 		{c.Gather(b, b, small, 2, 3), "device: cpu gather: index -12345"},
 		{c.Copy(b, b, device.Walk{Shape: sh(2, 2), A: st(-1, 1)}), "device: cpu copy: negative stride"},
-		{c.AdamStep(b, b, b, b, 12, device.AdamParams{}), "device: cpu adam_step: step 0, want >= 1"},
+		{c.AdamStep(b, b, b, b, nil, 12, device.AdamParams{}), "device: cpu adam_step: step 0, want >= 1"},
 		{c.BiasAct(b, b, b, 1, 1, device.Activation(9)), "device: cpu bias_act: unknown activation 9"},
 	}
 	for _, tc := range cases {

@@ -563,26 +563,40 @@ func (c *CUDA) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
 			return err
 		}
 	}
-	return wrap(c.ctx.SGD(pp, gp, bp, n, hp.LR, hp.Momentum, hp.Dampening, hp.WeightDecay, hp.Nesterov, hp.First), name, n)
+	return wrap(c.ctx.SGD(pp, gp, bp, n, sgdArgs(&hp)), name, n)
+}
+
+// sgdArgs and adamArgs convert the hyper-parameters for the launchers.
+func sgdArgs(hp *SGDParams) *cuda.SGDArgs {
+	return &cuda.SGDArgs{LR: hp.LR, Momentum: hp.Momentum, Dampening: hp.Dampening, WeightDecay: hp.WeightDecay,
+		Nesterov: hp.Nesterov, First: hp.First, Maximize: hp.Maximize}
+}
+
+func adamArgs(hp *AdamParams) *cuda.AdamArgs {
+	return &cuda.AdamArgs{LR: hp.LR, Beta1: hp.Beta1, Beta2: hp.Beta2, Eps: hp.Eps, WeightDecay: hp.WeightDecay,
+		Decoupled: hp.Decoupled, Maximize: hp.Maximize, Step: hp.Step}
 }
 
 // AdamStep updates p in place as torch.optim.Adam (or AdamW when
-// hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
-// and second moment estimates.
-func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
-	if err := CheckAdam(p, g, m, v, n, hp); err != nil {
+// hp.Decoupled) does, with g the gradient, m, v the first and second moment
+// estimates and, with hp.AMSGrad, vmax their running maximum.
+func (c *CUDA) AdamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
+	if err := CheckAdam(p, g, m, v, vmax, n, hp); err != nil {
 		return cudaErr(err)
 	}
 	const name = "adam_step"
-	var ptrs [4]cuda.Ptr
-	for i, b := range []Buffer{p, g, m, v} {
+	var ptrs [5]cuda.Ptr
+	bufs := [5]Buffer{p, g, m, v, vmax}
+	for i, b := range bufs {
+		if i == 4 && !hp.AMSGrad {
+			break
+		}
 		var err error
-		if ptrs[i], err = c.ptr(name, [4]string{"p", "g", "m", "v"}[i], b, n); err != nil {
+		if ptrs[i], err = c.ptr(name, adamNames[i], b, n); err != nil {
 			return err
 		}
 	}
-	return wrap(c.ctx.Adam(ptrs[0], ptrs[1], ptrs[2], ptrs[3], n, hp.LR, hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay,
-		hp.Decoupled, hp.Step), name, n)
+	return wrap(c.ctx.Adam(ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], n, adamArgs(&hp)), name, n)
 }
 
 // SGDStepMulti is SGDStep on every tensor i (ps[i], gs[i], bufs[i], ns[i])
@@ -613,29 +627,36 @@ func (c *CUDA) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error
 			}
 		}
 	}
-	err := c.ctx.SGDMulti(pp, gp, bp, ns, hp.LR, hp.Momentum, hp.Dampening, hp.WeightDecay, hp.Nesterov, hp.First)
+	err := c.ctx.SGDMulti(pp, gp, bp, ns, sgdArgs(&hp))
 	return wrap(err, name, len(ps))
 }
 
 // AdamStepMulti is AdamStep on every tensor i (ps[i], gs[i], ms[i], vs[i],
-// ns[i]) in one kernel launch, bit-identical to one AdamStep per tensor, with
-// a table kept on the device as SGDStepMulti does.
-func (c *CUDA) AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error {
-	if err := CheckAdamMulti(ps, gs, ms, vs, ns, hp); err != nil {
+// vmaxs[i] with AMSGrad, ns[i]) in one kernel launch, bit-identical to one
+// AdamStep per tensor, with a table kept on the device as SGDStepMulti does.
+func (c *CUDA) AdamStepMulti(ps, gs, ms, vs, vmaxs []Buffer, ns []int, hp AdamParams) error {
+	if err := CheckAdamMulti(ps, gs, ms, vs, vmaxs, ns, hp); err != nil {
 		return cudaErr(err)
 	}
 	const name = "adam_step_multi"
-	ptrs := make([]cuda.Ptr, 4*len(ps))
+	k := len(ps)
+	ptrs := make([]cuda.Ptr, 5*k)
+	lists := [5][]Buffer{ps, gs, ms, vs, vmaxs}
 	for i, n := range ns {
-		for j, b := range [4]Buffer{ps[i], gs[i], ms[i], vs[i]} {
+		for j, l := range lists {
+			if j == 4 && !hp.AMSGrad {
+				break
+			}
 			var err error
-			if ptrs[j*len(ps)+i], err = c.ptr(name, [4]string{"p", "g", "m", "v"}[j], b, n); err != nil {
+			if ptrs[j*k+i], err = c.ptr(name, adamNames[j], l[i], n); err != nil {
 				return fmt.Errorf("%w (tensor %d)", err, i)
 			}
 		}
 	}
-	k := len(ps)
-	err := c.ctx.AdamMulti(ptrs[:k], ptrs[k:2*k], ptrs[2*k:3*k], ptrs[3*k:], ns, hp.LR, hp.Beta1, hp.Beta2, hp.Eps,
-		hp.WeightDecay, hp.Decoupled, hp.Step)
+	var vm []cuda.Ptr
+	if hp.AMSGrad {
+		vm = ptrs[4*k:]
+	}
+	err := c.ctx.AdamMulti(ptrs[:k], ptrs[k:2*k], ptrs[2*k:3*k], ptrs[3*k:4*k], vm, ns, adamArgs(&hp))
 	return wrap(err, name, len(ps))
 }

@@ -611,7 +611,7 @@ func TestCUDAAdamSteps(t *testing.T) {
 					if d == device.Device(p.gpu) {
 						g = gg[0]
 					}
-					return d.(device.Optimizers).AdamStep(b[0], g, b[1], b[2], n, hp)
+					return d.(device.Optimizers).AdamStep(b[0], g, b[1], b[2], nil, n, hp)
 				})
 			}
 			p.same(name+" p", cb[0], gb[0], n, 1e-6, 1e-5)
@@ -888,7 +888,7 @@ func TestCUDAErrorsNameTheOp(t *testing.T) {
 		{d.Reduce(device.ArgMax, b, b, 2, 0, 3), "device: cuda reduce argmax: empty reduction axis"},
 		{d.Softmax(b, b, 4, 4, false), "device: cuda softmax: dst has 12 values, need 16"},
 		{d.Copy(b, b, device.Walk{Shape: cuShape(2, 2), A: cuStrides(-1, 1)}), "device: cuda copy: negative stride"},
-		{d.AdamStep(b, b, b, b, 12, device.AdamParams{}), "device: cuda adam_step: step 0, want >= 1"},
+		{d.AdamStep(b, b, b, b, nil, 12, device.AdamParams{}), "device: cuda adam_step: step 0, want >= 1"},
 		{d.BiasAct(b, b, b, 1, 1, device.Activation(9)), "device: cuda bias_act: unknown activation 9"},
 		{d.BiasActGrad(b, b, b, b, 1, 1, device.Activation(9), false), "device: cuda bias_act_grad: unknown activation 9"},
 		{d.BiasActGrad(b, b, ob, b, 1, 1, device.ActRelu, false), "device: cuda bias_act_grad: y belongs to another cuda device"},

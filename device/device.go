@@ -274,31 +274,37 @@ type HostMemory interface {
 
 // SGDParams are the hyper-parameters of one SGD step, as PyTorch defines them.
 // First marks the first step, where the momentum buffer starts as the gradient.
+// Maximize ascends: the step uses -g, as torch.optim.SGD(maximize=True).
 type SGDParams struct {
 	LR, Momentum, Dampening, WeightDecay float32
-	Nesterov, First                      bool
+	Nesterov, First, Maximize            bool
 }
 
 // AdamParams are the hyper-parameters of one Adam step, as PyTorch defines
 // them. Decoupled selects AdamW's weight decay. Step counts from 1.
+// Maximize ascends (the step uses -g); AMSGrad keeps the running maximum of
+// the second moment in a buffer vmax and divides by it, as
+// torch.optim.Adam(amsgrad=True).
 type AdamParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
-	Decoupled                          bool
+	Decoupled, Maximize, AMSGrad       bool
 	Step                               int
 }
 
 // Optimizers is implemented by devices that update a parameter tensor in one
-// pass. p is the parameter, g its gradient, and buf, m, v the optimizer state,
-// all of n values.
+// pass. p is the parameter, g its gradient, and buf, m, v (and vmax, used
+// and needed only with hp.AMSGrad; nil otherwise) the optimizer state, all
+// of n values.
 type Optimizers interface {
 	SGDStep(p, g, buf Buffer, n int, hp SGDParams) error
-	AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error
+	AdamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error
 }
 
 // MultiOptimizers is implemented by devices that update many parameter
 // tensors in one call: on a GPU, one kernel launch for a whole model instead
 // of one per tensor. Tensor i is the ns[i] values of ps[i], its gradient
-// gs[i] and its optimizer state (bufs[i], or ms[i] and vs[i]). The result is
+// gs[i] and its optimizer state (bufs[i], or ms[i], vs[i] and, with
+// hp.AMSGrad, vmaxs[i]; vmaxs is nil otherwise). The result is
 // bit for bit that of SGDStep or AdamStep applied to each tensor. When
 // hp.Momentum is 0 the momentum buffers are unused: bufs may be nil or hold
 // nil entries. A buffer that a step writes (a parameter or its state) must
@@ -306,7 +312,7 @@ type Optimizers interface {
 // nothing.
 type MultiOptimizers interface {
 	SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error
-	AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error
+	AdamStepMulti(ps, gs, ms, vs, vmaxs []Buffer, ns []int, hp AdamParams) error
 }
 
 // ErrNoCUDA is returned when a CUDA device is requested from a build without it.

@@ -356,7 +356,7 @@ func (o *Adam) Step() error {
 			a.ms, a.vs = append(a.ms, o.m[i].Buffer()), append(a.vs, o.v[i].Buffer())
 			a.ns = append(a.ns, p.Value.Len())
 		}
-		if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, a.ns, hp); err != nil {
+		if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, nil, a.ns, hp); err != nil {
 			panic(&tensor.Error{Op: "adam step", Err: err})
 		}
 	})
@@ -374,7 +374,7 @@ func (o *Adam) state(i int) {
 func adamStep(p, g, m, v *tensor.Tensor, hp device.AdamParams) {
 	dev := p.Device()
 	if f, ok := dev.(device.Optimizers); ok {
-		if err := f.AdamStep(p.Buffer(), g.Buffer(), m.Buffer(), v.Buffer(), p.Len(), hp); err != nil {
+		if err := f.AdamStep(p.Buffer(), g.Buffer(), m.Buffer(), v.Buffer(), nil, p.Len(), hp); err != nil {
 			panic(&tensor.Error{Op: "adam step", Shapes: [][]int{p.Shape()}, Err: err})
 		}
 		return

@@ -450,13 +450,13 @@ void same_bits(const char* what, const std::vector<float>& got, const std::vecto
 // cuda/multi.go does and runs the multi-tensor kernel body(tab, chunks, nchunks)
 // on 2 blocks, so that blocks loop over chunks.
 template <typename F>
-void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<float>>* bufs[4], F body) {
+void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<float>>* bufs[5], F body) {
 	std::vector<MultiTensor> tab;
 	std::vector<unsigned> chunks;
 	for (size_t t = 0; t < ns.size(); t++) {
-		float* q[4] = {};
-		for (int k = 0; k < 4; k++) q[k] = bufs[k] ? (*bufs[k])[t].data() : nullptr;
-		tab.push_back({q[0], q[1], q[2], q[3], ns[t], (long long)chunks.size()});
+		float* q[5] = {};
+		for (int k = 0; k < 5; k++) q[k] = bufs[k] ? (*bufs[k])[t].data() : nullptr;
+		tab.push_back({q[0], q[1], q[2], q[3], q[4], ns[t], (long long)chunks.size()});
 		for (long long c = 0; c < (ns[t] + MULTI_CHUNK - 1) / MULTI_CHUNK; c++) chunks.push_back((unsigned)t);
 	}
 	const MultiTensor* T = tab.data();
@@ -466,12 +466,16 @@ void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<floa
 }
 void test_optim() {
 	const std::vector<long long> ns = {1, 7, 0, 129, 2100};
-	struct SGDCase { float lr, mom, damp, wd; int nesterov; };
-	for (auto c : {SGDCase{0.1f, 0, 0, 0, 0}, SGDCase{0.1f, 0.9f, 0, 0, 0}, SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 0}, SGDCase{0.01f, 0.9f, 0, 5e-4f, 1}}) {
-		std::vector<std::vector<float>> p[2], b[2], g;
+	// Each case runs one launch per tensor (p[0]), the multi-tensor kernel
+	// (p[1]) and, for maximize, the minimizing step on -g (p[2]): all three
+	// must agree bit for bit.
+	struct SGDCase { float lr, mom, damp, wd; int nesterov, maximize; };
+	for (auto c : {SGDCase{0.1f, 0, 0, 0, 0, 0}, SGDCase{0.1f, 0.9f, 0, 0, 0, 0}, SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 0, 0}, SGDCase{0.01f, 0.9f, 0, 5e-4f, 1, 0},
+	               SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 1, 1}, SGDCase{0.1f, 0, 0, 0.01f, 0, 1}}) {
+		std::vector<std::vector<float>> p[3], b[3], g;
 		for (long long n : ns) {
 			auto p0 = rnd(n), b0 = rnd(n);
-			for (int k = 0; k < 2; k++) p[k].push_back(p0), b[k].push_back(b0);
+			for (int k = 0; k < 3; k++) p[k].push_back(p0), b[k].push_back(b0);
 		}
 		for (int step = 0; step < 3; step++) {
 			g.clear();
@@ -480,24 +484,36 @@ void test_optim() {
 			for (size_t t = 0; t < ns.size(); t++) {
 				float *P = p[0][t].data(), *G = g[t].data(), *B = c.mom != 0 ? b[0][t].data() : nullptr;
 				long long n = ns[t];
-				if (n > 0) emu_launch([&] { sgd_f32(P, G, B, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first); }, g1(n), {256, 1, 1});
+				if (n > 0) emu_launch([&] { sgd_f32(P, G, B, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first, c.maximize); }, g1(n), {256, 1, 1});
+				if (c.maximize && n > 0) {
+					std::vector<float> ng(g[t]);
+					for (auto& x : ng) x = -x;
+					float *P2 = p[2][t].data(), *G2 = ng.data(), *B2 = c.mom != 0 ? b[2][t].data() : nullptr;
+					emu_launch([&] { sgd_f32(P2, G2, B2, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first, 0); }, g1(n), {256, 1, 1});
+				}
 			}
-			std::vector<std::vector<float>>* bufs[4] = {&p[1], &g, c.mom != 0 ? &b[1] : nullptr, nullptr};
+			std::vector<std::vector<float>>* bufs[5] = {&p[1], &g, c.mom != 0 ? &b[1] : nullptr, nullptr, nullptr};
 			multi_launch(ns, bufs, [&](const MultiTensor* T, const unsigned* C, long long nc) {
-				sgd_multi_f32(T, C, nc, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first);
+				sgd_multi_f32(T, C, nc, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first, c.maximize);
 			});
 		}
 		for (size_t t = 0; t < ns.size(); t++) {
 			same_bits("sgd_multi p", p[1][t], p[0][t]);
 			same_bits("sgd_multi buf", b[1][t], b[0][t]);
+			if (c.maximize) same_bits("sgd maximize = sgd on -g", p[2][t], p[0][t]);
 		}
 	}
-	struct AdamCase { float lr, b1, b2, eps, wd; int decoupled; };
-	for (auto c : {AdamCase{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0}, AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1}}) {
-		std::vector<std::vector<float>> p[2], m[2], v[2], g;
+	// Adam as SGD above, and with AMSGrad against a float64 reference of
+	// torch.optim.Adam(amsgrad=True) (p[2], m[2], v[2], vm[2] in double).
+	struct AdamCase { float lr, b1, b2, eps, wd; int decoupled, maximize, amsgrad; };
+	for (auto c : {AdamCase{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0, 0, 0}, AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0, 0, 0}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 0, 0},
+	               AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0, 1, 1}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 0, 1}}) {
+		std::vector<std::vector<float>> p[2], m[2], v[2], vm[2], g;
+		std::vector<std::vector<double>> rp, rm, rv, rvm;
 		for (long long n : ns) {
 			auto p0 = rnd(n);
-			for (int k = 0; k < 2; k++) p[k].push_back(p0), m[k].push_back(std::vector<float>(n)), v[k].push_back(std::vector<float>(n));
+			for (int k = 0; k < 2; k++) p[k].push_back(p0), m[k].push_back(std::vector<float>(n)), v[k].push_back(std::vector<float>(n)), vm[k].push_back(std::vector<float>(n));
+			rp.push_back(std::vector<double>(p0.begin(), p0.end())), rm.push_back(std::vector<double>(n)), rv.push_back(std::vector<double>(n)), rvm.push_back(std::vector<double>(n));
 		}
 		for (int step = 1; step <= 3; step++) {
 			g.clear();
@@ -506,19 +522,33 @@ void test_optim() {
 			const float bc2sqrt = (float)std::sqrt(1 - std::pow((double)c.b2, step));
 			const float decay = (float)(1 - (double)c.lr * c.wd);
 			for (size_t t = 0; t < ns.size(); t++) {
-				float *P = p[0][t].data(), *G = g[t].data(), *M = m[0][t].data(), *V = v[0][t].data();
+				float *P = p[0][t].data(), *G = g[t].data(), *M = m[0][t].data(), *V = v[0][t].data(), *VM = c.amsgrad ? vm[0][t].data() : nullptr;
 				long long n = ns[t];
-				if (n > 0) emu_launch([&] { adam_f32(P, G, M, V, n, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt); }, g1(n), {256, 1, 1});
+				if (n > 0) emu_launch([&] { adam_f32(P, G, M, V, VM, n, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt, c.maximize); }, g1(n), {256, 1, 1});
+				for (long long i = 0; i < n; i++) { // torch.optim.Adam's rule, in double
+					double gi = c.maximize ? -(double)g[t][i] : g[t][i], pi = rp[t][i];
+					if (c.wd != 0) { if (c.decoupled) pi *= 1 - (double)c.lr * c.wd; else gi += c.wd * pi; }
+					rm[t][i] = c.b1 * rm[t][i] + (1 - (double)c.b1) * gi;
+					rv[t][i] = c.b2 * rv[t][i] + (1 - (double)c.b2) * gi * gi;
+					double d = rv[t][i];
+					if (c.amsgrad) d = rvm[t][i] = std::max(rvm[t][i], rv[t][i]);
+					double bc1 = 1 - std::pow((double)c.b1, step), bc2 = 1 - std::pow((double)c.b2, step);
+					rp[t][i] = pi - c.lr / bc1 * rm[t][i] / (std::sqrt(d) / std::sqrt(bc2) + c.eps);
+				}
 			}
-			std::vector<std::vector<float>>* bufs[4] = {&p[1], &g, &m[1], &v[1]};
+			std::vector<std::vector<float>>* bufs[5] = {&p[1], &g, &m[1], &v[1], c.amsgrad ? &vm[1] : nullptr};
 			multi_launch(ns, bufs, [&](const MultiTensor* T, const unsigned* C, long long nc) {
-				adam_multi_f32(T, C, nc, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt);
+				adam_multi_f32(T, C, nc, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt, c.maximize);
 			});
 		}
 		for (size_t t = 0; t < ns.size(); t++) {
 			same_bits("adam_multi p", p[1][t], p[0][t]);
 			same_bits("adam_multi m", m[1][t], m[0][t]);
 			same_bits("adam_multi v", v[1][t], v[0][t]);
+			same_bits("adam_multi vmax", vm[1][t], vm[0][t]);
+			char name[64];
+			snprintf(name, sizeof name, "adam maximize=%d amsgrad=%d vs float64", c.maximize, c.amsgrad);
+			expect(name, p[0][t], rp[t], 1e-6, 1e-4);
 		}
 	}
 }
