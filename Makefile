@@ -64,12 +64,15 @@ MNIST_DATA = $(shell $(GO) env GOMODCACHE)/github.com/petar/!go!m!n!i!s!t@v0.0.0
 
 .PHONY: ptx cuda-check gpu-bundle train-cuda docker-cuda
 
-# ptx regenerates cuda/kernels.ptx from kernels.cu; its first line records
-# the sha256 of kernels.cu, which cuda-check compares.
+# ptx regenerates cuda/kernels.ptx from kernels.cu and the op codes it
+# includes (cuda/ops.h, from `go generate ./device`); its first line records
+# the sha256 of the two files concatenated, which cuda-check and
+# internal/opsgen's tests compare.
+KERNEL_SRC = kernels.cu cuda/ops.h
 ptx:
 	GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh --nvcc >/dev/null
 	$(CUDA_NVCC) $(NVCCFLAGS) kernels.cu -o cuda/kernels.ptx.tmp
-	{ echo "// sha256 $$(sha256sum kernels.cu | cut -d' ' -f1)"; cat cuda/kernels.ptx.tmp; } >cuda/kernels.ptx
+	{ echo "// sha256 $$(cat $(KERNEL_SRC) | sha256sum | cut -d' ' -f1)"; cat cuda/kernels.ptx.tmp; } >cuda/kernels.ptx
 	rm -f cuda/kernels.ptx.tmp
 
 # cuda-check: the PTX matches kernels.cu and assembles for the H100 (sm_90),
@@ -78,10 +81,10 @@ ptx:
 # With CUDA_EMU=1 it also runs the kernels on the CPU (cuda/emu, ~2 minutes).
 cuda-check:
 	GOGRAD_CUDA_SDK=$(CUDA_SDK) sh scripts/cuda-sdk.sh --nvcc >/dev/null
-	@want=$$(sha256sum kernels.cu | cut -d' ' -f1); got=$$(head -n 1 cuda/kernels.ptx | cut -d' ' -f3); \
+	@want=$$(cat $(KERNEL_SRC) | sha256sum | cut -d' ' -f1); got=$$(head -n 1 cuda/kernels.ptx | cut -d' ' -f3); \
 	if [ "$$want" != "$$got" ]; then \
-		echo "cuda/kernels.ptx was built from another kernels.cu (sha256 $$got, now $$want): run make ptx"; exit 1; \
-	fi; echo "cuda/kernels.ptx matches kernels.cu (sha256 $$want)"
+		echo "cuda/kernels.ptx was built from another kernels.cu or cuda/ops.h (sha256 $$got, now $$want): run make ptx"; exit 1; \
+	fi; echo "cuda/kernels.ptx matches kernels.cu and cuda/ops.h (sha256 $$want)"
 	@log=$$(mktemp); if ! $(CUDA_PTXAS) -arch=sm_90 -v cuda/kernels.ptx -o /dev/null >$$log 2>&1; then \
 		cat $$log; rm -f $$log; echo "ptxas -arch=sm_90 failed"; exit 1; fi; \
 	awk '/Compiling entry/ { k = $$0; sub(/.*function ./, "", k); sub(/. for.*/, "", k) } \

@@ -11,8 +11,8 @@
 //   - reductions combine within a warp by xor shuffles, then across warps
 //     through shared memory. Every launch uses a block size that is a multiple
 //     of 32 and every lane reaches every shuffle, so full masks are valid;
-//   - op codes are the values of device.UnaryOp, device.BinaryOp,
-//     device.ReduceOp and device.Activation;
+//   - op codes are the values of device.UnaryOp, BinaryOp, TernaryOp,
+//     ReduceOp and Activation, from cuda/ops.h (generated);
 //   - integer data (labels, row indices, argmax results) is stored as float32.
 //     Kernels that read an index check it, and for a bad one write NaN and
 //     record it in a fault word (see report_fault) instead of reading out of
@@ -25,14 +25,10 @@
 // ---------------------------------------------------------------------------
 // Shared helpers
 
-// Unary op codes (device.UnaryOp).
-enum { U_NEG, U_EXP, U_LOG, U_RELU, U_SIGMOID, U_TANH, U_SQRT, U_ADD_SCALAR, U_MUL_SCALAR, U_POW_SCALAR, U_SQUARE };
-// Binary op codes (device.BinaryOp).
-enum { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_GREATER_EQ, B_RELU_GRAD, B_SIGMOID_GRAD, B_TANH_GRAD };
-// Reduce op codes (device.ReduceOp).
-enum { R_SUM, R_MEAN, R_MAX, R_ARGMAX };
-// Activations (device.Activation).
-enum { A_IDENTITY, A_RELU, A_SIGMOID, A_TANH };
+// The op codes: U_* (device.UnaryOp), B_* (BinaryOp), T_* (TernaryOp), R_*
+// (ReduceOp) and A_* (Activation), generated from the op table of package
+// device by `go generate ./device`.
+#include "cuda/ops.h"
 
 __device__ __forceinline__ long long grid_start() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ long long grid_stride() { return (long long)gridDim.x * blockDim.x; }
@@ -42,7 +38,25 @@ __device__ __forceinline__ bool aligned16(const void* p) { return ((unsigned lon
 __device__ __forceinline__ float relu(float x) { return x <= 0.0f ? 0.0f : x; }
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-__device__ __forceinline__ float apply_unary(int op, float x, float alpha) {
+// sign_of is -1, 0 or 1; 0 for NaN, as PyTorch's sign.
+__device__ __forceinline__ float sign_of(float x) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f); }
+#define GELU_K 0.7978845608028654f // sqrt(2/pi)
+#define GELU_C 0.044715f
+__device__ __forceinline__ float gelu_tanh(float x) {
+	return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+}
+__device__ __forceinline__ float gelu_tanh_grad(float x) {
+	float t = tanhf(GELU_K * (x + GELU_C * x * x * x));
+	return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+}
+__device__ __forceinline__ float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
+__device__ __forceinline__ float gelu_erf_grad(float x) {
+	return 0.5f * (1.0f + erff(x * 0.7071067811865476f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+}
+// clamp keeps NaN, as PyTorch's clamp; with lo > hi every value is hi.
+__device__ __forceinline__ float clamp(float x, float lo, float hi) { return x != x ? x : fminf(fmaxf(x, lo), hi); }
+
+__device__ __forceinline__ float apply_unary(int op, float x, float alpha, float beta) {
 	switch (op) {
 	case U_NEG: return -x;
 	case U_EXP: return expf(x);
@@ -55,11 +69,19 @@ __device__ __forceinline__ float apply_unary(int op, float x, float alpha) {
 	case U_MUL_SCALAR: return x * alpha;
 	case U_POW_SCALAR: return alpha == 2.0f ? x * x : powf(x, alpha);
 	case U_SQUARE: return x * x;
+	case U_ABS: return fabsf(x);
+	case U_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
+	case U_GELU_TANH: return gelu_tanh(x);
+	case U_GELU_ERF: return gelu_erf(x);
+	case U_SILU: return x * sigmoid(x);
+	case U_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+	case U_CLAMP: return clamp(x, alpha, beta);
+	case U_SIGN: return sign_of(x);
 	}
 	return CUDART_NAN_F;
 }
 
-__device__ __forceinline__ float apply_binary(int op, float a, float b) {
+__device__ __forceinline__ float apply_binary(int op, float a, float b, float alpha, float beta) {
 	switch (op) {
 	case B_ADD: return a + b;
 	case B_SUB: return a - b;
@@ -71,6 +93,25 @@ __device__ __forceinline__ float apply_binary(int op, float a, float b) {
 	case B_RELU_GRAD: return a > 0.0f ? b : 0.0f;
 	case B_SIGMOID_GRAD: return b * a * (1.0f - a);
 	case B_TANH_GRAD: return b * (1.0f - a * a);
+	case B_GREATER: return a > b ? 1.0f : 0.0f;
+	case B_EQUAL: return a == b ? 1.0f : 0.0f;
+	case B_ABS_GRAD: return b * sign_of(a);
+	case B_LEAKY_RELU_GRAD: return a > 0.0f ? b : alpha * b;
+	case B_GELU_TANH_GRAD: return b * gelu_tanh_grad(a);
+	case B_GELU_ERF_GRAD: return b * gelu_erf_grad(a);
+	case B_SILU_GRAD: {
+		float s = sigmoid(a);
+		return b * (s * (1.0f + a * (1.0f - s)));
+	}
+	case B_SOFTPLUS_GRAD: return a > 20.0f ? b : b * sigmoid(a);
+	case B_CLAMP_GRAD: return (a >= alpha && a <= beta) ? b : 0.0f;
+	}
+	return CUDART_NAN_F;
+}
+
+__device__ __forceinline__ float apply_ternary(int op, float a, float b, float c) {
+	switch (op) {
+	case T_WHERE: return a != 0.0f ? b : c;
 	}
 	return CUDART_NAN_F;
 }
@@ -84,18 +125,26 @@ __device__ __forceinline__ float activate(int act, float x) {
 	return x;
 }
 
-// walk_offset maps the flat output index i of a 4-D shape [_, s1, s2, s3] to
-// the element offset at strides t0..t3. I is unsigned or unsigned long long:
-// the launcher picks 32 bits when every offset fits, which makes the three
-// divisions much cheaper.
+// Walks: an iteration over a row-major output of up to 6 axes [_, s1..s5],
+// of which the last nd are used (the launcher drops leading unit axes).
+// walk_index splits the flat output index i into idx[6 - nd .. 5]. I is
+// unsigned or unsigned long long: the launcher picks 32 bits when every
+// offset fits, which makes the divisions much cheaper.
+#define WALK_DIMS 6 // device.MaxDims
 template <typename I>
-__device__ __forceinline__ I walk_offset(I i, I s1, I s2, I s3, I t0, I t1, I t2, I t3) {
-	I i3 = i % s3;
-	i /= s3;
-	I i2 = i % s2;
-	i /= s2;
-	I i1 = i % s1;
-	return (i / s1) * t0 + i1 * t1 + i2 * t2 + i3 * t3;
+__device__ __forceinline__ void walk_index(I i, int nd, const I* s, I* idx) {
+	for (int d = WALK_DIMS - 1; d > WALK_DIMS - nd; d--) {
+		idx[d] = i % s[d];
+		i /= s[d];
+	}
+	idx[WALK_DIMS - nd] = i;
+}
+
+// walk_dot is off + Σ idx[d]*t[d] over the last nd axes.
+template <typename I>
+__device__ __forceinline__ I walk_dot(int nd, const I* idx, I off, const I* t) {
+	for (int d = WALK_DIMS - nd; d < WALK_DIMS; d++) off += idx[d] * t[d];
+	return off;
 }
 
 // report_fault records a bad index v at row of the kernel tagged tag in the
@@ -119,69 +168,152 @@ extern "C" __global__ void fill_f32(float* dst, long long n, float v) {
 }
 
 template <typename I>
-__device__ __forceinline__ void copy_walk(float* dst, const float* x, I n, I s1, I s2, I s3, I a0, I a1, I a2, I a3) {
-	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x)
-		dst[i] = x[walk_offset<I>(i, s1, s2, s3, a0, a1, a2, a3)];
+__device__ __forceinline__ void copy_walk(float* dst, const float* x, I n, int nd, const I* s, I offa, const I* ta,
+                                          I offd, const I* td, int dstrided, int pad, const I* lo, const I* hi,
+                                          float fill) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+		I idx[WALK_DIMS];
+		walk_index<I>(i, nd, s, idx);
+		float v;
+		bool inside = true;
+		if (pad)
+			for (int d = WALK_DIMS - nd; d < WALK_DIMS; d++) inside = inside && idx[d] >= lo[d] && idx[d] < hi[d];
+		if (inside) {
+			I o = offa;
+			for (int d = WALK_DIMS - nd; d < WALK_DIMS; d++) o += (idx[d] - (pad ? lo[d] : 0)) * ta[d];
+			v = x[o];
+		} else {
+			v = fill;
+		}
+		dst[dstrided ? walk_dot<I>(nd, idx, offd, td) : offd + i] = v;
+	}
 }
 
-// copy_walk_f32: dst[i0,i1,i2,i3] = x[i0*a0 + i1*a1 + i2*a2 + i3*a3] over the
-// shape [n/(s1*s2*s3), s1, s2, s3]; wide selects 64-bit index arithmetic.
-extern "C" __global__ void copy_walk_f32(float* dst, const float* x, long long n, long long s1, long long s2,
-                                         long long s3, long long a0, long long a1, long long a2, long long a3,
-                                         int wide) {
-	if (wide)
-		copy_walk<unsigned long long>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
-	else
-		copy_walk<unsigned>(dst, x, n, s1, s2, s3, a0, a1, a2, a3);
+// copy_walk_f32: dst[offd + Σ i_d*d_d] (or dst[offd + i] unless dstrided) =
+// x[offa + Σ (i_d - lo_d)*a_d] over the shape [n/(s1*...*s5), s1, ..., s5],
+// and fill where pad is set and some i_d lies outside [lo_d, hi_d). wide
+// selects 64-bit index arithmetic.
+extern "C" __global__ void copy_walk_f32(float* dst, const float* x, long long n, int nd, long long s1, long long s2,
+                                         long long s3, long long s4, long long s5, long long offa, long long a0,
+                                         long long a1, long long a2, long long a3, long long a4, long long a5,
+                                         long long offd, long long d0, long long d1, long long d2, long long d3,
+                                         long long d4, long long d5, int dstrided, int pad, long long lo0,
+                                         long long lo1, long long lo2, long long lo3, long long lo4, long long lo5,
+                                         long long hi0, long long hi1, long long hi2, long long hi3, long long hi4,
+                                         long long hi5, float fill, int wide) {
+	if (wide) {
+		typedef unsigned long long I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5}, ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5};
+		I td[6] = {(I)d0, (I)d1, (I)d2, (I)d3, (I)d4, (I)d5};
+		I lo[6] = {(I)lo0, (I)lo1, (I)lo2, (I)lo3, (I)lo4, (I)lo5}, hi[6] = {(I)hi0, (I)hi1, (I)hi2, (I)hi3, (I)hi4, (I)hi5};
+		copy_walk<I>(dst, x, n, nd, s, offa, ta, offd, td, dstrided, pad, lo, hi, fill);
+	} else {
+		typedef unsigned I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5}, ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5};
+		I td[6] = {(I)d0, (I)d1, (I)d2, (I)d3, (I)d4, (I)d5};
+		I lo[6] = {(I)lo0, (I)lo1, (I)lo2, (I)lo3, (I)lo4, (I)lo5}, hi[6] = {(I)hi0, (I)hi1, (I)hi2, (I)hi3, (I)hi4, (I)hi5};
+		copy_walk<I>(dst, x, (I)n, nd, s, (I)offa, ta, (I)offd, td, dstrided, pad, lo, hi, fill);
+	}
 }
 
-// unary_f32: dst[i] = op(x[i], alpha) for i < n; dst may be x.
-extern "C" __global__ void unary_f32(int op, float* dst, const float* x, long long n, float alpha) {
+// unary_f32: dst[i] = op(x[i], alpha, beta) for i < n; dst may be x.
+extern "C" __global__ void unary_f32(int op, float* dst, const float* x, long long n, float alpha, float beta) {
 	long long n4 = (aligned16(dst) && aligned16(x)) ? n / 4 : 0;
 	for (long long i = grid_start(); i < n4; i += grid_stride()) {
 		float4 v = reinterpret_cast<const float4*>(x)[i];
-		v.x = apply_unary(op, v.x, alpha);
-		v.y = apply_unary(op, v.y, alpha);
-		v.z = apply_unary(op, v.z, alpha);
-		v.w = apply_unary(op, v.w, alpha);
+		v.x = apply_unary(op, v.x, alpha, beta);
+		v.y = apply_unary(op, v.y, alpha, beta);
+		v.z = apply_unary(op, v.z, alpha, beta);
+		v.w = apply_unary(op, v.w, alpha, beta);
 		reinterpret_cast<float4*>(dst)[i] = v;
 	}
-	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_unary(op, x[i], alpha);
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_unary(op, x[i], alpha, beta);
 }
 
-// binary_f32: dst[i] = op(a[i], b[i]) for i < n, all contiguous; dst may be a or b.
-extern "C" __global__ void binary_f32(int op, float* dst, const float* a, const float* b, long long n) {
+// binary_f32: dst[i] = op(a[i], b[i], alpha, beta) for i < n, all contiguous;
+// dst may be a or b.
+extern "C" __global__ void binary_f32(int op, float* dst, const float* a, const float* b, long long n, float alpha,
+                                      float beta) {
 	long long n4 = (aligned16(dst) && aligned16(a) && aligned16(b)) ? n / 4 : 0;
 	for (long long i = grid_start(); i < n4; i += grid_stride()) {
 		float4 u = reinterpret_cast<const float4*>(a)[i];
 		float4 v = reinterpret_cast<const float4*>(b)[i];
-		u.x = apply_binary(op, u.x, v.x);
-		u.y = apply_binary(op, u.y, v.y);
-		u.z = apply_binary(op, u.z, v.z);
-		u.w = apply_binary(op, u.w, v.w);
+		u.x = apply_binary(op, u.x, v.x, alpha, beta);
+		u.y = apply_binary(op, u.y, v.y, alpha, beta);
+		u.z = apply_binary(op, u.z, v.z, alpha, beta);
+		u.w = apply_binary(op, u.w, v.w, alpha, beta);
 		reinterpret_cast<float4*>(dst)[i] = u;
 	}
-	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_binary(op, a[i], b[i]);
+	for (long long i = n4 * 4 + grid_start(); i < n; i += grid_stride()) dst[i] = apply_binary(op, a[i], b[i], alpha, beta);
 }
 
 template <typename I>
-__device__ __forceinline__ void binary_walk(int op, float* dst, const float* a, const float* b, I n, I s1, I s2, I s3,
-                                            I a0, I a1, I a2, I a3, I b0, I b1, I b2, I b3) {
-	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x)
-		dst[i] = apply_binary(op, a[walk_offset<I>(i, s1, s2, s3, a0, a1, a2, a3)],
-		                      b[walk_offset<I>(i, s1, s2, s3, b0, b1, b2, b3)]);
+__device__ __forceinline__ void binary_walk(int op, float* dst, const float* a, const float* b, I n, int nd,
+                                            const I* s, I offa, const I* ta, I offb, const I* tb, float alpha,
+                                            float beta) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+		I idx[WALK_DIMS];
+		walk_index<I>(i, nd, s, idx);
+		dst[i] = apply_binary(op, a[walk_dot<I>(nd, idx, offa, ta)], b[walk_dot<I>(nd, idx, offb, tb)], alpha, beta);
+	}
 }
 
-// binary_walk_f32: dst[i] = op(a[walk at strides a*], b[walk at strides b*])
-// over the shape [n/(s1*s2*s3), s1, s2, s3] (stride 0 broadcasts an axis).
-extern "C" __global__ void binary_walk_f32(int op, float* dst, const float* a, const float* b, long long n,
-                                           long long s1, long long s2, long long s3, long long a0, long long a1,
-                                           long long a2, long long a3, long long b0, long long b1, long long b2,
-                                           long long b3, int wide) {
-	if (wide)
-		binary_walk<unsigned long long>(op, dst, a, b, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3);
-	else
-		binary_walk<unsigned>(op, dst, a, b, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3);
+// binary_walk_f32: dst[i] = op(a[offa + Σ i_d*a_d], b[offb + Σ i_d*b_d],
+// alpha, beta) over the shape [n/(s1*...*s5), s1, ..., s5] (stride 0
+// broadcasts an axis).
+extern "C" __global__ void binary_walk_f32(int op, float* dst, const float* a, const float* b, long long n, int nd,
+                                           long long s1, long long s2, long long s3, long long s4, long long s5,
+                                           long long offa, long long a0, long long a1, long long a2, long long a3,
+                                           long long a4, long long a5, long long offb, long long b0, long long b1,
+                                           long long b2, long long b3, long long b4, long long b5, float alpha,
+                                           float beta, int wide) {
+	if (wide) {
+		typedef unsigned long long I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		binary_walk<I>(op, dst, a, b, n, nd, s, offa, ta, offb, tb, alpha, beta);
+	} else {
+		typedef unsigned I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		binary_walk<I>(op, dst, a, b, (I)n, nd, s, (I)offa, ta, (I)offb, tb, alpha, beta);
+	}
+}
+
+template <typename I>
+__device__ __forceinline__ void ternary_walk(int op, float* dst, const float* a, const float* b, const float* c, I n,
+                                             int nd, const I* s, I offa, const I* ta, I offb, const I* tb, I offc,
+                                             const I* tc) {
+	for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (I)gridDim.x * blockDim.x) {
+		I idx[WALK_DIMS];
+		walk_index<I>(i, nd, s, idx);
+		dst[i] = apply_ternary(op, a[walk_dot<I>(nd, idx, offa, ta)], b[walk_dot<I>(nd, idx, offb, tb)],
+		                       c[walk_dot<I>(nd, idx, offc, tc)]);
+	}
+}
+
+// ternary_walk_f32: dst[i] = op(a[...], b[...], c[...]), each read as
+// binary_walk_f32 reads a and b.
+extern "C" __global__ void ternary_walk_f32(int op, float* dst, const float* a, const float* b, const float* c,
+                                            long long n, int nd, long long s1, long long s2, long long s3,
+                                            long long s4, long long s5, long long offa, long long a0, long long a1,
+                                            long long a2, long long a3, long long a4, long long a5, long long offb,
+                                            long long b0, long long b1, long long b2, long long b3, long long b4,
+                                            long long b5, long long offc, long long c0, long long c1, long long c2,
+                                            long long c3, long long c4, long long c5, int wide) {
+	if (wide) {
+		typedef unsigned long long I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		I tc[6] = {(I)c0, (I)c1, (I)c2, (I)c3, (I)c4, (I)c5};
+		ternary_walk<I>(op, dst, a, b, c, n, nd, s, offa, ta, offb, tb, offc, tc);
+	} else {
+		typedef unsigned I;
+		I s[6] = {0, (I)s1, (I)s2, (I)s3, (I)s4, (I)s5};
+		I ta[6] = {(I)a0, (I)a1, (I)a2, (I)a3, (I)a4, (I)a5}, tb[6] = {(I)b0, (I)b1, (I)b2, (I)b3, (I)b4, (I)b5};
+		I tc[6] = {(I)c0, (I)c1, (I)c2, (I)c3, (I)c4, (I)c5};
+		ternary_walk<I>(op, dst, a, b, c, (I)n, nd, s, (I)offa, ta, (I)offb, tb, (I)offc, tc);
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -563,11 +695,13 @@ extern "C" __global__ void dropout_f32(float* dst, long long n, float p, float s
 }
 
 // sgd_update is one torch.optim.SGD step of element i of p, with gradient g
-// and momentum buffer buf (unused when momentum is 0); omd is 1 - dampening.
-// sgd_f32 and sgd_multi_f32 share it, so their results are bit-identical.
+// (negated when maximize) and momentum buffer buf (unused when momentum is
+// 0); omd is 1 - dampening. sgd_f32 and sgd_multi_f32 share it, so their
+// results are bit-identical.
 __device__ __forceinline__ void sgd_update(float* p, const float* g, float* buf, long long i, float lr,
-                                           float momentum, float omd, float wd, int nesterov, int first) {
-	float gi = g[i];
+                                           float momentum, float omd, float wd, int nesterov, int first,
+                                           int maximize) {
+	float gi = maximize ? -g[i] : g[i];
 	if (wd != 0.0f) gi += wd * p[i];
 	if (momentum != 0.0f) {
 		const float b = first ? gi : momentum * buf[i] + omd * gi;
@@ -578,13 +712,15 @@ __device__ __forceinline__ void sgd_update(float* p, const float* g, float* buf,
 }
 
 // adam_update is one torch.optim.Adam (AdamW when decoupled) step of element
-// i of p, with gradient g and moments m, v. The host computes decay =
-// 1 - lr*wd, step_size = lr / (1 - beta1^t) and bc2sqrt = sqrt(1 - beta2^t)
-// in float64. adam_f32 and adam_multi_f32 share it.
-__device__ __forceinline__ void adam_update(float* p, const float* g, float* m, float* v, long long i, float beta1,
-                                            float beta2, float eps, float wd, int decoupled, float decay,
-                                            float step_size, float bc2sqrt) {
-	float gi = g[i], pi = p[i];
+// i of p, with gradient g (negated when maximize) and moments m, v, and with
+// AMSGrad (vmax not null) the running maximum vmax of v in the denominator.
+// The host computes decay = 1 - lr*wd, step_size = lr / (1 - beta1^t) and
+// bc2sqrt = sqrt(1 - beta2^t) in float64. adam_f32 and adam_multi_f32 share
+// it.
+__device__ __forceinline__ void adam_update(float* p, const float* g, float* m, float* v, float* vmax, long long i,
+                                            float beta1, float beta2, float eps, float wd, int decoupled,
+                                            float decay, float step_size, float bc2sqrt, int maximize) {
+	float gi = maximize ? -g[i] : g[i], pi = p[i];
 	if (wd != 0.0f) {
 		if (decoupled)
 			pi *= decay;
@@ -595,7 +731,13 @@ __device__ __forceinline__ void adam_update(float* p, const float* g, float* m, 
 	const float vi = beta2 * v[i] + (1.0f - beta2) * (gi * gi);
 	m[i] = mi;
 	v[i] = vi;
-	p[i] = pi - step_size * (mi / (sqrtf(vi) / bc2sqrt + eps));
+	float d = vi;
+	if (vmax) {
+		const float vm = vmax[i];
+		d = (vm > vi || vm != vm) ? vm : vi; // NaN wins, as torch.maximum
+		vmax[i] = d;
+	}
+	p[i] = pi - step_size * (mi / (sqrtf(d) / bc2sqrt + eps));
 }
 
 // sgd_f32: one torch.optim.SGD step of p (see sgd_update).
@@ -604,9 +746,9 @@ __device__ __forceinline__ void adam_update(float* p, const float* g, float* m, 
 // parameter update happen in registers, where PyTorch's unfused path writes
 // the decayed gradient and the Nesterov gradient as temporaries.
 extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long long n, float lr, float momentum,
-                                   float omd, float wd, int nesterov, int first) {
+                                   float omd, float wd, int nesterov, int first, int maximize) {
 	for (long long i = grid_start(); i < n; i += grid_stride())
-		sgd_update(p, g, buf, i, lr, momentum, omd, wd, nesterov, first);
+		sgd_update(p, g, buf, i, lr, momentum, omd, wd, nesterov, first, maximize);
 }
 
 // adam_f32: one torch.optim.Adam (AdamW when decoupled) step of p (see
@@ -615,11 +757,11 @@ extern "C" __global__ void sgd_f32(float* p, const float* g, float* buf, long lo
 // Fused: the decayed gradient, both moment updates, the bias-corrected
 // denominator and the update itself stay in registers: one read of p, g, m, v
 // and one write of p, m, v, instead of about ten passes with temporaries.
-extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v, long long n, float beta1,
-                                    float beta2, float eps, float wd, int decoupled, float decay, float step_size,
-                                    float bc2sqrt) {
+extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v, float* vmax, long long n,
+                                    float beta1, float beta2, float eps, float wd, int decoupled, float decay,
+                                    float step_size, float bc2sqrt, int maximize) {
 	for (long long i = grid_start(); i < n; i += grid_stride())
-		adam_update(p, g, m, v, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt);
+		adam_update(p, g, m, v, vmax, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt, maximize);
 }
 
 // Multi-tensor optimizer steps: one launch updates every parameter tensor of
@@ -633,13 +775,14 @@ extern "C" __global__ void adam_f32(float* p, const float* g, float* m, float* v
 
 #define MULTI_CHUNK 1024 // cuda/multi.go's multiChunk
 
-// MultiTensor is one tensor of a multi-tensor table: 48 bytes, six 8-byte
+// MultiTensor is one tensor of a multi-tensor table: 56 bytes, seven 8-byte
 // words in cuda/multi.go.
 struct MultiTensor {
 	float* p;
 	const float* g;
 	float* s1;        // SGD's momentum buffer (null without momentum), Adam's m
 	float* s2;        // Adam's v (null for SGD)
+	float* s3;        // Adam's vmax (null without AMSGrad, and for SGD)
 	long long n;      // length
 	long long chunk0; // index of its first chunk
 };
@@ -647,25 +790,26 @@ struct MultiTensor {
 // sgd_multi_f32: sgd_f32 on every tensor of the table tab, whose chunk
 // indices are chunks[0..nchunks).
 extern "C" __global__ void sgd_multi_f32(const MultiTensor* tab, const unsigned* chunks, long long nchunks, float lr,
-                                         float momentum, float omd, float wd, int nesterov, int first) {
+                                         float momentum, float omd, float wd, int nesterov, int first, int maximize) {
 	for (long long c = blockIdx.x; c < nchunks; c += gridDim.x) {
 		const MultiTensor t = tab[chunks[c]];
 		const long long lo = (c - t.chunk0) * MULTI_CHUNK, hi = min(t.n, lo + MULTI_CHUNK);
 		for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x)
-			sgd_update(t.p, t.g, t.s1, i, lr, momentum, omd, wd, nesterov, first);
+			sgd_update(t.p, t.g, t.s1, i, lr, momentum, omd, wd, nesterov, first, maximize);
 	}
 }
 
-// adam_multi_f32: adam_f32 on every tensor of the table tab, with m in s1
-// and v in s2.
+// adam_multi_f32: adam_f32 on every tensor of the table tab, with m in s1,
+// v in s2 and vmax in s3.
 extern "C" __global__ void adam_multi_f32(const MultiTensor* tab, const unsigned* chunks, long long nchunks,
                                           float beta1, float beta2, float eps, float wd, int decoupled, float decay,
-                                          float step_size, float bc2sqrt) {
+                                          float step_size, float bc2sqrt, int maximize) {
 	for (long long c = blockIdx.x; c < nchunks; c += gridDim.x) {
 		const MultiTensor t = tab[chunks[c]];
 		const long long lo = (c - t.chunk0) * MULTI_CHUNK, hi = min(t.n, lo + MULTI_CHUNK);
 		for (long long i = lo + threadIdx.x; i < hi; i += blockDim.x)
-			adam_update(t.p, t.g, t.s1, t.s2, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt);
+			adam_update(t.p, t.g, t.s1, t.s2, t.s3, i, beta1, beta2, eps, wd, decoupled, decay, step_size, bc2sqrt,
+			            maximize);
 	}
 }
 

@@ -21,15 +21,15 @@ func WriteDot(w io.Writer, root *Var) error {
 		}
 		id := len(ids)
 		ids[v] = id
-		for _, in := range v.inputs {
+		for _, in := range v.Inputs() {
 			visit(in)
 		}
 		fmt.Fprintf(bw, "  v%d [shape=record, label=\"%s\"];\n", id, dotLabel(v))
-		if len(v.inputs) == 0 {
+		if len(v.Inputs()) == 0 {
 			return
 		}
-		fmt.Fprintf(bw, "  op%d [shape=ellipse, label=\"%s\"];\n  op%d -> v%d;\n", id, v.op, id, id)
-		for _, in := range v.inputs {
+		fmt.Fprintf(bw, "  op%d [shape=ellipse, label=\"%s\"];\n  op%d -> v%d;\n", id, v.Op(), id, id)
+		for _, in := range v.Inputs() {
 			fmt.Fprintf(bw, "  v%d -> op%d;\n", ids[in], id)
 		}
 	}
@@ -44,13 +44,13 @@ func WriteDot(w io.Writer, root *Var) error {
 func dotLabel(v *Var) string {
 	name := v.Name
 	if name == "" {
-		name = v.op
+		name = v.Op()
 	}
 	label := fmt.Sprintf("%s | shape %v", name, v.Value.Shape())
-	if v.freed && v.Value.Len() != 1 {
-		return label + " | freed"
+	if v.released && v.Value.Len() != 1 {
+		return label + " | released"
 	}
-	if v.Value.Len() == 1 && !v.freed {
+	if v.Value.Len() == 1 && !v.released {
 		label += fmt.Sprintf(" | value %.4f", v.Value.Item())
 		if v.Grad != nil {
 			label += fmt.Sprintf(" | grad %.4f", v.Grad.Item())

@@ -36,53 +36,45 @@ func LinearAct(x, w, b *Var, act device.Activation) *Var {
 		panic(&tensor.Error{Op: name, Shapes: shapes, Err: tensor.ErrShape})
 	}
 	var out *Var
-	var grad bool
 	if b != nil {
-		out, grad = begin(name, x, w, b)
+		out = begin(name, linearBackward, x, w, b)
 	} else {
-		out, grad = begin(name, x, w)
+		out = begin(name, linearBackward, x, w)
 	}
-	y := out.reuseValue(xv, xv.Dim(0), wv.Dim(0))
+	y := out.newValue(xv, xv.Dim(0), wv.Dim(0))
 	tensor.MatMulInto(y, xv, wv, false, true, false)
 	var bv *tensor.Tensor
 	if b != nil {
 		bv = b.Value
 	}
 	biasAct(y, bv, act)
-	out.act = act
-	if grad {
-		out.backward = linearBackward
-	}
-	return out
+	return out.args(int(act))
 }
 
 // linearBackward is LinearAct's backward pass. With the pre-activation
 // gradient gz = g·act'(y): dW += gzᵀ·x, db += Σ_rows gz, dx += gz·W.
-func linearBackward(out *Var) {
-	x, w := out.inputs[0], out.inputs[1]
+func linearBackward(out *Var, t *temps) {
+	x, w := out.in(0), out.in(1)
 	var b *Var
-	if len(out.inputs) == 3 && out.inputs[2].requiresGrad {
-		b = out.inputs[2]
+	if len(out.fn.in) == 3 && out.in(2).requiresGrad {
+		b = out.in(2)
 	}
+	act := device.Activation(out.fn.ints[0])
 	g := out.Grad
 	gz := g
-	if out.act != device.Identity {
-		gz = out.reuseScratch(0, g, g.Dim(0), g.Dim(1))
+	if act != device.Identity {
+		gz = t.keep(out.fn.slots[slotSaved0].New(g.Device(), g.Dim(0), g.Dim(1)))
 	}
-	if out.act != device.Identity || b != nil {
+	if act != device.Identity || b != nil {
 		var db *tensor.Tensor
 		acc := false
 		if b != nil {
 			db, acc = b.gradDst()
 		}
-		biasActGrad(gz, db, out.Value, g, out.act, acc)
+		biasActGrad(gz, db, out.Value, g, act, acc, t)
 	}
-	if w.requiresGrad {
-		w.addMatMul(gz, x.Value, true, false)
-	}
-	if x.requiresGrad {
-		x.addMatMul(gz, w.Value, false, false)
-	}
+	w.addMatMul(gz, x.Value, true, false)
+	x.addMatMul(gz, w.Value, false, false)
 }
 
 // actOps are the unary operation and its gradient from the output, by
@@ -118,7 +110,7 @@ func biasAct(y, b *tensor.Tensor, act device.Activation) {
 
 // biasActGrad sets gz = g·act'(y) (gz may be g) and, when db is not nil,
 // stores the column sums of gz into db, or adds them when accumulate.
-func biasActGrad(gz, db, y, g *tensor.Tensor, act device.Activation, accumulate bool) {
+func biasActGrad(gz, db, y, g *tensor.Tensor, act device.Activation, accumulate bool, t *temps) {
 	dev := g.Device()
 	if f, ok := dev.(device.BiasActGrad); ok {
 		var dbb device.Buffer
@@ -136,11 +128,10 @@ func biasActGrad(gz, db, y, g *tensor.Tensor, act device.Activation, accumulate 
 	if db == nil {
 		return
 	}
-	s := tensor.Sum(gz, 0, false)
+	s := t.keep(tensor.Sum(gz, 0, false))
 	if accumulate {
 		db.AddInPlace(s)
 	} else {
 		tensor.CopyInto(db, s)
 	}
-	s.Free()
 }

@@ -18,11 +18,10 @@ func SoftmaxCrossEntropy(logits *Var, labels *tensor.Tensor) *Var {
 		panic(&tensor.Error{Op: "softmax cross-entropy", Shapes: [][]int{lv.Shape(), labels.Shape()}, Err: tensor.ErrShape})
 	}
 	rows, n := lv.Dim(0), lv.Dim(1)
-	dev := lv.Device()
-	out, grad := begin("cross_entropy", logits)
-	perRow := out.reuseScratch(0, lv, rows)
-	dlogits := out.reuseScratch(1, lv, rows, n)
-	if f, ok := dev.(device.SoftmaxCE); ok {
+	out := begin("cross_entropy", crossEntropyBackward, logits)
+	perRow := out.newSaved(0, lv, rows)
+	dlogits := out.newSaved(1, lv, rows, n)
+	if f, ok := lv.Device().(device.SoftmaxCE); ok {
 		err := f.SoftmaxCrossEntropy(perRow.Buffer(), dlogits.Buffer(), lv.Buffer(), labels.Buffer(), rows, n, 1/float32(rows))
 		if err != nil {
 			panic(&tensor.Error{Op: "softmax cross-entropy", Shapes: [][]int{lv.Shape()}, Err: err})
@@ -30,28 +29,19 @@ func SoftmaxCrossEntropy(logits *Var, labels *tensor.Tensor) *Var {
 	} else {
 		composedSoftmaxCE(perRow, dlogits, lv, labels)
 	}
-	out.setValue(tensor.MeanAll(perRow))
-	if grad {
-		out.backward = crossEntropyBackward
-	}
+	tensor.ReduceAllInto(device.Mean, out.newValue(lv), perRow)
 	return out
 }
 
 // crossEntropyBackward scales the gradient that the forward pass computed
-// (kept in scratch[1]) by the loss's gradient.
-func crossEntropyBackward(out *Var) {
-	logits := out.inputs[0]
-	if !logits.requiresGrad {
-		return
+// (saved[1]) by the loss's gradient.
+func crossEntropyBackward(out *Var, t *temps) {
+	logits := out.in(0)
+	if g, acc := logits.gradDst(); acc {
+		g.AddInPlace(t.keep(tensor.Mul(out.fn.saved[1], out.Grad)))
+	} else {
+		tensor.BinaryInto(device.Mul, g, out.fn.saved[1], out.Grad)
 	}
-	g, acc := logits.gradDst()
-	if !acc {
-		tensor.BinaryInto(device.Mul, g, out.scratch[1], out.Grad)
-		return
-	}
-	d := tensor.Mul(out.scratch[1], out.Grad)
-	g.AddInPlace(d)
-	d.Free()
 }
 
 // composedSoftmaxCE computes the per-row loss and the gradient from basic
@@ -59,36 +49,22 @@ func crossEntropyBackward(out *Var) {
 // built on the host.
 func composedSoftmaxCE(perRow, dlogits, logits, labels *tensor.Tensor) {
 	rows, n := logits.Dim(0), logits.Dim(1)
-	lab := labels.Data()
 	onehot := make([]float32, rows*n)
-	for r, l := range lab {
+	for r, l := range labels.Data() {
 		c := int(l)
 		if c < 0 || c >= n {
 			panic(&tensor.Error{Op: "softmax cross-entropy", Err: fmt.Errorf("autograd: label %d out of range [0, %d)", c, n)})
 		}
 		onehot[r*n+c] = 1
 	}
-	oh := tensor.FromSlice(logits.Device(), onehot, rows, n)
-	lsm := tensor.LogSoftmax(logits, 1)
-	picked := tensor.Mul(lsm, oh)
-	s := tensor.Sum(picked, 1, false)
-	picked.Free()
-	s.ScaleInPlace(-1)
-	dev := logits.Device()
-	if err := dev.Copy(perRow.Buffer(), s.Buffer(), device.Contiguous(rows)); err != nil {
-		panic(&tensor.Error{Op: "softmax cross-entropy", Err: err})
-	}
-	s.Free()
-	p := tensor.Exp(lsm)
-	lsm.Free()
-	d := tensor.Sub(p, oh)
-	p.Free()
-	oh.Free()
-	d.ScaleInPlace(1 / float32(rows))
-	if err := dev.Copy(dlogits.Buffer(), d.Buffer(), device.Contiguous(rows*n)); err != nil {
-		panic(&tensor.Error{Op: "softmax cross-entropy", Err: err})
-	}
-	d.Free()
+	var t temps
+	defer t.free()
+	oh := t.keep(tensor.FromSlice(logits.Device(), onehot, rows, n))
+	lsm := t.keep(tensor.LogSoftmax(logits, 1))
+	s := t.keep(tensor.Sum(t.keep(tensor.Mul(lsm, oh)), 1, false))
+	tensor.UnaryInto(device.MulScalar, perRow, s, -1)
+	d := t.keep(tensor.Sub(t.keep(tensor.Exp(lsm)), oh))
+	tensor.UnaryInto(device.MulScalar, dlogits, d, 1/float32(rows))
 }
 
 // MSE returns the mean squared error between pred and target, which must
@@ -97,25 +73,21 @@ func MSE(pred, target *Var) *Var {
 	if !tensor.SameShape(pred.Value, target.Value) {
 		panic(&tensor.Error{Op: "mse", Shapes: [][]int{pred.Shape(), target.Shape()}, Err: tensor.ErrShape})
 	}
-	diff := tensor.Sub(pred.Value, target.Value)
-	sq := tensor.Unary(device.Square, diff, 0)
-	loss := tensor.MeanAll(sq)
-	sq.Free()
-	out, grad := record("mse", loss, pred, target)
-	if !grad {
-		diff.Free()
-		return out
+	out := begin("mse", mseBackward, pred, target)
+	diff := out.save(0, tensor.Sub(pred.Value, target.Value))
+	sq := out.newSaved(1, diff, diff.Shape()...) // freed with the node
+	tensor.UnaryInto(device.Square, sq, diff, 0)
+	return out.set(tensor.MeanAll(sq))
+}
+
+func mseBackward(out *Var, t *temps) { // 2 (pred - target) / n
+	pred, target := out.in(0), out.in(1)
+	g := t.keep(tensor.Mul(out.fn.saved[0], out.Grad))
+	g.ScaleInPlace(2 / float32(g.Len()))
+	pred.addGrad(g, t)
+	if target.requiresGrad {
+		target.addGrad(t.keep(tensor.Neg(g)), t)
 	}
-	out.saved = append(out.saved, diff)
-	out.backward = func(*Var) { // 2 (pred - target) / n
-		g := tensor.Mul(diff, out.Grad)
-		g.ScaleInPlace(2 / float32(g.Len()))
-		if target.requiresGrad {
-			target.accumulate(tensor.Neg(g), true)
-		}
-		pred.accumulate(g, true)
-	}
-	return out
 }
 
 // Dropout zeroes each element of a with probability p and scales the rest
@@ -128,17 +100,15 @@ func Dropout(a *Var, p float32, seed uint64) *Var {
 	if p < 0 || p >= 1 {
 		panic(&tensor.Error{Op: "dropout", Err: fmt.Errorf("autograd: dropout probability %v outside [0, 1)", p)})
 	}
+	out := begin("dropout", dropoutBackward, a)
 	dev := a.Value.Device()
-	mask := tensor.New(dev, a.Shape()...)
+	mask := out.newSaved(0, a.Value, a.Value.Shape()...)
 	if err := dev.DropoutMask(mask.Buffer(), mask.Len(), p, seed); err != nil {
 		panic(&tensor.Error{Op: "dropout", Err: err})
 	}
-	out, grad := record("dropout", tensor.Mul(a.Value, mask), a)
-	if !grad {
-		mask.Free()
-		return out
-	}
-	out.saved = append(out.saved, mask)
-	out.backward = func(*Var) { a.accumulate(tensor.Mul(out.Grad, mask), true) }
-	return out
+	return out.set(tensor.Mul(a.Value, mask))
+}
+
+func dropoutBackward(out *Var, t *temps) {
+	out.in(0).addGrad(t.keep(tensor.Mul(out.Grad, out.fn.saved[0])), t)
 }

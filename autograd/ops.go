@@ -5,303 +5,257 @@ import (
 	"github.com/gograd/gograd/tensor"
 )
 
+// Each operation computes its value and names a backward function, which
+// reads the output's gradient (out.Grad) and adds each input's share to
+// that input's gradient: the local derivative, in one place per op.
+
 // Add returns a + b, broadcasting.
-func Add(a, b *Var) *Var {
-	out, grad := record("add", tensor.Add(a.Value, b.Value), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			a.accumulate(out.Grad, false)
-			b.accumulate(out.Grad, false)
-		}
-	}
-	return out
+func Add(a, b *Var) *Var { return begin("add", addBackward, a, b).set(tensor.Add(a.Value, b.Value)) }
+
+func addBackward(out *Var, t *temps) {
+	out.in(0).addGrad(out.Grad, t)
+	out.in(1).addGrad(out.Grad, t)
 }
 
 // Sub returns a - b, broadcasting.
-func Sub(a, b *Var) *Var {
-	out, grad := record("sub", tensor.Sub(a.Value, b.Value), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			a.accumulate(out.Grad, false)
-			if b.requiresGrad {
-				b.accumulate(tensor.Neg(out.Grad), true)
-			}
-		}
+func Sub(a, b *Var) *Var { return begin("sub", subBackward, a, b).set(tensor.Sub(a.Value, b.Value)) }
+
+func subBackward(out *Var, t *temps) {
+	a, b := out.in(0), out.in(1)
+	a.addGrad(out.Grad, t)
+	if b.requiresGrad {
+		b.addGrad(t.keep(tensor.Neg(out.Grad)), t)
 	}
-	return out
 }
 
 // Mul returns a * b elementwise, broadcasting.
-func Mul(a, b *Var) *Var {
-	out, grad := record("mul", tensor.Mul(a.Value, b.Value), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			if a.requiresGrad {
-				a.accumulate(tensor.Mul(out.Grad, b.Value), true)
-			}
-			if b.requiresGrad {
-				b.accumulate(tensor.Mul(out.Grad, a.Value), true)
-			}
-		}
+func Mul(a, b *Var) *Var { return begin("mul", mulBackward, a, b).set(tensor.Mul(a.Value, b.Value)) }
+
+func mulBackward(out *Var, t *temps) {
+	a, b := out.in(0), out.in(1)
+	if a.requiresGrad {
+		a.addGrad(t.keep(tensor.Mul(out.Grad, b.Value)), t)
 	}
-	return out
+	if b.requiresGrad {
+		b.addGrad(t.keep(tensor.Mul(out.Grad, a.Value)), t)
+	}
 }
 
 // Div returns a / b elementwise, broadcasting.
-func Div(a, b *Var) *Var {
-	out, grad := record("div", tensor.Div(a.Value, b.Value), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			if a.requiresGrad {
-				a.accumulate(tensor.Div(out.Grad, b.Value), true)
-			}
-			if b.requiresGrad { // d(a/b)/db = -out/b
-				q := tensor.Div(out.Value, b.Value)
-				g := tensor.Mul(out.Grad, q)
-				q.Free()
-				g.ScaleInPlace(-1)
-				b.accumulate(g, true)
-			}
-		}
+func Div(a, b *Var) *Var { return begin("div", divBackward, a, b).set(tensor.Div(a.Value, b.Value)) }
+
+func divBackward(out *Var, t *temps) {
+	a, b := out.in(0), out.in(1)
+	if a.requiresGrad {
+		a.addGrad(t.keep(tensor.Div(out.Grad, b.Value)), t)
 	}
-	return out
+	if b.requiresGrad { // d(a/b)/db = -(a/b)/b
+		q := t.keep(tensor.Div(out.Value, b.Value))
+		b.addGrad(t.keep(tensor.Mul(out.Grad, t.keep(tensor.Neg(q)))), t)
+	}
 }
 
 // Neg returns -a.
-func Neg(a *Var) *Var {
-	out, grad := record("neg", tensor.Neg(a.Value), a)
-	if grad {
-		out.backward = func(*Var) { a.accumulate(tensor.Neg(out.Grad), true) }
-	}
-	return out
-}
+func Neg(a *Var) *Var { return begin("neg", negBackward, a).set(tensor.Neg(a.Value)) }
+
+func negBackward(out *Var, t *temps) { out.in(0).addGrad(t.keep(tensor.Neg(out.Grad)), t) }
 
 // AddScalar returns a + s.
 func AddScalar(a *Var, s float32) *Var {
-	out, grad := record("add_scalar", tensor.AddScalar(a.Value, s), a)
-	if grad {
-		out.backward = func(*Var) { a.accumulate(out.Grad, false) }
-	}
-	return out
+	return begin("add_scalar", addScalarBackward, a).set(tensor.AddScalar(a.Value, s))
 }
+
+func addScalarBackward(out *Var, t *temps) { out.in(0).addGrad(out.Grad, t) }
 
 // MulScalar returns a * s.
 func MulScalar(a *Var, s float32) *Var {
-	out, grad := record("mul_scalar", tensor.MulScalar(a.Value, s), a)
-	if grad {
-		out.backward = func(*Var) { a.accumulate(tensor.MulScalar(out.Grad, s), true) }
-	}
+	out := begin("mul_scalar", mulScalarBackward, a).set(tensor.MulScalar(a.Value, s))
+	out.fn.f[0] = s
 	return out
+}
+
+func mulScalarBackward(out *Var, t *temps) {
+	out.in(0).addGrad(t.keep(tensor.MulScalar(out.Grad, out.fn.f[0])), t)
 }
 
 // PowScalar returns a ^ p.
 func PowScalar(a *Var, p float32) *Var {
-	out, grad := record("pow_scalar", tensor.PowScalar(a.Value, p), a)
-	if grad {
-		out.backward = func(*Var) { // p * a^(p-1)
-			d := tensor.PowScalar(a.Value, p-1)
-			d.ScaleInPlace(p)
-			g := tensor.Mul(out.Grad, d)
-			d.Free()
-			a.accumulate(g, true)
-		}
-	}
+	out := begin("pow_scalar", powScalarBackward, a).set(tensor.PowScalar(a.Value, p))
+	out.fn.f[0] = p
 	return out
+}
+
+func powScalarBackward(out *Var, t *temps) { // p · a^(p-1)
+	a, p := out.in(0), out.fn.f[0]
+	d := t.keep(tensor.PowScalar(a.Value, p-1))
+	d.ScaleInPlace(p)
+	a.addGrad(t.keep(tensor.Mul(out.Grad, d)), t)
 }
 
 // Pow returns a ^ b elementwise, broadcasting; a must be positive where b's
 // gradient is needed.
-func Pow(a, b *Var) *Var {
-	out, grad := record("pow", tensor.Pow(a.Value, b.Value), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			if a.requiresGrad { // b * a^b / a
-				q := tensor.Div(out.Value, a.Value)
-				d := tensor.Mul(q, b.Value)
-				q.Free()
-				g := tensor.Mul(out.Grad, d)
-				d.Free()
-				a.accumulate(g, true)
-			}
-			if b.requiresGrad { // a^b * ln a
-				l := tensor.Log(a.Value)
-				d := tensor.Mul(out.Value, l)
-				l.Free()
-				g := tensor.Mul(out.Grad, d)
-				d.Free()
-				b.accumulate(g, true)
-			}
-		}
+func Pow(a, b *Var) *Var { return begin("pow", powBackward, a, b).set(tensor.Pow(a.Value, b.Value)) }
+
+func powBackward(out *Var, t *temps) {
+	a, b := out.in(0), out.in(1)
+	if a.requiresGrad { // b · a^b / a
+		d := t.keep(tensor.Mul(t.keep(tensor.Div(out.Value, a.Value)), b.Value))
+		a.addGrad(t.keep(tensor.Mul(out.Grad, d)), t)
 	}
-	return out
+	if b.requiresGrad { // a^b · ln a
+		d := t.keep(tensor.Mul(out.Value, t.keep(tensor.Log(a.Value))))
+		b.addGrad(t.keep(tensor.Mul(out.Grad, d)), t)
+	}
 }
 
 // Exp returns e^a.
-func Exp(a *Var) *Var {
-	out, grad := record("exp", tensor.Exp(a.Value), a)
-	if grad {
-		out.backward = func(*Var) { a.accumulate(tensor.Mul(out.Grad, out.Value), true) }
-	}
-	return out
+func Exp(a *Var) *Var { return begin("exp", expBackward, a).set(tensor.Exp(a.Value)) }
+
+func expBackward(out *Var, t *temps) {
+	out.in(0).addGrad(t.keep(tensor.Mul(out.Grad, out.Value)), t)
 }
 
 // Log returns ln a.
-func Log(a *Var) *Var {
-	out, grad := record("log", tensor.Log(a.Value), a)
-	if grad {
-		out.backward = func(*Var) { a.accumulate(tensor.Div(out.Grad, a.Value), true) }
-	}
-	return out
-}
+func Log(a *Var) *Var { return begin("log", logBackward, a).set(tensor.Log(a.Value)) }
 
-// activation records op whose derivative is computed by gradOp from the
-// value named by fromInput (the input) or else the output.
-func activation(name string, op device.UnaryOp, gradOp device.BinaryOp, fromInput bool, a *Var) *Var {
-	out, grad := record(name, tensor.Unary(op, a.Value, 0), a)
-	if grad {
-		out.backward = func(*Var) {
-			v := out.Value
-			if fromInput {
-				v = a.Value
-			}
-			a.accumulate(tensor.Binary(gradOp, v, out.Grad), true)
-		}
-	}
-	return out
+func logBackward(out *Var, t *temps) {
+	out.in(0).addGrad(t.keep(tensor.Div(out.Grad, out.in(0).Value)), t)
 }
 
 // Relu returns max(a, 0).
-func Relu(a *Var) *Var { return activation("relu", device.Relu, device.ReluGrad, true, a) }
+func Relu(a *Var) *Var { return begin("relu", reluBackward, a).set(tensor.Relu(a.Value)) }
+
+func reluBackward(out *Var, t *temps) { // 1 where a > 0
+	out.in(0).addGrad(t.keep(tensor.Binary(device.ReluGrad, out.in(0).Value, out.Grad)), t)
+}
 
 // Sigmoid returns 1/(1+e^-a).
-func Sigmoid(a *Var) *Var {
-	return activation("sigmoid", device.Sigmoid, device.SigmoidGrad, false, a)
+func Sigmoid(a *Var) *Var { return begin("sigmoid", sigmoidBackward, a).set(tensor.Sigmoid(a.Value)) }
+
+func sigmoidBackward(out *Var, t *temps) { // y(1-y)
+	out.in(0).addGrad(t.keep(tensor.Binary(device.SigmoidGrad, out.Value, out.Grad)), t)
 }
 
 // Tanh returns tanh a.
-func Tanh(a *Var) *Var { return activation("tanh", device.Tanh, device.TanhGrad, false, a) }
+func Tanh(a *Var) *Var { return begin("tanh", tanhBackward, a).set(tensor.Tanh(a.Value)) }
 
-// Maximum returns the elementwise max of a and b. The gradient goes to the
-// larger input, and to a on ties.
+func tanhBackward(out *Var, t *temps) { // 1 - y²
+	out.in(0).addGrad(t.keep(tensor.Binary(device.TanhGrad, out.Value, out.Grad)), t)
+}
+
+// Maximum returns the elementwise max of a and b, broadcasting. As
+// torch.maximum, the gradient goes to the larger input, and is split
+// equally between a and b where they are equal.
 func Maximum(a, b *Var) *Var {
-	out, grad := record("max", tensor.Maximum(a.Value, b.Value), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			mask := tensor.Binary(device.GreaterEq, a.Value, b.Value)
-			if a.requiresGrad {
-				a.accumulate(tensor.Mul(out.Grad, mask), true)
-			}
-			if b.requiresGrad { // 1 - mask
-				inv := tensor.AddScalar(tensor.Neg(mask), 1)
-				b.accumulate(tensor.Mul(out.Grad, inv), true)
-				inv.Free()
-			}
-			mask.Free()
-		}
+	return begin("max", maximumBackward, a, b).set(tensor.Maximum(a.Value, b.Value))
+}
+
+func maximumBackward(out *Var, t *temps) {
+	a, b := out.in(0), out.in(1)
+	ge := t.keep(tensor.Binary(device.GreaterEq, a.Value, b.Value)) // 1 where a wins or ties
+	le := t.keep(tensor.Binary(device.GreaterEq, b.Value, a.Value)) // 1 where b wins or ties
+	n := t.keep(tensor.Add(ge, le))                                 // 2 on ties, else 1
+	if a.requiresGrad {
+		a.addGrad(t.keep(tensor.Mul(out.Grad, t.keep(tensor.Div(ge, n)))), t)
 	}
-	return out
+	if b.requiresGrad {
+		b.addGrad(t.keep(tensor.Mul(out.Grad, t.keep(tensor.Div(le, n)))), t)
+	}
 }
 
 // MatMul returns op(a) · op(b) for matrices, where op transposes its
 // argument when the flag is set.
 func MatMul(a, b *Var, transA, transB bool) *Var {
-	out, grad := record("matmul", tensor.MatMul(a.Value, b.Value, transA, transB), a, b)
-	if grad {
-		out.backward = func(*Var) {
-			g := out.Grad
-			if a.requiresGrad {
-				switch {
-				case !transA && !transB:
-					a.addMatMul(g, b.Value, false, true)
-				case !transA && transB:
-					a.addMatMul(g, b.Value, false, false)
-				case transA && !transB:
-					a.addMatMul(b.Value, g, false, true)
-				default:
-					a.addMatMul(b.Value, g, true, true)
-				}
-			}
-			if b.requiresGrad {
-				switch {
-				case !transA && !transB:
-					b.addMatMul(a.Value, g, true, false)
-				case !transA && transB:
-					b.addMatMul(g, a.Value, true, false)
-				case transA && !transB:
-					b.addMatMul(a.Value, g, false, false)
-				default:
-					b.addMatMul(g, a.Value, true, true)
-				}
-			}
-		}
+	out := begin("matmul", matMulBackward, a, b).set(tensor.MatMul(a.Value, b.Value, transA, transB))
+	return out.args(flag(transA), flag(transB))
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
 	}
-	return out
+	return 0
+}
+
+func matMulBackward(out *Var, _ *temps) {
+	a, b, g := out.in(0), out.in(1), out.Grad
+	switch ta, tb := out.fn.ints[0] == 1, out.fn.ints[1] == 1; {
+	case !ta && !tb: // dA = G·Bᵀ, dB = Aᵀ·G
+		a.addMatMul(g, b.Value, false, true)
+		b.addMatMul(a.Value, g, true, false)
+	case !ta && tb: // dA = G·B, dB = Gᵀ·A
+		a.addMatMul(g, b.Value, false, false)
+		b.addMatMul(g, a.Value, true, false)
+	case ta && !tb: // dA = B·Gᵀ, dB = A·G
+		a.addMatMul(b.Value, g, false, true)
+		b.addMatMul(a.Value, g, false, false)
+	default: // dA = Bᵀ·Gᵀ, dB = Gᵀ·Aᵀ
+		a.addMatMul(b.Value, g, true, true)
+		b.addMatMul(g, a.Value, true, true)
+	}
 }
 
 // Sum sums a along axis.
 func Sum(a *Var, axis int, keepDims bool) *Var {
-	return reduce("sum", tensor.Sum(a.Value, axis, keepDims), a, axis, 1)
+	out := begin("sum", reduceBackward, a).set(tensor.Sum(a.Value, axis, keepDims))
+	out.fn.f[0] = 1
+	return out.args(axis)
 }
 
 // Mean averages a along axis.
 func Mean(a *Var, axis int, keepDims bool) *Var {
-	n := a.Value.Dim(axis)
-	return reduce("mean", tensor.Mean(a.Value, axis, keepDims), a, axis, 1/float32(n))
+	out := begin("mean", reduceBackward, a).set(tensor.Mean(a.Value, axis, keepDims))
+	out.fn.f[0] = 1 / float32(a.Value.Dim(axis))
+	return out.args(axis)
 }
 
-// reduce records a reduction along axis whose gradient is the output
-// gradient broadcast back, times scale.
-func reduce(name string, v *tensor.Tensor, a *Var, axis int, scale float32) *Var {
-	out, grad := record(name, v, a)
-	if grad {
-		out.backward = func(*Var) {
-			shape := a.Value.Shape()
-			if axis < 0 {
-				axis += len(shape)
-			}
-			kept := append([]int(nil), shape...)
-			kept[axis] = 1
-			g := out.Grad.Reshape(kept...)
-			e := tensor.Expand(g, shape...)
-			g.Free()
-			if scale != 1 {
-				e.ScaleInPlace(scale)
-			}
-			a.accumulate(e, true)
-		}
+func reduceBackward(out *Var, t *temps) { // the gradient, broadcast back along the axis, times f
+	a := out.in(0)
+	shape := a.Value.Shape()
+	axis := out.fn.ints[0]
+	if axis < 0 {
+		axis += len(shape)
 	}
-	return out
+	kept := append([]int(nil), shape...)
+	kept[axis] = 1
+	e := t.keep(tensor.Expand(t.keep(out.Grad.Reshape(kept...)), shape...))
+	if out.fn.f[0] != 1 {
+		e.ScaleInPlace(out.fn.f[0])
+	}
+	a.addGrad(e, t)
 }
 
 // SumAll sums every element of a into a scalar.
-func SumAll(a *Var) *Var { return reduceAll("sum", tensor.SumAll(a.Value), a, 1) }
+func SumAll(a *Var) *Var {
+	out := begin("sum", reduceAllBackward, a).set(tensor.SumAll(a.Value))
+	out.fn.f[0] = 1
+	return out
+}
 
 // MeanAll averages every element of a into a scalar.
 func MeanAll(a *Var) *Var {
-	return reduceAll("mean", tensor.MeanAll(a.Value), a, 1/float32(a.Value.Len()))
+	out := begin("mean", reduceAllBackward, a).set(tensor.MeanAll(a.Value))
+	out.fn.f[0] = 1 / float32(a.Value.Len())
+	return out
 }
 
-func reduceAll(name string, v *tensor.Tensor, a *Var, scale float32) *Var {
-	out, grad := record(name, v, a)
-	if grad {
-		out.backward = func(*Var) {
-			e := tensor.Expand(out.Grad, a.Value.Shape()...)
-			if scale != 1 {
-				e.ScaleInPlace(scale)
-			}
-			a.accumulate(e, true)
-		}
+func reduceAllBackward(out *Var, t *temps) {
+	a := out.in(0)
+	e := t.keep(tensor.Expand(out.Grad, a.Value.Shape()...))
+	if out.fn.f[0] != 1 {
+		e.ScaleInPlace(out.fn.f[0])
 	}
-	return out
+	a.addGrad(e, t)
 }
 
 // Reshape returns a with a new shape.
 func Reshape(a *Var, shape ...int) *Var {
-	out, grad := record("reshape", a.Value.Reshape(shape...), a)
-	if grad {
-		out.backward = func(*Var) { a.accumulate(out.Grad.Reshape(a.Value.Shape()...), true) }
-	}
-	return out
+	return begin("reshape", reshapeBackward, a).set(a.Value.Reshape(shape...))
+}
+
+func reshapeBackward(out *Var, t *temps) {
+	a := out.in(0)
+	a.addGrad(t.keep(out.Grad.Reshape(a.Value.Shape()...)), t)
 }
 
 // Transpose permutes a's axes; with no axes it reverses them.
@@ -312,54 +266,40 @@ func Transpose(a *Var, axes ...int) *Var {
 			axes = append(axes, i)
 		}
 	}
-	out, grad := record("transpose", tensor.Transpose(a.Value, axes...), a)
-	if grad {
-		out.backward = func(*Var) {
-			inv := make([]int, n)
-			for i, p := range axes {
-				if p < 0 {
-					p += n
-				}
-				inv[p] = i
-			}
-			a.accumulate(tensor.Transpose(out.Grad, inv...), true)
+	out := begin("transpose", transposeBackward, a).set(tensor.Transpose(a.Value, axes...))
+	inv := make([]int, n)
+	for i, p := range axes {
+		if p < 0 {
+			p += n
 		}
+		inv[p] = i
 	}
+	out.fn.ints = inv
 	return out
+}
+
+func transposeBackward(out *Var, t *temps) {
+	out.in(0).addGrad(t.keep(tensor.Transpose(out.Grad, out.fn.ints...)), t)
 }
 
 // Softmax returns the softmax of a along axis.
 func Softmax(a *Var, axis int) *Var {
-	out, grad := record("softmax", tensor.Softmax(a.Value, axis), a)
-	if grad {
-		out.backward = func(*Var) { // y * (g - sum(g*y))
-			gy := tensor.Mul(out.Grad, out.Value)
-			s := tensor.Sum(gy, axis, true)
-			gy.Free()
-			d := tensor.Sub(out.Grad, s)
-			s.Free()
-			r := tensor.Mul(d, out.Value)
-			d.Free()
-			a.accumulate(r, true)
-		}
-	}
-	return out
+	return begin("softmax", softmaxBackward, a).set(tensor.Softmax(a.Value, axis)).args(axis)
+}
+
+func softmaxBackward(out *Var, t *temps) { // y · (g - Σ g·y)
+	s := t.keep(tensor.Sum(t.keep(tensor.Mul(out.Grad, out.Value)), out.fn.ints[0], true))
+	d := t.keep(tensor.Sub(out.Grad, s))
+	out.in(0).addGrad(t.keep(tensor.Mul(d, out.Value)), t)
 }
 
 // LogSoftmax returns the log-softmax of a along axis.
 func LogSoftmax(a *Var, axis int) *Var {
-	out, grad := record("log_softmax", tensor.LogSoftmax(a.Value, axis), a)
-	if grad {
-		out.backward = func(*Var) { // g - softmax * sum(g)
-			s := tensor.Sum(out.Grad, axis, true)
-			p := tensor.Exp(out.Value)
-			ps := tensor.Mul(p, s)
-			p.Free()
-			s.Free()
-			r := tensor.Sub(out.Grad, ps)
-			ps.Free()
-			a.accumulate(r, true)
-		}
-	}
-	return out
+	return begin("log_softmax", logSoftmaxBackward, a).set(tensor.LogSoftmax(a.Value, axis)).args(axis)
+}
+
+func logSoftmaxBackward(out *Var, t *temps) { // g - softmax · Σ g
+	s := t.keep(tensor.Sum(out.Grad, out.fn.ints[0], true))
+	ps := t.keep(tensor.Mul(t.keep(tensor.Exp(out.Value)), s))
+	out.in(0).addGrad(t.keep(tensor.Sub(out.Grad, ps)), t)
 }

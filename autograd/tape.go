@@ -2,180 +2,127 @@ package autograd
 
 import "github.com/gograd/gograd/tensor"
 
-// Tape records operations in the order they run.
+// cell is a recorded variable and its node, the unit of a tape's slab.
+type cell struct {
+	v Var
+	n node
+}
+
+// Tape is the scope of a pass: it owns the variables recorded on it (the
+// operations whose first input on a tape is on it) and releases their
+// buffers together, when Backward from one of them ends the pass or when
+// Free is called.
 //
-// Backward releases the recorded nodes and keeps them for the next pass:
-// the next operations recorded on the tape reuse them in order, together
-// with the buffers their ops computed into (LinearAct's output, the
-// gradients, the loss's scratch). A training step that records the same
-// operations on the same shapes as the previous one thus allocates almost
-// nothing. The price is that a Var recorded on a tape, other than the one
-// Backward started from, must not be used after Backward; its values are
-// overwritten by the next pass. Free releases the kept nodes' memory.
+// A tape allocates the nodes of a pass in one slab, sized after the
+// previous pass, and never reuses a slab: a variable held past its pass
+// stays a valid Go value whose use fails with ErrReleased, and never shows
+// a later pass's numbers. The buffers come from the device's allocator,
+// whose pool makes the next pass reuse them; headers live in the slab, so a
+// pass of the same shape as the previous one allocates one object.
+//
+// Backward from one root ends the pass for the whole tape: to run Backward
+// from several roots of one pass, add them up first, or use BackwardRetain
+// for all but the last.
 type Tape struct {
-	nodes  []*Var
-	spare  []*Var         // the nodes of the previous pass, reused in order
-	used   int            // spare nodes handed out so far
-	seed   *tensor.Tensor // the ones that started the previous Backward
+	slabs  [][]cell // the current pass's nodes
+	n      int      // nodes recorded in the current pass
+	next   int      // nodes recorded by the previous pass: the size of the next slab
+	root   *Var     // the root of the last Backward, whose value the caller reads until the next pass ends
 	noGrad int
+	walk   walk
 }
 
 // NewTape returns an empty tape.
 func NewTape() *Tape { return &Tape{} }
 
-// Var returns a leaf on the tape. With requiresGrad its gradient is kept
-// after Backward, like a parameter's. A leaf is not recycled: it may be
-// created once and used in every pass.
+// Var returns a leaf on the tape: the operations on it record on the tape.
+// With requiresGrad its gradient accumulates across passes, like a
+// parameter's. A leaf is not released with a pass: it may be created once
+// and used in every pass.
 func (tp *Tape) Var(t *tensor.Tensor, requiresGrad bool) *Var {
-	return &Var{Value: t, tape: tp, requiresGrad: requiresGrad, leaf: true, op: "input"}
+	return &Var{Value: t, tape: tp, requiresGrad: requiresGrad}
 }
 
-// NoGrad runs fn without recording backward closures: the values computed
-// inside need no gradient. They are still freed by Free.
+// NoGrad runs fn without recording gradients for operations on the tape
+// (those with an input on it): the values computed inside need none. They
+// are still released by Free. Operations on inputs of no tape, parameters
+// alone, record as usual.
 func (tp *Tape) NoGrad(fn func()) {
 	tp.noGrad++
 	defer func() { tp.noGrad-- }()
 	fn()
 }
 
-// Len is the number of operations recorded since the last release.
-func (tp *Tape) Len() int { return len(tp.nodes) }
+// Len is the number of operations recorded in the current pass.
+func (tp *Tape) Len() int { return tp.n }
 
-// Free releases every intermediate recorded on the tape, values and
-// gradients, and the memory kept for the next pass. Leaves are left alone.
-func (tp *Tape) Free() {
-	tp.release(nil)
-	for i, n := range tp.spare {
-		n.drop()
-		tp.spare[i] = nil
-	}
-	tp.spare = tp.spare[:0]
-	tp.seed.Free()
-	tp.seed = nil
-}
+// Free ends the current pass: it releases every variable recorded on the
+// tape and the value of the last Backward's root. Leaves are left alone.
+func (tp *Tape) Free() { tp.endPass(nil) }
 
-// release ends a pass: it frees what the recorded nodes need no more and
-// keeps them as the spares of the next pass. keep's value (and keep
-// itself) belongs to the caller from now on.
-func (tp *Tape) release(keep *Var) {
-	for i, n := range tp.spare[tp.used:] { // not reused by this pass
-		n.drop()
-		tp.spare[tp.used+i] = nil
+// endPass releases the pass's variables, except keep, and the previous
+// root's value, and starts a new pass. keep becomes the root kept for the
+// caller.
+func (tp *Tape) endPass(keep *Var) {
+	if tp.root != nil && tp.root != keep {
+		tp.root.release()
 	}
-	next := tp.spare[:0]
-	for i, n := range tp.nodes {
-		n.backward = nil
-		for _, t := range n.saved {
-			t.Free()
-		}
-		n.saved = n.saved[:0]
-		n.freed = true
-		n.inputs = nil
-		n.in = [3]*Var{}
-		if n == keep {
-			// A new node takes over keep's buffers: keep stays as it is.
-			tp.seed.Free()
-			tp.seed, n.Grad = n.Grad, nil
-			fresh := &Var{spare: n.spare, scratch: n.scratch}
-			n.spare, n.scratch = nil, [2]*tensor.Tensor{}
-			n = fresh
-		} else {
-			n.stashGrad()
-			if !n.reuse {
-				n.Value.Free()
+	tp.root = keep
+	for i, s := range tp.slabs {
+		for j := range s {
+			if v := &s[j].v; v != keep && !v.released {
+				v.release()
 			}
 		}
-		next = append(next, n)
-		tp.nodes[i] = nil
+		tp.slabs[i] = nil
 	}
-	tp.spare, tp.nodes = next, tp.nodes[:0]
-	tp.used = 0
+	tp.slabs, tp.next, tp.n = tp.slabs[:0], tp.n, 0
 }
 
-// node returns the next spare node, or a new one.
-func (tp *Tape) node() *Var {
-	if tp.used < len(tp.spare) {
-		n := tp.spare[tp.used]
-		tp.spare[tp.used] = nil
-		tp.used++
-		return n
-	}
-	return &Var{}
-}
-
-// tapeOf returns the first tape among vs.
-func tapeOf(vs []*Var) *Tape {
-	for _, v := range vs {
-		if v.tape != nil {
-			return v.tape
-		}
-	}
-	return nil
-}
-
-// begin starts the output node of op on inputs: a spare node of their tape,
-// or a new one. The node may hold a Value from its previous use, which the
-// op reuses (see reuseValue) or replaces (see setValue). begin reports
-// whether the caller must attach a backward function.
-func begin(op string, inputs ...*Var) (*Var, bool) {
-	tp := tapeOf(inputs)
-	var out *Var
-	if tp != nil {
-		out = tp.node()
-	} else {
-		out = &Var{}
-	}
-	out.op, out.tape, out.Name = op, tp, ""
-	out.requiresGrad, out.leaf, out.freed = false, false, false
-	out.inputs = append(out.in[:0], inputs...)
+// cell returns a new cell in the tape's slab, or on the heap for no tape.
+func (tp *Tape) cell() *cell {
 	if tp == nil {
-		return out, false
+		return new(cell)
 	}
-	tp.nodes = append(tp.nodes, out)
-	if tp.noGrad > 0 {
-		return out, false
-	}
-	for _, in := range inputs {
-		if in.freed {
-			panic(&tensor.Error{Op: op, Err: ErrFreed})
+	k := len(tp.slabs)
+	if k == 0 || len(tp.slabs[k-1]) == cap(tp.slabs[k-1]) {
+		size := tp.next - tp.n
+		if size <= 0 {
+			size = max(16, tp.n)
 		}
-		if in.requiresGrad {
-			out.requiresGrad = true
-		}
+		tp.slabs = append(tp.slabs, make([]cell, 0, size))
+		k++
 	}
-	return out, out.requiresGrad
+	s := &tp.slabs[k-1]
+	*s = (*s)[:len(*s)+1]
+	tp.n++
+	return &(*s)[len(*s)-1]
 }
 
-// setValue makes value the node's output, freeing a kept one.
-func (v *Var) setValue(value *tensor.Tensor) {
-	if v.Value != value {
-		v.Value.Free()
-	}
-	v.Value, v.reuse = value, false
-}
-
-// reuseValue returns a tensor of shape for the op to compute its output
-// into: the node's kept one when it fits, or a new one. It becomes Value.
-func (v *Var) reuseValue(like *tensor.Tensor, shape ...int) *tensor.Tensor {
-	if !v.reuse {
-		v.Value.Free()
-		v.Value = nil
-	}
-	v.Value = tensor.Reuse(v.Value, like.Device(), shape...)
-	v.reuse = true
+// newValue returns a tensor of shape for the op to compute its output
+// into, with its header in the node; it becomes Value.
+func (v *Var) newValue(like *tensor.Tensor, shape ...int) *tensor.Tensor {
+	v.Value = v.fn.slots[slotValue].New(like.Device(), shape...)
 	return v.Value
 }
 
-// reuseScratch returns the op's buffer i, of shape, reusing the one it had.
-func (v *Var) reuseScratch(i int, like *tensor.Tensor, shape ...int) *tensor.Tensor {
-	v.scratch[i] = tensor.Reuse(v.scratch[i], like.Device(), shape...)
-	return v.scratch[i]
+// save keeps t as the node's saved tensor i, freed with the node.
+func (v *Var) save(i int, t *tensor.Tensor) *tensor.Tensor {
+	v.fn.saved[i] = t
+	return t
 }
 
-// record wraps value as the output of op on inputs. It returns the output
-// and whether the caller must attach a backward function.
-func record(op string, value *tensor.Tensor, inputs ...*Var) (*Var, bool) {
-	out, grad := begin(op, inputs...)
-	out.setValue(value)
-	return out, grad
+// newSaved returns a tensor of shape, with its header in the node, kept as
+// saved tensor i.
+func (v *Var) newSaved(i int, like *tensor.Tensor, shape ...int) *tensor.Tensor {
+	return v.save(i, v.fn.slots[slotSaved0+i].New(like.Device(), shape...))
 }
+
+// args keeps the op's integer arguments.
+func (v *Var) args(xs ...int) *Var {
+	v.fn.ints = append(v.fn.intBuf[:0], xs...)
+	return v
+}
+
+// in returns the op's input i.
+func (v *Var) in(i int) *Var { return v.fn.in[i] }

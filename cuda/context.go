@@ -27,7 +27,7 @@ var kernelsPTX string
 type Ptr = cu.DevicePtr
 
 // maxArgs is the most parameters a kernel of kernels.cu takes.
-const maxArgs = 20
+const maxArgs = 40
 
 // Context is one CUDA device: its primary context, the loaded kernel module,
 // and a caching allocator. Its methods are safe for concurrent use; they are

@@ -88,9 +88,9 @@ func TestLaunchErrorNamesKernel(t *testing.T) {
 func TestWalkIndexWidths(t *testing.T) {
 	c := context(t)
 	r := rand.New(rand.NewPCG(1, 1))
-	shape := [MaxDims]int{3, 7, 5, 9}
-	sa := [MaxDims]int{1, 3, 21, 105} // a permuted layout
-	sb := [MaxDims]int{45, 0, 9, 1}   // broadcast on axis 1
+	shape := [MaxDims]int{1, 1, 3, 7, 5, 9}
+	sa := [MaxDims]int{0, 0, 1, 3, 21, 105} // a permuted layout
+	sb := [MaxDims]int{0, 0, 45, 0, 9, 1}   // broadcast on axis 3
 	n := 3 * 7 * 5 * 9
 	a := make([]float32, 945)
 	b := make([]float32, 135)
@@ -103,12 +103,12 @@ func TestWalkIndexWidths(t *testing.T) {
 	ap, bp := upload(t, c, a), upload(t, c, b)
 	want := make([]float32, 0, n)
 	wantCopy := make([]float32, 0, n)
-	for i0 := range shape[0] {
-		for i1 := range shape[1] {
-			for i2 := range shape[2] {
-				for i3 := range shape[3] {
-					x := a[i0*sa[0]+i1*sa[1]+i2*sa[2]+i3*sa[3]]
-					y := b[i0*sb[0]+i1*sb[1]+i2*sb[2]+i3*sb[3]]
+	for i0 := range shape[2] {
+		for i1 := range shape[3] {
+			for i2 := range shape[4] {
+				for i3 := range shape[5] {
+					x := a[i0*sa[2]+i1*sa[3]+i2*sa[4]+i3*sa[5]]
+					y := b[i0*sb[2]+i1*sb[3]+i2*sb[4]+i3*sb[5]]
 					want = append(want, x-y)
 					wantCopy = append(wantCopy, x)
 				}
@@ -116,10 +116,11 @@ func TestWalkIndexWidths(t *testing.T) {
 		}
 	}
 	for _, wide := range []bool{false, true} {
-		_, args := walkArgs(shape, sa, sb)
-		args[len(args)-1] = boolArg(wide)
 		out := upload(t, c, make([]float32, n))
-		err := c.Launch("binary_walk_f32", [3]int{2, 1, 1}, [3]int{64, 1, 1}, append([]uint64{1, ptrArg(out), ptrArg(ap), ptrArg(bp)}, args...)...)
+		w := Walk{Shape: shape, Strides: [3][MaxDims]int{sa, sb}}
+		args, _ := binaryWalkArgs(1, out, ap, bp, &w, 0, 0)
+		args[len(args)-1] = boolArg(wide)
+		err := c.Launch("binary_walk_f32", [3]int{2, 1, 1}, [3]int{64, 1, 1}, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,9 +129,9 @@ func TestWalkIndexWidths(t *testing.T) {
 				t.Fatalf("binary_walk_f32 wide=%v: [%d] = %v, want %v", wide, i, v, want[i])
 			}
 		}
-		_, args = walkArgs(shape, sa)
+		args, _ = copyWalkArgs(out, ap, &w)
 		args[len(args)-1] = boolArg(wide)
-		err = c.Launch("copy_walk_f32", [3]int{3, 1, 1}, [3]int{32, 1, 1}, append([]uint64{ptrArg(out), ptrArg(ap)}, args...)...)
+		err = c.Launch("copy_walk_f32", [3]int{3, 1, 1}, [3]int{32, 1, 1}, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,6 +20,7 @@ const (
 	kUnary
 	kBinary
 	kBinaryWalk
+	kTernaryWalk
 	kReduceRows
 	kReducePartial
 	kReduceFinal
@@ -42,26 +43,11 @@ const (
 )
 
 var kernelNames = [numKernels]string{
-	"fill_f32", "copy_walk_f32", "unary_f32", "binary_f32", "binary_walk_f32",
+	"fill_f32", "copy_walk_f32", "unary_f32", "binary_f32", "binary_walk_f32", "ternary_walk_f32",
 	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
 	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "bias_act_grad_f32", "gather_f32", "dropout_f32",
 	"sgd_f32", "adam_f32", "sgd_multi_f32", "adam_multi_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
 }
-
-// The number of op codes each kernel family knows: the values of
-// device.UnaryOp, BinaryOp, ReduceOp and Activation, in the same order.
-const (
-	NumUnaryOps    = 11
-	NumBinaryOps   = 10
-	NumReduceOps   = 4
-	NumActivations = 4
-)
-
-// The reduce op codes the launcher checks (device.MaxOf and device.ArgMax).
-const (
-	reduceMax    = 2
-	reduceArgMax = 3
-)
 
 const (
 	threads     = 256       // block size of the 1-D kernels
@@ -71,8 +57,23 @@ const (
 	maxGemmSide = 1<<31 - 1024
 )
 
-// MaxDims is the rank of the walks CopyWalk and BinaryWalk take.
-const MaxDims = 4
+// MaxDims is the rank of the walks CopyWalk, BinaryWalk and TernaryWalk
+// take (device.MaxDims).
+const MaxDims = 6
+
+// Walk is a collapsed device.Walk as the walk kernels take it: the output
+// shape, the inputs' offsets and strides, and for CopyWalk the dst's
+// (DstStrides all zero: contiguous) and the padding.
+type Walk struct {
+	Shape      [MaxDims]int
+	Off        [3]int
+	Strides    [3][MaxDims]int
+	DstOff     int
+	DstStrides [MaxDims]int
+	Pad        bool
+	Lo, Hi     [MaxDims]int
+	Fill       float32
+}
 
 var block1 = [3]int{threads, 1, 1}
 
@@ -95,28 +96,44 @@ func (c *Context) Fill(dst Ptr, n int, v float32) error {
 	return c.launch(kFill, c.blocks((n+3)/4), block1, ptrArg(dst), intArg(n), floatArg(v))
 }
 
-// walkArgs returns the kernel arguments of a walk over shape with strides
-// st: the element count, the inner three sizes, the strides and whether
-// 64-bit indexing is needed. n must be positive.
-func walkArgs(shape [MaxDims]int, st ...[MaxDims]int) (n int, args []uint64) {
-	n = shape[0] * shape[1] * shape[2] * shape[3]
-	args = append(args, intArg(n), intArg(shape[1]), intArg(shape[2]), intArg(shape[3]))
-	wide := n >= math.MaxInt32
-	for _, s := range st {
-		span := 1
+// walkArgs appends the kernel arguments of w with inputs operands to args:
+// the element count, the number of axes used and the inner five sizes,
+// then each input's offset and strides. It returns them with the count and
+// whether 64-bit indexing is needed (some offset reaches 2^31).
+func walkArgs(args []uint64, w *Walk, inputs int) ([]uint64, int, bool) {
+	n, nd := 1, 1
+	for d, s := range w.Shape {
+		n *= s
+		if s != 1 && MaxDims-d > nd {
+			nd = MaxDims - d
+		}
+	}
+	args = append(args, intArg(n), intArg(nd))
+	for d := 1; d < MaxDims; d++ {
+		args = append(args, intArg(w.Shape[d]))
+	}
+	wide := n >= math.MaxInt32 || w.DstOff+n >= math.MaxInt32
+	for i := range inputs {
+		args = append(args, intArg(w.Off[i]))
+		span := w.Off[i] + 1
 		for d := range MaxDims {
-			args = append(args, intArg(s[d]))
-			span += (shape[d] - 1) * s[d]
+			args = append(args, intArg(w.Strides[i][d]))
+			span += (w.Shape[d] - 1) * w.Strides[i][d]
 		}
 		wide = wide || span >= math.MaxInt32
 	}
-	return n, append(args, boolArg(wide))
+	dspan := w.DstOff + 1
+	for d := range MaxDims {
+		dspan += (w.Shape[d] - 1) * w.DstStrides[d]
+	}
+	return args, n, wide || dspan >= math.MaxInt32
 }
 
-// CopyWalk writes dst[i0,i1,i2,i3] = x[i0*st[0] + i1*st[1] + i2*st[2] +
-// i3*st[3]] over shape, contiguously into dst.
-func (c *Context) CopyWalk(dst, x Ptr, shape, st [MaxDims]int) error {
-	n, w := walkArgs(shape, st)
+// CopyWalk writes the walk of x described by w into dst: dst[DstOff +
+// Σ i_d·DstStrides[d]] (or dst[DstOff + i]) = x[Off[0] + Σ (i_d -
+// Lo[d])·Strides[0][d]], and Fill outside [Lo, Hi) when Pad is set.
+func (c *Context) CopyWalk(dst, x Ptr, w *Walk) error {
+	args, n := copyWalkArgs(dst, x, w)
 	if n == 0 {
 		return nil
 	}
@@ -124,14 +141,29 @@ func (c *Context) CopyWalk(dst, x Ptr, shape, st [MaxDims]int) error {
 		return err
 	}
 	defer c.leave()
-	return c.launch(kCopyWalk, c.blocks(n), block1, append([]uint64{ptrArg(dst), ptrArg(x)}, w...)...)
+	return c.launch(kCopyWalk, c.blocks(n), block1, args...)
 }
 
-// Unary computes dst[i] = op(x[i], alpha) for i < n.
-func (c *Context) Unary(op int, dst, x Ptr, n int, alpha float32) error {
-	if op < 0 || op >= NumUnaryOps {
-		return fmt.Errorf("cuda: unary op %d out of range", op)
+// copyWalkArgs returns the arguments of copy_walk_f32, the last of which
+// selects 64-bit indexing, and the element count.
+func copyWalkArgs(dst, x Ptr, w *Walk) ([]uint64, int) {
+	args, n, wide := walkArgs(append(make([]uint64, 0, maxArgs), ptrArg(dst), ptrArg(x)), w, 1)
+	args = append(args, intArg(w.DstOff))
+	for d := range MaxDims {
+		args = append(args, intArg(w.DstStrides[d]))
 	}
+	args = append(args, boolArg(w.DstStrides != [MaxDims]int{}), boolArg(w.Pad))
+	for d := range MaxDims {
+		args = append(args, intArg(w.Lo[d]))
+	}
+	for d := range MaxDims {
+		args = append(args, intArg(w.Hi[d]))
+	}
+	return append(args, floatArg(w.Fill), boolArg(wide)), n
+}
+
+// Unary computes dst[i] = op(x[i], alpha, beta) for i < n.
+func (c *Context) Unary(op int, dst, x Ptr, n int, alpha, beta float32) error {
 	if n <= 0 {
 		return nil
 	}
@@ -139,14 +171,12 @@ func (c *Context) Unary(op int, dst, x Ptr, n int, alpha float32) error {
 		return err
 	}
 	defer c.leave()
-	return c.launch(kUnary, c.blocks((n+3)/4), block1, intArg(op), ptrArg(dst), ptrArg(x), intArg(n), floatArg(alpha))
+	return c.launch(kUnary, c.blocks((n+3)/4), block1, intArg(op), ptrArg(dst), ptrArg(x), intArg(n), floatArg(alpha), floatArg(beta))
 }
 
-// Binary computes dst[i] = op(a[i], b[i]) for i < n, all contiguous.
-func (c *Context) Binary(op int, dst, a, b Ptr, n int) error {
-	if op < 0 || op >= NumBinaryOps {
-		return fmt.Errorf("cuda: binary op %d out of range", op)
-	}
+// Binary computes dst[i] = op(a[i], b[i], alpha, beta) for i < n, all
+// contiguous.
+func (c *Context) Binary(op int, dst, a, b Ptr, n int, alpha, beta float32) error {
 	if n <= 0 {
 		return nil
 	}
@@ -154,16 +184,14 @@ func (c *Context) Binary(op int, dst, a, b Ptr, n int) error {
 		return err
 	}
 	defer c.leave()
-	return c.launch(kBinary, c.blocks((n+3)/4), block1, intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b), intArg(n))
+	return c.launch(kBinary, c.blocks((n+3)/4), block1, intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b), intArg(n), floatArg(alpha), floatArg(beta))
 }
 
-// BinaryWalk computes dst = op(a, b) contiguously over shape, reading a at
-// strides sa and b at strides sb (0 on broadcast axes).
-func (c *Context) BinaryWalk(op int, dst, a, b Ptr, shape, sa, sb [MaxDims]int) error {
-	if op < 0 || op >= NumBinaryOps {
-		return fmt.Errorf("cuda: binary op %d out of range", op)
-	}
-	n, w := walkArgs(shape, sa, sb)
+// BinaryWalk computes dst = op(a, b, alpha, beta) contiguously over
+// w.Shape, reading a and b at their offsets and strides (0 on broadcast
+// axes).
+func (c *Context) BinaryWalk(op int, dst, a, b Ptr, w *Walk, alpha, beta float32) error {
+	args, n := binaryWalkArgs(op, dst, a, b, w, alpha, beta)
 	if n == 0 {
 		return nil
 	}
@@ -171,7 +199,29 @@ func (c *Context) BinaryWalk(op int, dst, a, b Ptr, shape, sa, sb [MaxDims]int) 
 		return err
 	}
 	defer c.leave()
-	return c.launch(kBinaryWalk, c.blocks(n), block1, append([]uint64{intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b)}, w...)...)
+	return c.launch(kBinaryWalk, c.blocks(n), block1, args...)
+}
+
+// binaryWalkArgs returns the arguments of binary_walk_f32, the last of
+// which selects 64-bit indexing, and the element count.
+func binaryWalkArgs(op int, dst, a, b Ptr, w *Walk, alpha, beta float32) ([]uint64, int) {
+	args, n, wide := walkArgs(append(make([]uint64, 0, maxArgs), intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b)), w, 2)
+	return append(args, floatArg(alpha), floatArg(beta), boolArg(wide)), n
+}
+
+// TernaryWalk computes dst = op(a, b, x) contiguously over w.Shape, each
+// read at its offset and strides.
+func (c *Context) TernaryWalk(op int, dst, a, b, x Ptr, w *Walk) error {
+	args, n, wide := walkArgs(append(make([]uint64, 0, maxArgs), intArg(op), ptrArg(dst), ptrArg(a), ptrArg(b), ptrArg(x)), w, 3)
+	if n == 0 {
+		return nil
+	}
+	args = append(args, boolArg(wide))
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kTernaryWalk, c.blocks(n), block1, args...)
 }
 
 // Reduce views x as [outer, n, inner] and reduces the middle axis into dst
@@ -179,14 +229,8 @@ func (c *Context) BinaryWalk(op int, dst, a, b Ptr, shape, sa, sb [MaxDims]int) 
 // reduction of everything) are split into chunks reduced in two passes;
 // inner > 1 reduces columns with coalesced loads.
 func (c *Context) Reduce(op int, dst, x Ptr, outer, n, inner int) error {
-	if op < 0 || op >= NumReduceOps {
-		return fmt.Errorf("cuda: reduce op %d out of range", op)
-	}
 	if outer <= 0 || inner <= 0 {
 		return nil
-	}
-	if n <= 0 && (op == reduceMax || op == reduceArgMax) {
-		return fmt.Errorf("cuda: reduce op %d over an empty axis", op)
 	}
 	if err := c.enter(); err != nil {
 		return err
@@ -278,9 +322,6 @@ func (c *Context) rowGrid(rows, n int) (grid, block [3]int) {
 
 // BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n.
 func (c *Context) BiasAct(dst, x, bias Ptr, rows, n int, act int) error {
-	if act < 0 || act >= NumActivations {
-		return fmt.Errorf("cuda: activation %d out of range", act)
-	}
 	if rows <= 0 || n <= 0 {
 		return nil
 	}
@@ -311,9 +352,6 @@ func biasGradRows(rows int) int {
 // accumulate), in one launch. dbias may be 0, for no bias gradient; dx may
 // be g. The sums are in a fixed order, so repeated calls agree bit for bit.
 func (c *Context) BiasActGrad(dx, dbias, y, g Ptr, rows, n int, act int, accumulate bool) error {
-	if act < 0 || act >= NumActivations {
-		return fmt.Errorf("cuda: activation %d out of range", act)
-	}
 	// With no rows there is still a bias gradient to clear.
 	if n <= 0 || rows < 0 || (rows == 0 && (dbias == 0 || accumulate)) {
 		return nil
@@ -356,9 +394,42 @@ func (c *Context) Dropout(dst Ptr, n int, p, scale float32, seed uint64) error {
 	return c.launch(kDropout, c.blocks(n), block1, ptrArg(dst), intArg(n), floatArg(p), floatArg(scale), seed)
 }
 
+// SGDArgs are the hyper-parameters of an SGD step (device.SGDParams).
+type SGDArgs struct {
+	LR, Momentum, Dampening, WeightDecay float32
+	Nesterov, First, Maximize            bool
+}
+
+func (a *SGDArgs) args() []uint64 {
+	return []uint64{floatArg(a.LR), floatArg(a.Momentum), floatArg(1 - a.Dampening), floatArg(a.WeightDecay),
+		boolArg(a.Nesterov), boolArg(a.First), boolArg(a.Maximize)}
+}
+
+// AdamArgs are the hyper-parameters of an Adam step (device.AdamParams);
+// Step counts from 1 (package device checks it).
+type AdamArgs struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float32
+	Decoupled, Maximize                bool
+	Step                               int
+}
+
+// args are the scalar arguments of adam_f32 and adam_multi_f32: the
+// hyper-parameters, then decay = 1 - lr*wd, the step size lr / (1 - beta1^t)
+// and sqrt(1 - beta2^t), computed in float64 as PyTorch computes them in
+// Python, and maximize.
+func (a *AdamArgs) args() []uint64 {
+	bc1 := 1 - math.Pow(float64(a.Beta1), float64(a.Step))
+	bc2 := 1 - math.Pow(float64(a.Beta2), float64(a.Step))
+	stepSize := float32(float64(a.LR) / bc1)
+	bc2Sqrt := float32(math.Sqrt(bc2))
+	decay := float32(1 - float64(a.LR)*float64(a.WeightDecay))
+	return []uint64{floatArg(a.Beta1), floatArg(a.Beta2), floatArg(a.Eps), floatArg(a.WeightDecay), boolArg(a.Decoupled),
+		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt), boolArg(a.Maximize)}
+}
+
 // SGD is one torch.optim.SGD step over n parameters; buf is unused when
 // momentum is 0.
-func (c *Context) SGD(p, g, buf Ptr, n int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
+func (c *Context) SGD(p, g, buf Ptr, n int, hp *SGDArgs) error {
 	if n <= 0 {
 		return nil
 	}
@@ -366,17 +437,12 @@ func (c *Context) SGD(p, g, buf Ptr, n int, lr, momentum, dampening, wd float32,
 		return err
 	}
 	defer c.leave()
-	return c.launch(kSGD, c.blocks(n), block1, ptrArg(p), ptrArg(g), ptrArg(buf), intArg(n),
-		floatArg(lr), floatArg(momentum), floatArg(1-dampening), floatArg(wd), boolArg(nesterov), boolArg(first))
+	return c.launch(kSGD, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(buf), intArg(n)}, hp.args()...)...)
 }
 
 // Adam is one torch.optim.Adam (AdamW when decoupled) step over n
-// parameters at step (from 1), with its scalars computed in float64 as
-// PyTorch computes them in Python.
-func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
-	if step < 1 {
-		return fmt.Errorf("cuda: adam_f32: step %d, want >= 1", step)
-	}
+// parameters; vmax is 0 without AMSGrad.
+func (c *Context) Adam(p, g, m, v, vmax Ptr, n int, hp *AdamArgs) error {
 	if n <= 0 {
 		return nil
 	}
@@ -384,32 +450,15 @@ func (c *Context) Adam(p, g, m, v Ptr, n int, lr, beta1, beta2, eps, wd float32,
 		return err
 	}
 	defer c.leave()
-	return c.launch(kAdam, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), intArg(n)},
-		adamArgs(lr, beta1, beta2, eps, wd, decoupled, step)...)...)
-}
-
-// adamArgs are the scalar arguments of adam_f32 and adam_multi_f32: the
-// hyper-parameters, then decay = 1 - lr*wd, the step size lr / (1 - beta1^t)
-// and sqrt(1 - beta2^t), computed in float64.
-func adamArgs(lr, beta1, beta2, eps, wd float32, decoupled bool, step int) []uint64 {
-	bc1 := 1 - math.Pow(float64(beta1), float64(step))
-	bc2 := 1 - math.Pow(float64(beta2), float64(step))
-	stepSize := float32(float64(lr) / bc1)
-	bc2Sqrt := float32(math.Sqrt(bc2))
-	decay := float32(1 - float64(lr)*float64(wd))
-	return []uint64{floatArg(beta1), floatArg(beta2), floatArg(eps), floatArg(wd), boolArg(decoupled),
-		floatArg(decay), floatArg(stepSize), floatArg(bc2Sqrt)}
+	return c.launch(kAdam, c.blocks(n), block1, append([]uint64{ptrArg(p), ptrArg(g), ptrArg(m), ptrArg(v), ptrArg(vmax), intArg(n)},
+		hp.args()...)...)
 }
 
 // SGDMulti is SGD over several tensors in one launch: tensor i is the n[i]
 // parameters p[i] with gradient g[i] and momentum buffer buf[i] (unused when
 // momentum is 0; buf may then be nil). Each tensor's result is bit for bit
 // that of SGD. A buffer that one tensor writes must not belong to another.
-func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd float32, nesterov, first bool) error {
-	if len(g) != len(p) || len(n) != len(p) || (len(buf) != len(p) && !(buf == nil && momentum == 0)) {
-		return fmt.Errorf("cuda: sgd_multi_f32: %d parameters, %d gradients, %d buffers and %d lengths",
-			len(p), len(g), len(buf), len(n))
-	}
+func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, hp *SGDArgs) error {
 	if err := c.enter(); err != nil {
 		return err
 	}
@@ -417,36 +466,32 @@ func (c *Context) SGDMulti(p, g, buf []Ptr, n []int, lr, momentum, dampening, wd
 	c.ents = c.ents[:0]
 	for i := range p {
 		e := multiEntry{p: uint64(p[i]), g: uint64(g[i]), n: n[i]}
-		if momentum != 0 {
+		if hp.Momentum != 0 {
 			e.s1 = uint64(buf[i])
 		}
 		c.ents = append(c.ents, e)
 	}
-	return c.launchMulti(kSGDMulti, floatArg(lr), floatArg(momentum), floatArg(1-dampening), floatArg(wd),
-		boolArg(nesterov), boolArg(first))
+	return c.launchMulti(kSGDMulti, hp.args()...)
 }
 
 // AdamMulti is Adam over several tensors in one launch: tensor i is the n[i]
-// parameters p[i] with gradient g[i] and moments m[i], v[i]. Each tensor's
-// result is bit for bit that of Adam. A buffer that one tensor writes must
-// not belong to another.
-func (c *Context) AdamMulti(p, g, m, v []Ptr, n []int, lr, beta1, beta2, eps, wd float32, decoupled bool, step int) error {
-	if step < 1 {
-		return fmt.Errorf("cuda: adam_multi_f32: step %d, want >= 1", step)
-	}
-	if len(g) != len(p) || len(m) != len(p) || len(v) != len(p) || len(n) != len(p) {
-		return fmt.Errorf("cuda: adam_multi_f32: %d parameters, %d gradients, %d and %d moments, %d lengths",
-			len(p), len(g), len(m), len(v), len(n))
-	}
+// parameters p[i] with gradient g[i], moments m[i], v[i] and, with AMSGrad
+// (vmax not nil), the maximum vmax[i]. Each tensor's result is bit for bit
+// that of Adam. A buffer that one tensor writes must not belong to another.
+func (c *Context) AdamMulti(p, g, m, v, vmax []Ptr, n []int, hp *AdamArgs) error {
 	if err := c.enter(); err != nil {
 		return err
 	}
 	defer c.leave()
 	c.ents = c.ents[:0]
 	for i := range p {
-		c.ents = append(c.ents, multiEntry{p: uint64(p[i]), g: uint64(g[i]), s1: uint64(m[i]), s2: uint64(v[i]), n: n[i]})
+		e := multiEntry{p: uint64(p[i]), g: uint64(g[i]), s1: uint64(m[i]), s2: uint64(v[i]), n: n[i]}
+		if vmax != nil {
+			e.s3 = uint64(vmax[i])
+		}
+		c.ents = append(c.ents, e)
 	}
-	return c.launchMulti(kAdamMulti, adamArgs(lr, beta1, beta2, eps, wd, decoupled, step)...)
+	return c.launchMulti(kAdamMulti, hp.args()...)
 }
 
 // maxTables is the most multi-tensor tables kept on the device. A training
@@ -489,12 +534,10 @@ func (c *Context) launchMulti(k kernel, scalars ...uint64) error {
 	return c.launch(k, [3]int{min(up.chunks, 32*c.sms), 1, 1}, block1, args...)
 }
 
-// uploadTable checks the tensors of c.ents, copies their table (its tensor
-// part in c.tabWords, c.tabKey) for kernel k to the device and caches it.
+// uploadTable copies the table of c.ents (its tensor part in c.tabWords,
+// c.tabKey) for kernel k to the device and caches it. Package device has
+// checked the tensors (lengths, and that no tensor writes another's buffer).
 func (c *Context) uploadTable(k kernel, chunks int) (multiUpload, error) {
-	if err := multiDisjoint(c.ents); err != nil {
-		return multiUpload{}, err
-	}
 	if len(c.tables) >= maxTables {
 		c.dropTables()
 	}

@@ -7,20 +7,20 @@ import (
 
 // The table of a multi-tensor optimizer kernel (sgd_multi_f32,
 // adam_multi_f32 in kernels.cu): one entry of multiWords 8-byte words per
-// tensor (the MultiTensor struct: p, g, s1, s2, n, first chunk), then the
+// tensor (the MultiTensor struct: p, g, s1, s2, s3, n, first chunk), then the
 // tensor index of every chunk of multiChunk elements as a uint32, two to a
 // word, the first in the low half.
 const (
 	multiChunk = 1024 // MULTI_CHUNK in kernels.cu
-	multiWords = 6    // sizeof(MultiTensor) / 8
+	multiWords = 7    // sizeof(MultiTensor) / 8
 )
 
 // multiEntry is one tensor of a multi-tensor step: the device addresses of
-// its parameter, gradient and up to two state buffers (0 when unused), and
-// its length.
+// its parameter, gradient and up to three state buffers (0 when unused),
+// and its length.
 type multiEntry struct {
-	p, g, s1, s2 uint64
-	n            int
+	p, g, s1, s2, s3 uint64
+	n                int
 }
 
 // multiTensors appends to dst the tensor part of the table of ents (which
@@ -31,41 +31,15 @@ func multiTensors(dst []uint64, ents []multiEntry) ([]uint64, int, error) {
 		return dst, 0, fmt.Errorf("cuda: %d tensors in one multi-tensor step is too many", len(ents))
 	}
 	chunks := 0
-	for i, e := range ents {
-		if e.n < 0 {
-			return dst, 0, fmt.Errorf("cuda: multi-tensor step: tensor %d has negative length %d", i, e.n)
-		}
+	for _, e := range ents {
 		c := (e.n + multiChunk - 1) / multiChunk
 		if c > math.MaxUint32-chunks {
 			return dst, 0, fmt.Errorf("cuda: multi-tensor step: more than 2^32 chunks of %d values", multiChunk)
 		}
-		dst = append(dst, e.p, e.g, e.s1, e.s2, uint64(e.n), uint64(chunks))
+		dst = append(dst, e.p, e.g, e.s1, e.s2, e.s3, uint64(e.n), uint64(chunks))
 		chunks += c
 	}
 	return dst, chunks, nil
-}
-
-// multiDisjoint reports a buffer that one tensor writes (p, s1, s2) and
-// another tensor reads or writes: one launch updates every tensor at once,
-// so such a pair would race.
-func multiDisjoint(ents []multiEntry) error {
-	written := make(map[uint64]int, 3*len(ents))
-	for i, e := range ents {
-		for _, p := range [...]uint64{e.p, e.s1, e.s2} {
-			if j, ok := written[p]; ok && j != i && p != 0 {
-				return fmt.Errorf("cuda: multi-tensor step: tensors %d and %d write the same buffer", j, i)
-			}
-			written[p] = i
-		}
-	}
-	for i, e := range ents {
-		for _, p := range [...]uint64{e.p, e.g, e.s1, e.s2} {
-			if j, ok := written[p]; ok && j != i && p != 0 {
-				return fmt.Errorf("cuda: multi-tensor step: tensor %d reads a buffer that tensor %d writes", i, j)
-			}
-		}
-	}
-	return nil
 }
 
 // multiTable returns the whole table of the tensor part tensors, which has
@@ -75,7 +49,7 @@ func multiTable(tensors []uint64, chunks int) []uint64 {
 	idx := tab[copy(tab, tensors):]
 	c := 0
 	for t := range len(tensors) / multiWords {
-		n := int(tensors[t*multiWords+4])
+		n := int(tensors[t*multiWords+5])
 		for range (n + multiChunk - 1) / multiChunk {
 			idx[c/2] |= uint64(t) << (32 * (c % 2))
 			c++

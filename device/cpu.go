@@ -137,6 +137,9 @@ func (c *CPU) Free(b Buffer) {
 
 // CopyIn copies src into the start of dst.
 func (c *CPU) CopyIn(dst Buffer, src []float32) error {
+	if err := CheckHost("copy_in", "dst", dst, len(src)); err != nil {
+		return cpuErr(err)
+	}
 	d, err := cpuData(cpuOp{kind: "copy_in"}, "dst", dst, len(src))
 	if err != nil {
 		return err
@@ -147,6 +150,9 @@ func (c *CPU) CopyIn(dst Buffer, src []float32) error {
 
 // CopyOut copies the first len(dst) values of src into dst.
 func (c *CPU) CopyOut(dst []float32, src Buffer) error {
+	if err := CheckHost("copy_out", "src", src, len(dst)); err != nil {
+		return cpuErr(err)
+	}
 	s, err := cpuData(cpuOp{kind: "copy_out"}, "src", src, len(dst))
 	if err != nil {
 		return err
@@ -157,8 +163,8 @@ func (c *CPU) CopyOut(dst []float32, src Buffer) error {
 
 // Fill sets the first n values of dst to v.
 func (c *CPU) Fill(dst Buffer, n int, v float32) error {
-	if n < 0 {
-		return cpuOp{kind: "fill"}.errorf("negative length %d", n)
+	if err := CheckFill(dst, n); err != nil {
+		return cpuErr(err)
 	}
 	d, err := cpuData(cpuOp{kind: "fill"}, "dst", dst, n)
 	if err != nil {
@@ -197,37 +203,37 @@ func (o cpuOp) errorf(format string, args ...any) error {
 	return fmt.Errorf("device: cpu %v: %s", o, fmt.Sprintf(format, args...))
 }
 
-// cpuData returns the first need values of the CPU buffer b, or an error
-// naming op and the argument when b is not a live CPU buffer of that size.
+// cpuData returns the first need values of the CPU buffer b, whose size a
+// shared check (check.go) has validated, or an error naming op and the
+// argument when b is not a live CPU buffer.
 func cpuData(op cpuOp, arg string, b Buffer, need int) ([]float32, error) {
+	d, err := cpuBuf(op, arg, b)
+	if err != nil {
+		return nil, err
+	}
+	return d[:need], nil
+}
+
+// cpuBuf returns the values of the CPU buffer b, whose size a shared check
+// has validated, or an error naming op and the argument when b is not a
+// live CPU buffer.
+func cpuBuf(op cpuOp, arg string, b Buffer) ([]float32, error) {
 	cb, ok := b.(*CPUBuffer)
 	switch {
-	case b == nil || (ok && cb == nil):
+	case ok && cb == nil:
 		return nil, op.errorf("%s is nil", arg)
 	case !ok:
 		return nil, op.errorf("%s is a %T, not a cpu buffer", arg, b)
 	case cb.freed:
 		return nil, op.errorf("%s was freed", arg)
-	case need < 0:
-		return nil, op.errorf("negative size for %s", arg)
-	case len(cb.data) < need:
-		return nil, op.errorf("%s has %d values, need %d", arg, len(cb.data), need)
 	}
-	return cb.data[:need], nil
+	return cb.data, nil
 }
 
-// cpuSize returns the product of dims, or an error naming op when one is
-// negative or the product overflows.
-func cpuSize(op cpuOp, dims ...int) (int, error) {
-	p := 1
-	for _, d := range dims {
-		if d < 0 {
-			return 0, op.errorf("negative size %d", d)
-		}
-		if d != 0 && p > math.MaxInt/d {
-			return 0, op.errorf("size overflows int")
-		}
-		p *= d
+// cpuErr prefixes an error of a shared check with the backend's name.
+func cpuErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	return p, nil
+	return fmt.Errorf("device: cpu %w", err)
 }

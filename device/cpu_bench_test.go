@@ -59,17 +59,17 @@ func BenchmarkMatMul(b *testing.B) {
 func BenchmarkOps(b *testing.B) {
 	const batch, in, out, classes = 128, 784, 512, 10
 	d, d1 := device.NewCPU(0), device.NewCPU(1)
-	bias := device.Walk{Shape: [4]int{1, 1, batch, out}, A: [4]int{0, 0, out, 1}, B: [4]int{0, 0, 0, 1}}
+	bias := device.Walk{Shape: [device.MaxDims]int{1, 1, 1, 1, batch, out}, A: [device.MaxDims]int{0, 0, 0, 0, out, 1}, B: [device.MaxDims]int{0, 0, 0, 0, 0, 1}}
 	cases := []struct {
 		name string
 		lens []int
 		run  func(bufs []device.Buffer) error
 	}{
 		{"binary add bias row 128x512", []int{batch * out, batch * out, out}, func(bf []device.Buffer) error {
-			return d.Binary(device.Add, bf[0], bf[1], bf[2], bias)
+			return d.Binary(device.Add, bf[0], bf[1], bf[2], bias, 0, 0)
 		}},
 		{"binary relu_grad 128x512", []int{batch * out, batch * out, batch * out}, func(bf []device.Buffer) error {
-			return d.Binary(device.ReluGrad, bf[0], bf[1], bf[2], device.Contiguous(batch*out))
+			return d.Binary(device.ReluGrad, bf[0], bf[1], bf[2], device.Contiguous(batch*out), 0, 0)
 		}},
 		{"bias_act relu 128x512", []int{batch * out, batch * out, out}, func(bf []device.Buffer) error {
 			return d.BiasAct(bf[0], bf[1], bf[2], batch, out, device.ActRelu)
@@ -93,10 +93,10 @@ func BenchmarkOps(b *testing.B) {
 			return d.BiasActGrad(bf[0], bf[1], bf[2], bf[3], batch, out, device.ActRelu, true)
 		}},
 		{"adam 784x512", []int{in * out, in * out, in * out, in * out}, func(bf []device.Buffer) error {
-			return d.AdamStep(bf[0], bf[1], bf[2], bf[3], in*out, device.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
+			return d.AdamStep(bf[0], bf[1], bf[2], bf[3], nil, in*out, device.AdamParams{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Step: 1})
 		}},
 		{"transpose copy 784x512", []int{in * out, in * out}, func(bf []device.Buffer) error {
-			w := device.Walk{Shape: [4]int{1, 1, out, in}, A: [4]int{0, 0, 1, out}}
+			w := device.Walk{Shape: [device.MaxDims]int{1, 1, 1, 1, out, in}, A: [device.MaxDims]int{0, 0, 0, 0, 1, out}}
 			return d.Copy(bf[0], bf[1], w)
 		}},
 	}

@@ -9,11 +9,11 @@ import (
 // Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.
 // Every index must be an integer naming a whole row of src.
 func (c *CPU) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
-	name := cpuOp{kind: "gather"}
-	total, err := cpuSize(name, nidx, rowLen)
-	if err != nil {
-		return err
+	if err := CheckGather(dst, src, idx, nidx, rowLen); err != nil {
+		return cpuErr(err)
 	}
+	name := cpuOp{kind: "gather"}
+	total := nidx * rowLen
 	d, err := cpuData(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -65,16 +65,13 @@ func cpuGatherRows(d, s, idx []float32, rowLen, lo, hi int) {
 // DropoutMask fills dst[:n] with 1/(1-p) where HashUniform(seed, i) >= p and
 // with 0 elsewhere. p must lie in [0, 1]; p = 1 drops everything.
 func (c *CPU) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
-	name := cpuOp{kind: "dropout_mask"}
-	if n < 0 {
-		return name.errorf("negative length %d", n)
+	if err := CheckDropout(dst, n, p); err != nil {
+		return cpuErr(err)
 	}
+	name := cpuOp{kind: "dropout_mask"}
 	d, err := cpuData(name, "dst", dst, n)
 	if err != nil {
 		return err
-	}
-	if !(p >= 0 && p <= 1) {
-		return name.errorf("probability %v is not in [0, 1]", p)
 	}
 	scale := 1 / (1 - p)
 	c.parallel(n, n*4, func(lo, hi int) {
@@ -92,14 +89,11 @@ func (c *CPU) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
 // BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n in one
 // pass, without storing the biased values. dst may be x.
 func (c *CPU) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
+	if err := CheckBiasAct(dst, x, bias, rows, n, act); err != nil {
+		return cpuErr(err)
+	}
 	name := cpuOp{kind: "bias_act"}
-	if act < Identity || act > ActTanh {
-		return name.errorf("unknown activation %d", int(act))
-	}
-	total, err := cpuSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := cpuData(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -165,14 +159,11 @@ func cpuBiasActRows(d, x, bias []float32, n int, act Activation, simd bool, lo, 
 // be nil. dx may be g. The column sums accumulate in float32, row by row,
 // while each row of dx is in cache.
 func (c *CPU) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error {
+	if err := CheckBiasActGrad(dx, dbias, y, g, rows, n, act); err != nil {
+		return cpuErr(err)
+	}
 	name := cpuOp{kind: "bias_act_grad"}
-	if act < Identity || act > ActTanh {
-		return name.errorf("unknown activation %d", int(act))
-	}
-	total, err := cpuSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := cpuData(name, "dx", dx, total)
 	if err != nil {
 		return err
@@ -189,9 +180,6 @@ func (c *CPU) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, a
 	if dbias != nil {
 		if db, err = cpuData(name, "dbias", dbias, n); err != nil {
 			return err
-		}
-		if dbias == dx || dbias == y || dbias == g {
-			return name.errorf("dbias must not be another operand")
 		}
 		if !accumulate {
 			clear(db)
@@ -244,10 +232,15 @@ func cpuBiasActGradCols(dx, db, y, g []float32, rows, n int, act Activation, sim
 // SGDStep updates p in place as torch.optim.SGD does, with g the gradient
 // and buf the momentum buffer (unused, and may be nil, when Momentum is 0).
 func (c *CPU) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
-	name := cpuOp{kind: "sgd_step"}
-	if n < 0 {
-		return name.errorf("negative length %d", n)
+	if err := CheckSGD(p, g, buf, n, hp); err != nil {
+		return cpuErr(err)
 	}
+	return c.sgdStep(p, g, buf, n, hp)
+}
+
+// sgdStep is SGDStep on checked arguments.
+func (c *CPU) sgdStep(p, g, buf Buffer, n int, hp SGDParams) error {
+	name := cpuOp{kind: "sgd_step"}
 	ps, err := cpuData(name, "p", p, n)
 	if err != nil {
 		return err
@@ -305,11 +298,14 @@ func cpuSGD(p, g, buf []float32, hp SGDParams, simd bool) {
 	}
 	lr, mom, damp, wd := hp.LR, hp.Momentum, 1-hp.Dampening, hp.WeightDecay
 	i := 0
-	if simd && mom != 0 && !hp.First && !hp.Nesterov {
+	if simd && mom != 0 && !hp.First && !hp.Nesterov && !hp.Maximize {
 		i = sgdMomentumVec(p, g, buf, lr, mom, damp, wd)
 	}
 	for ; i < len(p); i++ {
 		gi := g[i]
+		if hp.Maximize {
+			gi = -gi
+		}
 		if wd != 0 {
 			gi += wd * p[i]
 		}
@@ -330,16 +326,18 @@ func cpuSGD(p, g, buf []float32, hp SGDParams, simd bool) {
 }
 
 // AdamStep updates p in place as torch.optim.Adam (or AdamW when
-// hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
-// and second moment estimates.
-func (c *CPU) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
+// hp.Decoupled) does, with g the gradient, m, v the first and second moment
+// estimates and, with hp.AMSGrad, vmax the running maximum of v.
+func (c *CPU) AdamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
+	if err := CheckAdam(p, g, m, v, vmax, n, hp); err != nil {
+		return cpuErr(err)
+	}
+	return c.adamStep(p, g, m, v, vmax, n, hp)
+}
+
+// adamStep is AdamStep on checked arguments.
+func (c *CPU) adamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
 	name := cpuOp{kind: "adam_step"}
-	if n < 0 {
-		return name.errorf("negative length %d", n)
-	}
-	if hp.Step < 1 {
-		return name.errorf("step %d, want >= 1", hp.Step)
-	}
 	ps, err := cpuData(name, "p", p, n)
 	if err != nil {
 		return err
@@ -356,6 +354,12 @@ func (c *CPU) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 	if err != nil {
 		return err
 	}
+	var vm []float32
+	if hp.AMSGrad {
+		if vm, err = cpuData(name, "vmax", vmax, n); err != nil {
+			return err
+		}
+	}
 	// The scalars are computed in float64, as PyTorch does in Python.
 	bc1 := 1 - math.Pow(float64(hp.Beta1), float64(hp.Step))
 	bc2 := 1 - math.Pow(float64(hp.Beta2), float64(hp.Step))
@@ -363,17 +367,25 @@ func (c *CPU) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 	bc2Sqrt := float32(math.Sqrt(bc2))
 	decay := float32(1 - float64(hp.LR)*float64(hp.WeightDecay))
 	c.parallel(n, n*4, func(lo, hi int) {
-		cpuAdam(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], hp, stepSize, bc2Sqrt, decay)
+		var vml []float32
+		if vm != nil {
+			vml = vm[lo:hi]
+		}
+		cpuAdam(ps[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi], vml, hp, stepSize, bc2Sqrt, decay)
 	})
 	return nil
 }
 
-// cpuAdam is AdamStep on one chunk, given the step's scalars.
-func cpuAdam(p, g, m, v []float32, hp AdamParams, stepSize, bc2Sqrt, decay float32) {
+// cpuAdam is AdamStep on one chunk, given the step's scalars; vmax is nil
+// without AMSGrad.
+func cpuAdam(p, g, m, v, vmax []float32, hp AdamParams, stepSize, bc2Sqrt, decay float32) {
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	b1, b2, eps, wd := hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay
 	for i := range p {
 		gi := g[i]
+		if hp.Maximize {
+			gi = -gi
+		}
 		if wd != 0 {
 			if hp.Decoupled {
 				p[i] *= decay
@@ -383,7 +395,12 @@ func cpuAdam(p, g, m, v []float32, hp AdamParams, stepSize, bc2Sqrt, decay float
 		}
 		m[i] = b1*m[i] + (1-b1)*gi
 		v[i] = b2*v[i] + (1-b2)*(gi*gi)
-		denom := math32.Sqrt(v[i])/bc2Sqrt + eps
+		vi := v[i]
+		if vmax != nil {
+			vi = max(vmax[i], vi) // NaN wins, as torch.maximum
+			vmax[i] = vi
+		}
+		denom := math32.Sqrt(vi)/bc2Sqrt + eps
 		p[i] -= stepSize * (m[i] / denom)
 	}
 }

@@ -4,19 +4,11 @@ package device
 // a is stored [k,m] when transA and b is stored [n,k] when transB. dst must
 // not be a or b.
 func (c *CPU) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate bool) error {
+	if err := CheckMatMul(dst, a, b, m, k, n); err != nil {
+		return cpuErr(err)
+	}
 	name := cpuOp{kind: "matmul"}
-	mn, err := cpuSize(name, m, n)
-	if err != nil {
-		return err
-	}
-	mk, err := cpuSize(name, m, k)
-	if err != nil {
-		return err
-	}
-	kn, err := cpuSize(name, k, n)
-	if err != nil {
-		return err
-	}
+	mn, mk, kn := m*n, m*k, k*n
 	d, err := cpuData(name, "dst", dst, mn)
 	if err != nil {
 		return err
@@ -28,9 +20,6 @@ func (c *CPU) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate b
 	bs, err := cpuData(name, "b", b, kn)
 	if err != nil {
 		return err
-	}
-	if dst == a || dst == b {
-		return name.errorf("dst must not be an input")
 	}
 	if mn == 0 {
 		return nil

@@ -1,7 +1,6 @@
 package device
 
 import (
-	"fmt"
 	"math"
 )
 
@@ -12,18 +11,12 @@ const cpuReduceBlock = 256
 // Reduce views x as [outer, n, inner] and reduces the middle axis into dst
 // of [outer, inner].
 func (c *CPU) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
-	if op < 0 || op >= numReduce {
-		return fmt.Errorf("device: cpu reduce: unknown op %v", op)
+	if err := CheckReduce(op, dst, x, outer, n, inner); err != nil {
+		return cpuErr(err)
 	}
 	name := cpuOp{"reduce", op}
-	out, err := cpuSize(name, outer, inner)
-	if err != nil {
-		return err
-	}
-	total, err := cpuSize(name, out, n)
-	if err != nil {
-		return err
-	}
+	out := outer * inner
+	total := out * n
 	d, err := cpuData(name, "dst", dst, out)
 	if err != nil {
 		return err
@@ -31,9 +24,6 @@ func (c *CPU) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
 	xs, err := cpuData(name, "x", x, total)
 	if err != nil {
 		return err
-	}
-	if n == 0 && out > 0 && (op == MaxOf || op == ArgMax) {
-		return name.errorf("empty reduction axis")
 	}
 	if inner == 1 {
 		if c.serial(outer, total) {
@@ -146,14 +136,14 @@ func cpuReduceCols(op ReduceOp, d, x []float32, n, stride int) {
 // Softmax computes the softmax, or log-softmax when log is set, of each of
 // the rows of x, each n wide. dst may be x.
 func (c *CPU) Softmax(dst, x Buffer, rows, n int, log bool) error {
+	if err := CheckSoftmax(dst, x, rows, n, log); err != nil {
+		return cpuErr(err)
+	}
 	name := cpuOp{kind: "softmax"}
 	if log {
 		name.kind = "log_softmax"
 	}
-	total, err := cpuSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := cpuData(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -213,11 +203,11 @@ func cpuMaxSumExp(x []float32) (float32, float64) {
 // the gradient (softmax(logits) - onehot(label)) * scale, computing each
 // probability once, straight into grad. grad may be logits.
 func (c *CPU) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n int, scale float32) error {
-	name := cpuOp{kind: "softmax_cross_entropy"}
-	total, err := cpuSize(name, rows, n)
-	if err != nil {
-		return err
+	if err := CheckSoftmaxCE(loss, grad, logits, labels, rows, n); err != nil {
+		return cpuErr(err)
 	}
+	name := cpuOp{kind: "softmax_cross_entropy"}
+	total := rows * n
 	ls, err := cpuData(name, "loss", loss, rows)
 	if err != nil {
 		return err

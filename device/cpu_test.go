@@ -95,28 +95,41 @@ func TestFillAndCopyInOut(t *testing.T) {
 	})
 }
 
-// walkRef evaluates f over w in float64, reading a and b at w's strides.
+// walkRef evaluates f over w in float64, reading a and b at w's offsets
+// and strides (and a with w's padding).
 func walkRef(w device.Walk, a, b []float32, f func(x, y float64) float64) []float32 {
-	out := make([]float32, 0, w.N())
-	for i0 := range w.Shape[0] {
-		for i1 := range w.Shape[1] {
-			for i2 := range w.Shape[2] {
-				for i3 := range w.Shape[3] {
-					ia := i0*w.A[0] + i1*w.A[1] + i2*w.A[2] + i3*w.A[3]
-					ib := i0*w.B[0] + i1*w.B[1] + i2*w.B[2] + i3*w.B[3]
-					y := 0.0
-					if b != nil {
-						y = f64(b[ib])
-					}
-					out = append(out, float32(f(f64(a[ia]), y)))
-				}
-			}
+	n := w.N()
+	out := make([]float32, 0, n)
+	for i := range n {
+		var idx [device.MaxDims]int
+		r := i
+		for d := device.MaxDims - 1; d >= 0; d-- {
+			idx[d] = r % w.Shape[d]
+			r /= w.Shape[d]
 		}
+		ia, ib, inside := w.OffA, w.OffB, true
+		for d := range device.MaxDims {
+			lo := 0
+			if w.Pad {
+				lo = w.Lo[d]
+				inside = inside && idx[d] >= w.Lo[d] && idx[d] < w.Hi[d]
+			}
+			ia += (idx[d] - lo) * w.A[d]
+			ib += idx[d] * w.B[d]
+		}
+		if !inside {
+			out = append(out, w.Fill)
+			continue
+		}
+		y := 0.0
+		if b != nil {
+			y = f64(b[ib])
+		}
+		out = append(out, float32(f(f64(a[ia]), y)))
 	}
 	return out
 }
 
-// walkCase is a walk with the lengths of the inputs it reads.
 type walkCase struct {
 	name   string
 	w      device.Walk
@@ -217,11 +230,11 @@ func TestUnary(t *testing.T) {
 				}
 				xb := newBufs(t, d, x)[0]
 				dst := scratch(t, d, n)
-				must(t, d.Unary(c.op, dst, xb, n, c.alpha))
+				must(t, d.Unary(c.op, dst, xb, n, c.alpha, 0))
 				name := fmt.Sprintf("%v(alpha %v) n=%d", c.op, c.alpha, n)
 				testutil.AllClose(t, name, testutil.Download(t, d, dst, n), want, atol, rtol)
 				// In place.
-				must(t, d.Unary(c.op, xb, xb, n, c.alpha))
+				must(t, d.Unary(c.op, xb, xb, n, c.alpha, 0))
 				testutil.AllClose(t, name+" in place", testutil.Download(t, d, xb, n), want, atol, rtol)
 			}
 		}
@@ -259,7 +272,7 @@ func TestBinary(t *testing.T) {
 				want := walkRef(wc.w, a, b, c.ref)
 				bufs := newBufs(t, d, append(a, 1), append(b, 1))
 				dst := scratch(t, d, wc.w.N())
-				must(t, d.Binary(c.op, dst, bufs[0], bufs[1], wc.w))
+				must(t, d.Binary(c.op, dst, bufs[0], bufs[1], wc.w, 0, 0))
 				name := fmt.Sprintf("%v %s", c.op, wc.name)
 				testutil.AllClose(t, name, testutil.Download(t, d, dst, wc.w.N()), want, atol, rtol)
 			}
@@ -637,6 +650,8 @@ func TestSGDStep(t *testing.T) {
 		{LR: 0.1, Momentum: 0.9, Dampening: 0.3, WeightDecay: 0.02},
 		{LR: 0.1, Momentum: 0.9, Nesterov: true},
 		{LR: 0.01, Momentum: 0.5, Nesterov: true, WeightDecay: 0.1},
+		{LR: 0.1, Momentum: 0.9, Dampening: 0.3, WeightDecay: 0.02, Maximize: true},
+		{LR: 0.05, WeightDecay: 0.01, Maximize: true},
 	}
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		opt, ok := d.(device.Optimizers)
@@ -656,7 +671,11 @@ func TestSGDStep(t *testing.T) {
 					g := randNZ(r, n)
 					hp.First = step == 0
 					for i := range p {
-						gi := f64(g[i]) + f64(hp.WeightDecay)*p[i]
+						gi := f64(g[i])
+						if hp.Maximize {
+							gi = -gi
+						}
+						gi += f64(hp.WeightDecay) * p[i]
 						if hp.Momentum != 0 {
 							if hp.First {
 								buf[i] = gi
@@ -689,6 +708,9 @@ func TestAdamStep(t *testing.T) {
 		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		{LR: 1e-2, Beta1: 0.8, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1},
 		{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Decoupled: true},
+		{LR: 1e-2, Beta1: 0.8, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1, Maximize: true},
+		{LR: 1e-2, Beta1: 0.8, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, AMSGrad: true},
+		{LR: 1e-2, Beta1: 0.9, Beta2: 0.9, Eps: 1e-8, WeightDecay: 0.1, Decoupled: true, AMSGrad: true, Maximize: true},
 	}
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
 		opt, ok := d.(device.Optimizers)
@@ -699,11 +721,15 @@ func TestAdamStep(t *testing.T) {
 		for _, hp := range cases {
 			for _, n := range []int{7, 1000, 40000} {
 				p0 := randNZ(r, n)
-				p, m, v := make([]float64, n), make([]float64, n), make([]float64, n)
+				p, m, v, vm := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
 				for i, x := range p0 {
 					p[i] = f64(x)
 				}
-				bufs := newBufs(t, d, p0, make([]float32, n), make([]float32, n), make([]float32, n))
+				bufs := newBufs(t, d, p0, make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n))
+				var vmax device.Buffer
+				if hp.AMSGrad {
+					vmax = bufs[4]
+				}
 				b1, b2, lr, wd, eps := f64(hp.Beta1), f64(hp.Beta2), f64(hp.LR), f64(hp.WeightDecay), f64(hp.Eps)
 				for step := 1; step <= 5; step++ {
 					g := randNZ(r, n)
@@ -711,6 +737,9 @@ func TestAdamStep(t *testing.T) {
 					bc1, bc2 := 1-math.Pow(b1, float64(step)), 1-math.Pow(b2, float64(step))
 					for i := range p {
 						gi := f64(g[i])
+						if hp.Maximize {
+							gi = -gi
+						}
 						if hp.Decoupled {
 							p[i] *= 1 - lr*wd
 						} else {
@@ -718,10 +747,18 @@ func TestAdamStep(t *testing.T) {
 						}
 						m[i] = b1*m[i] + (1-b1)*gi
 						v[i] = b2*v[i] + (1-b2)*gi*gi
-						p[i] -= lr / bc1 * m[i] / (math.Sqrt(v[i])/math.Sqrt(bc2) + eps)
+						den := v[i]
+						if hp.AMSGrad { // torch.optim.Adam(amsgrad=True)
+							vm[i] = math.Max(vm[i], v[i])
+							den = vm[i]
+						}
+						p[i] -= lr / bc1 * m[i] / (math.Sqrt(den)/math.Sqrt(bc2) + eps)
 					}
 					must(t, d.CopyIn(bufs[1], g))
-					must(t, opt.AdamStep(bufs[0], bufs[1], bufs[2], bufs[3], n, hp))
+					must(t, opt.AdamStep(bufs[0], bufs[1], bufs[2], bufs[3], vmax, n, hp))
+				}
+				if hp.AMSGrad {
+					testutil.AllClose(t, fmt.Sprintf("adam %+v n=%d vmax", hp, n), testutil.Download(t, d, bufs[4], n), f32s(vm), atol, rtol)
 				}
 				name := fmt.Sprintf("adam %+v n=%d", hp, n)
 				testutil.AllClose(t, name+" p", testutil.Download(t, d, bufs[0], n), f32s(p), atol, rtol)
@@ -770,15 +807,15 @@ func TestErrors(t *testing.T) {
 			{"copy small dst", func() error { return d.Copy(small, b, cw) }},
 			{"copy small src", func() error { return d.Copy(b, small, cw) }},
 			{"copy foreign", func() error { return d.Copy(b, alien, cw) }},
-			{"unary small", func() error { return d.Unary(device.Exp, small, b, 64, 0) }},
-			{"unary unknown", func() error { return d.Unary(device.UnaryOp(99), b, b2, 64, 0) }},
-			{"unary foreign", func() error { return d.Unary(device.Exp, alien, b, 64, 0) }},
-			{"binary small b", func() error { return d.Binary(device.Add, b, b2, small, cw) }},
+			{"unary small", func() error { return d.Unary(device.Exp, small, b, 64, 0, 0) }},
+			{"unary unknown", func() error { return d.Unary(device.UnaryOp(99), b, b2, 64, 0, 0) }},
+			{"unary foreign", func() error { return d.Unary(device.Exp, alien, b, 64, 0, 0) }},
+			{"binary small b", func() error { return d.Binary(device.Add, b, b2, small, cw, 0, 0) }},
 			{"binary walk too wide", func() error {
-				return d.Binary(device.Add, b, b2, b, device.Walk{Shape: sh(8, 8), A: st(8, 1), B: st(9, 1)})
+				return d.Binary(device.Add, b, b2, b, device.Walk{Shape: sh(8, 8), A: st(8, 1), B: st(9, 1)}, 0, 0)
 			}},
-			{"binary unknown", func() error { return d.Binary(device.BinaryOp(-1), b, b2, b, cw) }},
-			{"binary foreign", func() error { return d.Binary(device.Add, b, alien, b2, cw) }},
+			{"binary unknown", func() error { return d.Binary(device.BinaryOp(-1), b, b2, b, cw, 0, 0) }},
+			{"binary foreign", func() error { return d.Binary(device.Add, b, alien, b2, cw, 0, 0) }},
 			{"reduce small", func() error { return d.Reduce(device.Sum, b, small, 1, 64, 1) }},
 			{"reduce unknown", func() error { return d.Reduce(device.ReduceOp(7), b, b2, 1, 64, 1) }},
 			{"reduce foreign", func() error { return d.Reduce(device.Sum, alien, b, 1, 64, 1) }},
@@ -808,7 +845,7 @@ func TestErrors(t *testing.T) {
 					return opt.SGDStep(b, b2, small, 64, device.SGDParams{LR: 1, Momentum: 0.9})
 				}},
 				errCase{"adam foreign", func() error {
-					return opt.AdamStep(b, b2, alien, b2, 64, device.AdamParams{LR: 1, Step: 1})
+					return opt.AdamStep(b, b2, alien, b2, nil, 64, device.AdamParams{LR: 1, Step: 1})
 				}})
 		}
 		for _, c := range cases {
@@ -840,15 +877,15 @@ func TestCPUErrorMessages(t *testing.T) {
 		want string
 	}{
 		{c.MatMul(small, b, b, 3, 4, 4, false, false, false), "device: cpu matmul: dst has 10 values, need 12"},
-		{c.MatMul(b, foreign{12}, b, 3, 4, 3, false, false, false), "device: cpu matmul: a is a device_test.foreign, not a cpu buffer"},
+		{c.MatMul(small, foreign{12}, b, 3, 4, 3, false, false, false), "device: cpu matmul: a is a device_test.foreign, not a cpu buffer"},
 		{c.MatMul(b, b, b, 2, 2, 2, false, false, false), "device: cpu matmul: dst must not be an input"},
-		{c.Unary(device.Exp, nil, b, 1, 0), "device: cpu unary exp: dst is nil"},
-		{c.Unary(device.UnaryOp(99), b, b, 1, 0), "device: cpu unary: unknown op UnaryOp(99)"},
-		{c.Binary(device.Mul, b, b, freed, device.Contiguous(12)), "device: cpu binary mul: b was freed"},
+		{c.Unary(device.Exp, nil, b, 1, 0, 0), "device: cpu unary exp: dst is nil"},
+		{c.Unary(device.UnaryOp(99), b, b, 1, 0, 0), "device: cpu unary: unknown op UnaryOp(99)"},
+		{c.Binary(device.Mul, b, b, freed, device.Contiguous(12), 0, 0), "device: cpu binary mul: b was freed"},
 		{c.Reduce(device.ArgMax, b, b, 2, 0, 3), "device: cpu reduce argmax: empty reduction axis"},
 		{c.Gather(b, b, small, 2, 3), "device: cpu gather: index -12345"},
 		{c.Copy(b, b, device.Walk{Shape: sh(2, 2), A: st(-1, 1)}), "device: cpu copy: negative stride"},
-		{c.AdamStep(b, b, b, b, 12, device.AdamParams{}), "device: cpu adam_step: step 0, want >= 1"},
+		{c.AdamStep(b, b, b, b, nil, 12, device.AdamParams{}), "device: cpu adam_step: step 0, want >= 1"},
 		{c.BiasAct(b, b, b, 1, 1, device.Activation(9)), "device: cpu bias_act: unknown activation 9"},
 	}
 	for _, tc := range cases {
@@ -964,9 +1001,9 @@ func TestReluSpecialValues(t *testing.T) {
 		n := len(x)
 		bufs := newBufs(t, d, x, make([]float32, n), make([]float32, n))
 		must(t, d.Fill(bufs[1], n, 3))
-		must(t, d.Unary(device.Relu, bufs[2], bufs[0], n, 0))
+		must(t, d.Unary(device.Relu, bufs[2], bufs[0], n, 0, 0))
 		testutil.AllClose(t, "relu", testutil.Download(t, d, bufs[2], n), wantRelu, 0, 0)
-		must(t, d.Binary(device.ReluGrad, bufs[2], bufs[0], bufs[1], device.Contiguous(n)))
+		must(t, d.Binary(device.ReluGrad, bufs[2], bufs[0], bufs[1], device.Contiguous(n), 0, 0))
 		testutil.AllClose(t, "relu_grad", testutil.Download(t, d, bufs[2], n), wantGrad, 0, 0)
 	}
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) { check(t, d, x, wantRelu, wantGrad) })

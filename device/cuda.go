@@ -15,15 +15,10 @@ import (
 // CUDABuilt reports whether this binary was built with the cuda tag.
 const CUDABuilt = true
 
-// The kernels know exactly the ops of this package, by value: each line
-// fails to compile (a negative constant converted to uint) when a count
-// differs.
-const (
-	_ = uint(numUnary-cuda.NumUnaryOps) + uint(cuda.NumUnaryOps-numUnary)
-	_ = uint(numBinary-cuda.NumBinaryOps) + uint(cuda.NumBinaryOps-numBinary)
-	_ = uint(numReduce-cuda.NumReduceOps) + uint(cuda.NumReduceOps-numReduce)
-	_ = uint(ActTanh+1-cuda.NumActivations) + uint(cuda.NumActivations-ActTanh-1)
-)
+// The kernels know the ops of this package by value: cuda/ops.h is
+// generated from the op table (go generate), and internal/opsgen's tests
+// fail when it or kernels.cu falls behind.
+const _ = uint(cuda.MaxDims-MaxDims) + uint(MaxDims-cuda.MaxDims) // fails to compile unless equal
 
 // CUDA runs every operation on an NVIDIA GPU, with the kernels of
 // kernels.cu; nothing falls back to the host. Work is queued asynchronously
@@ -142,45 +137,14 @@ func (c *CUDA) Free(b Buffer) {
 	}
 }
 
-// ptr returns the device address of b, or an error naming op and the
-// argument when b is not a live buffer of c holding at least need values.
-func (c *CUDA) ptr(op, arg string, b Buffer, need int) (cuda.Ptr, error) {
-	cb, ok := b.(*CUDABuffer)
-	switch {
-	case b == nil || (ok && cb == nil):
+// ptr returns the pointer of b for op, whose size a shared check
+// (check.go) has validated: it checks only that b is a live buffer of this
+// device.
+func (c *CUDA) ptr(op, arg string, b Buffer, _ int) (cuda.Ptr, error) {
+	if isNil(b) {
 		return 0, fmt.Errorf("device: cuda %s: %s is nil", op, arg)
-	case !ok:
-		return 0, fmt.Errorf("device: cuda %s: %s is a %T, not a cuda buffer", op, arg, b)
-	case cb.dev != c:
-		return 0, fmt.Errorf("device: cuda %s: %s belongs to another cuda device", op, arg)
-	case need < 0:
-		return 0, fmt.Errorf("device: cuda %s: negative size for %s", op, arg)
-	case cb.n < need:
-		return 0, fmt.Errorf("device: cuda %s: %s has %d values, need %d", op, arg, cb.n, need)
 	}
-	c.mu.Lock()
-	freed := cb.freed
-	c.mu.Unlock()
-	if freed {
-		return 0, fmt.Errorf("device: cuda %s: %s was freed", op, arg)
-	}
-	return cb.ptr, nil
-}
-
-// cudaSize returns the product of dims, or an error naming op when one is
-// negative or the product overflows.
-func cudaSize(op string, dims ...int) (int, error) {
-	p := 1
-	for _, d := range dims {
-		if d < 0 {
-			return 0, fmt.Errorf("device: cuda %s: negative size %d", op, d)
-		}
-		if d != 0 && p > math.MaxInt/d {
-			return 0, fmt.Errorf("device: cuda %s: size overflows int", op)
-		}
-		p *= d
-	}
-	return p, nil
+	return c.buf(opName{kind: op}, arg, b)
 }
 
 // wrap prefixes a kernel's error with the operation and its shape.
@@ -193,6 +157,9 @@ func wrap(err error, op string, shape ...int) error {
 
 // CopyIn copies src into the start of dst.
 func (c *CUDA) CopyIn(dst Buffer, src []float32) error {
+	if err := CheckHost("copy_in", "dst", dst, len(src)); err != nil {
+		return cudaErr(err)
+	}
 	p, err := c.ptr("copy_in", "dst", dst, len(src))
 	if err != nil {
 		return err
@@ -202,6 +169,9 @@ func (c *CUDA) CopyIn(dst Buffer, src []float32) error {
 
 // CopyOut waits for queued work and copies the first len(dst) values of src.
 func (c *CUDA) CopyOut(dst []float32, src Buffer) error {
+	if err := CheckHost("copy_out", "src", src, len(dst)); err != nil {
+		return cudaErr(err)
+	}
 	p, err := c.ptr("copy_out", "src", src, len(dst))
 	if err != nil {
 		return err
@@ -211,8 +181,8 @@ func (c *CUDA) CopyOut(dst []float32, src Buffer) error {
 
 // Fill sets the first n values of dst to v.
 func (c *CUDA) Fill(dst Buffer, n int, v float32) error {
-	if n < 0 {
-		return fmt.Errorf("device: cuda fill: negative length %d", n)
+	if err := CheckFill(dst, n); err != nil {
+		return cudaErr(err)
 	}
 	p, err := c.ptr("fill", "dst", dst, n)
 	if err != nil {
@@ -229,132 +199,158 @@ func (c *CUDA) Sync() error {
 	return nil
 }
 
-// cudaWalk validates w and returns it collapsed (Walk.Collapse), with its
-// element count and the number of values a and b must hold.
-func cudaWalk(op string, w Walk) (Walk, int, [2]int, error) {
-	n, err := cudaSize(op, w.Shape[:]...)
-	if err != nil {
-		return w, 0, [2]int{}, err
+// buf returns the pointer of the CUDA buffer b, whose size a shared check
+// has validated, or an error when b is not a live buffer of this device.
+func (c *CUDA) buf(op opName, arg string, b Buffer) (cuda.Ptr, error) {
+	cb, ok := b.(*CUDABuffer)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("device: cuda %v: %s is a %T, not a cuda buffer", op, arg, b)
+	case cb.dev != c:
+		return 0, fmt.Errorf("device: cuda %v: %s belongs to another cuda device", op, arg)
 	}
-	for d := range MaxDims {
-		if w.A[d] < 0 || w.B[d] < 0 {
-			return w, 0, [2]int{}, fmt.Errorf("device: cuda %s: negative stride in walk %v", op, w)
-		}
+	c.mu.Lock()
+	freed := cb.freed
+	c.mu.Unlock()
+	if freed {
+		return 0, fmt.Errorf("device: cuda %v: %s was freed", op, arg)
 	}
-	if n == 0 {
-		return w, 0, [2]int{}, nil
+	return cb.ptr, nil
+}
+
+// cudaErr prefixes an error of a shared check with the backend's name.
+func cudaErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	var spans [2]int
-	for i, st := range [2][MaxDims]int{w.A, w.B} {
-		last := 0
-		for d := range MaxDims {
-			if st[d] != 0 && w.Shape[d]-1 > (math.MaxInt-1-last)/st[d] {
-				return w, 0, [2]int{}, fmt.Errorf("device: cuda %s: walk %v overflows int", op, w)
-			}
-			last += (w.Shape[d] - 1) * st[d]
-		}
-		spans[i] = last + 1
-	}
-	return w.Collapse(), n, spans, nil
+	return fmt.Errorf("device: cuda %w", err)
+}
+
+// isNilBackend reports whether b is a typed nil of a backend's buffer.
+func isNilBackend(b Buffer) bool {
+	cb, ok := b.(*CUDABuffer)
+	return ok && cb == nil
+}
+
+// cudaWalk converts a collapsed walk for the kernels.
+func cudaWalk(w *Walk) cuda.Walk {
+	return cuda.Walk{Shape: w.Shape, Off: [3]int{w.OffA, w.OffB, w.OffC}, Strides: [3][MaxDims]int{w.A, w.B, w.C},
+		DstOff: w.OffD, DstStrides: w.D, Pad: w.Pad, Lo: w.Lo, Hi: w.Hi, Fill: w.Fill}
 }
 
 // flat reports whether the collapsed walk w of n elements reads operand
-// strides s contiguously from offset 0.
-func flat(w Walk, s [MaxDims]int, n int) bool {
-	return n == 1 || (w.Shape == [MaxDims]int{1, 1, 1, n} && s[MaxDims-1] == 1)
+// strides s contiguously (from its offset).
+func flat(w *Walk, s [MaxDims]int, n int) bool {
+	return n == 1 || (w.Shape[MaxDims-1] == n && s[MaxDims-1] == 1)
 }
 
-// Copy writes the strided walk of x described by w.Shape and w.A into dst.
+// at is p advanced by off float32 values.
+func at(p cuda.Ptr, off int) cuda.Ptr { return p + cuda.Ptr(4*off) }
+
+// Copy writes the strided walk of x described by w into dst (see Walk).
 func (c *CUDA) Copy(dst, x Buffer, w Walk) error {
-	w.B = w.A
-	cw, n, spans, err := cudaWalk("copy", w)
+	n, err := CheckCopy(dst, x, &w)
+	if err != nil || n == 0 {
+		return cudaErr(err)
+	}
+	name := opName{kind: "copy"}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	d, err := c.ptr("copy", "dst", dst, n)
+	xp, err := c.buf(name, "x", x)
 	if err != nil {
 		return err
 	}
-	xp, err := c.ptr("copy", "x", x, spans[0])
-	if err != nil {
-		return err
+	cw := w.Collapse()
+	if !cw.Pad && cw.D == [MaxDims]int{} && flat(&cw, cw.A, n) {
+		return wrap(c.ctx.CopyDevice(at(d, cw.OffD), at(xp, cw.OffA), n), "copy", w.Shape[:]...)
 	}
-	if n == 0 {
-		return nil
-	}
-	if flat(cw, cw.A, n) {
-		return wrap(c.ctx.CopyDevice(d, xp, n), "copy", w.Shape[:]...)
-	}
-	return wrap(c.ctx.CopyWalk(d, xp, cw.Shape, cw.A), "copy", w.Shape[:]...)
+	k := cudaWalk(&cw)
+	return wrap(c.ctx.CopyWalk(d, xp, &k), "copy", w.Shape[:]...)
 }
 
-// Unary computes dst[i] = op(x[i], alpha) for i < n.
-func (c *CUDA) Unary(op UnaryOp, dst, x Buffer, n int, alpha float32) error {
-	if op < 0 || op >= numUnary {
-		return fmt.Errorf("device: cuda unary: unknown op %v", op)
+// Unary computes dst[i] = op(x[i], alpha, beta) for i < n.
+func (c *CUDA) Unary(op UnaryOp, dst, x Buffer, n int, alpha, beta float32) error {
+	if err := CheckUnary(op, dst, x, n); err != nil {
+		return cudaErr(err)
 	}
-	name := "unary " + op.String()
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
-	}
-	d, err := c.ptr(name, "dst", dst, n)
+	name := opName{"unary", op}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	xp, err := c.ptr(name, "x", x, n)
+	xp, err := c.buf(name, "x", x)
 	if err != nil {
 		return err
 	}
-	return wrap(c.ctx.Unary(int(op), d, xp, n, alpha), name, n)
+	return wrap(c.ctx.Unary(int(op), d, xp, n, alpha, beta), name.String(), n)
 }
 
-// Binary computes dst = op(a, b) elementwise over w.Shape, reading a at
-// strides w.A and b at strides w.B.
-func (c *CUDA) Binary(op BinaryOp, dst, a, b Buffer, w Walk) error {
-	if op < 0 || op >= numBinary {
-		return fmt.Errorf("device: cuda binary: unknown op %v", op)
+// Binary computes dst = op(a, b, alpha, beta) elementwise over w.Shape.
+func (c *CUDA) Binary(op BinaryOp, dst, a, b Buffer, w Walk, alpha, beta float32) error {
+	n, err := CheckBinary(op, dst, a, b, &w)
+	if err != nil || n == 0 {
+		return cudaErr(err)
 	}
-	name := "binary " + op.String()
-	cw, n, spans, err := cudaWalk(name, w)
+	name := opName{"binary", op}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	d, err := c.ptr(name, "dst", dst, n)
+	ap, err := c.buf(name, "a", a)
 	if err != nil {
 		return err
 	}
-	ap, err := c.ptr(name, "a", a, spans[0])
+	bp, err := c.buf(name, "b", b)
 	if err != nil {
 		return err
 	}
-	bp, err := c.ptr(name, "b", b, spans[1])
+	cw := w.Collapse()
+	if flat(&cw, cw.A, n) && flat(&cw, cw.B, n) {
+		return wrap(c.ctx.Binary(int(op), d, at(ap, cw.OffA), at(bp, cw.OffB), n, alpha, beta), name.String(), w.Shape[:]...)
+	}
+	k := cudaWalk(&cw)
+	return wrap(c.ctx.BinaryWalk(int(op), d, ap, bp, &k, alpha, beta), name.String(), w.Shape[:]...)
+}
+
+// Ternary computes dst = op(a, b, x) elementwise over w.Shape.
+func (c *CUDA) Ternary(op TernaryOp, dst, a, b, x Buffer, w Walk) error {
+	n, err := CheckTernary(op, dst, a, b, x, &w)
+	if err != nil || n == 0 {
+		return cudaErr(err)
+	}
+	name := opName{"ternary", op}
+	d, err := c.buf(name, "dst", dst)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
-		return nil
+	ap, err := c.buf(name, "a", a)
+	if err != nil {
+		return err
 	}
-	if flat(cw, cw.A, n) && flat(cw, cw.B, n) {
-		return wrap(c.ctx.Binary(int(op), d, ap, bp, n), name, w.Shape[:]...)
+	bp, err := c.buf(name, "b", b)
+	if err != nil {
+		return err
 	}
-	return wrap(c.ctx.BinaryWalk(int(op), d, ap, bp, cw.Shape, cw.A, cw.B), name, w.Shape[:]...)
+	xp, err := c.buf(name, "c", x)
+	if err != nil {
+		return err
+	}
+	cw := w.Collapse()
+	k := cudaWalk(&cw)
+	return wrap(c.ctx.TernaryWalk(int(op), d, ap, bp, xp, &k), name.String(), w.Shape[:]...)
 }
 
 // Reduce views x as [outer, n, inner] and reduces the middle axis into dst
 // of [outer, inner].
 func (c *CUDA) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
-	if op < 0 || op >= numReduce {
-		return fmt.Errorf("device: cuda reduce: unknown op %v", op)
+	if err := CheckReduce(op, dst, x, outer, n, inner); err != nil {
+		return cudaErr(err)
 	}
 	name := "reduce " + op.String()
-	out, err := cudaSize(name, outer, inner)
-	if err != nil {
-		return err
-	}
-	total, err := cudaSize(name, out, n)
-	if err != nil {
-		return err
-	}
+	out := outer * inner
+	total := out * n
 	d, err := c.ptr(name, "dst", dst, out)
 	if err != nil {
 		return err
@@ -363,28 +359,17 @@ func (c *CUDA) Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error {
 	if err != nil {
 		return err
 	}
-	if n == 0 && out > 0 && (op == MaxOf || op == ArgMax) {
-		return fmt.Errorf("device: cuda %s: empty reduction axis", name)
-	}
 	return wrap(c.ctx.Reduce(int(op), d, xp, outer, n, inner), name, outer, n, inner)
 }
 
 // MatMul computes dst[m,n] = op(a)[m,k] · op(b)[k,n] (+ dst if accumulate).
 // dst must not be a or b.
 func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate bool) error {
+	if err := CheckMatMul(dst, a, b, m, k, n); err != nil {
+		return cudaErr(err)
+	}
 	const name = "matmul"
-	mn, err := cudaSize(name, m, n)
-	if err != nil {
-		return err
-	}
-	mk, err := cudaSize(name, m, k)
-	if err != nil {
-		return err
-	}
-	kn, err := cudaSize(name, k, n)
-	if err != nil {
-		return err
-	}
+	mn, mk, kn := m*n, m*k, k*n
 	d, err := c.ptr(name, "dst", dst, mn)
 	if err != nil {
 		return err
@@ -396,9 +381,6 @@ func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate 
 	bp, err := c.ptr(name, "b", b, kn)
 	if err != nil {
 		return err
-	}
-	if dst == a || dst == b {
-		return fmt.Errorf("device: cuda %s: dst must not be an input", name)
 	}
 	if mn == 0 || (k == 0 && accumulate) {
 		return nil
@@ -412,14 +394,14 @@ func (c *CUDA) MatMul(dst, a, b Buffer, m, k, n int, transA, transB, accumulate 
 // Softmax computes the softmax, or log-softmax when log is set, of each of
 // the rows of x, each n wide. dst may be x.
 func (c *CUDA) Softmax(dst, x Buffer, rows, n int, log bool) error {
+	if err := CheckSoftmax(dst, x, rows, n, log); err != nil {
+		return cudaErr(err)
+	}
 	name := "softmax"
 	if log {
 		name = "log_softmax"
 	}
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := c.ptr(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -437,11 +419,11 @@ func (c *CUDA) Softmax(dst, x Buffer, rows, n int, log bool) error {
 // is not an integer in [0, n) makes its row's loss and gradient NaN, and the
 // next Sync or CopyOut returns an error naming it.
 func (c *CUDA) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n int, scale float32) error {
-	const name = "softmax_cross_entropy"
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
+	if err := CheckSoftmaxCE(loss, grad, logits, labels, rows, n); err != nil {
+		return cudaErr(err)
 	}
+	const name = "softmax_cross_entropy"
+	total := rows * n
 	lp, err := c.ptr(name, "loss", loss, rows)
 	if err != nil {
 		return err
@@ -464,14 +446,11 @@ func (c *CUDA) SoftmaxCrossEntropy(loss, grad, logits, labels Buffer, rows, n in
 // BiasAct computes dst[r,j] = act(x[r,j] + bias[j]) for rows of n in one
 // pass, without storing the biased values. dst may be x.
 func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
+	if err := CheckBiasAct(dst, x, bias, rows, n, act); err != nil {
+		return cudaErr(err)
+	}
 	const name = "bias_act"
-	if act < Identity || act > ActTanh {
-		return fmt.Errorf("device: cuda %s: unknown activation %d", name, int(act))
-	}
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := c.ptr(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -495,14 +474,11 @@ func (c *CUDA) BiasAct(dst, x, bias Buffer, rows, n int, act Activation) error {
 // sums are added in turn), so repeated calls agree bit for bit; the CPU adds
 // row by row, so the two differ by rounding.
 func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, accumulate bool) error {
+	if err := CheckBiasActGrad(dx, dbias, y, g, rows, n, act); err != nil {
+		return cudaErr(err)
+	}
 	const name = "bias_act_grad"
-	if act < Identity || act > ActTanh {
-		return fmt.Errorf("device: cuda %s: unknown activation %d", name, int(act))
-	}
-	total, err := cudaSize(name, rows, n)
-	if err != nil {
-		return err
-	}
+	total := rows * n
 	d, err := c.ptr(name, "dx", dx, total)
 	if err != nil {
 		return err
@@ -520,9 +496,6 @@ func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, 
 		if db, err = c.ptr(name, "dbias", dbias, n); err != nil {
 			return err
 		}
-		if dbias == dx || dbias == y || dbias == g {
-			return fmt.Errorf("device: cuda %s: dbias must not be another operand", name)
-		}
 	}
 	return wrap(c.ctx.BiasActGrad(d, db, yp, gp, rows, n, int(act), accumulate), name, rows, n)
 }
@@ -531,11 +504,11 @@ func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, 
 // An index that does not name a whole row of src gives a row of NaN, and the
 // next Sync or CopyOut returns an error naming it.
 func (c *CUDA) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
-	const name = "gather"
-	total, err := cudaSize(name, nidx, rowLen)
-	if err != nil {
-		return err
+	if err := CheckGather(dst, src, idx, nidx, rowLen); err != nil {
+		return cudaErr(err)
 	}
+	const name = "gather"
+	total := nidx * rowLen
 	d, err := c.ptr(name, "dst", dst, total)
 	if err != nil {
 		return err
@@ -557,16 +530,13 @@ func (c *CUDA) Gather(dst, src, idx Buffer, nidx, rowLen int) error {
 // DropoutMask fills dst[:n] with 1/(1-p) where HashUniform(seed, i) >= p and
 // with 0 elsewhere, bit-identical to the CPU backend. p must lie in [0, 1].
 func (c *CUDA) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
-	const name = "dropout_mask"
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	if err := CheckDropout(dst, n, p); err != nil {
+		return cudaErr(err)
 	}
+	const name = "dropout_mask"
 	d, err := c.ptr(name, "dst", dst, n)
 	if err != nil {
 		return err
-	}
-	if !(p >= 0 && p <= 1) {
-		return fmt.Errorf("device: cuda %s: probability %v is not in [0, 1]", name, p)
 	}
 	scale := 1 / (1 - p) // in float32, as the CPU backend computes it
 	return wrap(c.ctx.Dropout(d, n, p, scale, seed), name, n)
@@ -575,10 +545,10 @@ func (c *CUDA) DropoutMask(dst Buffer, n int, p float32, seed uint64) error {
 // SGDStep updates p in place as torch.optim.SGD does, with g the gradient
 // and buf the momentum buffer (unused, and may be nil, when Momentum is 0).
 func (c *CUDA) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
-	const name = "sgd_step"
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
+	if err := CheckSGD(p, g, buf, n, hp); err != nil {
+		return cudaErr(err)
 	}
+	const name = "sgd_step"
 	pp, err := c.ptr(name, "p", p, n)
 	if err != nil {
 		return err
@@ -593,29 +563,40 @@ func (c *CUDA) SGDStep(p, g, buf Buffer, n int, hp SGDParams) error {
 			return err
 		}
 	}
-	return wrap(c.ctx.SGD(pp, gp, bp, n, hp.LR, hp.Momentum, hp.Dampening, hp.WeightDecay, hp.Nesterov, hp.First), name, n)
+	return wrap(c.ctx.SGD(pp, gp, bp, n, sgdArgs(&hp)), name, n)
+}
+
+// sgdArgs and adamArgs convert the hyper-parameters for the launchers.
+func sgdArgs(hp *SGDParams) *cuda.SGDArgs {
+	return &cuda.SGDArgs{LR: hp.LR, Momentum: hp.Momentum, Dampening: hp.Dampening, WeightDecay: hp.WeightDecay,
+		Nesterov: hp.Nesterov, First: hp.First, Maximize: hp.Maximize}
+}
+
+func adamArgs(hp *AdamParams) *cuda.AdamArgs {
+	return &cuda.AdamArgs{LR: hp.LR, Beta1: hp.Beta1, Beta2: hp.Beta2, Eps: hp.Eps, WeightDecay: hp.WeightDecay,
+		Decoupled: hp.Decoupled, Maximize: hp.Maximize, Step: hp.Step}
 }
 
 // AdamStep updates p in place as torch.optim.Adam (or AdamW when
-// hp.Decoupled) does without amsgrad, with g the gradient and m, v the first
-// and second moment estimates.
-func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
+// hp.Decoupled) does, with g the gradient, m, v the first and second moment
+// estimates and, with hp.AMSGrad, vmax their running maximum.
+func (c *CUDA) AdamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error {
+	if err := CheckAdam(p, g, m, v, vmax, n, hp); err != nil {
+		return cudaErr(err)
+	}
 	const name = "adam_step"
-	if n < 0 {
-		return fmt.Errorf("device: cuda %s: negative length %d", name, n)
-	}
-	if hp.Step < 1 {
-		return fmt.Errorf("device: cuda %s: step %d, want >= 1", name, hp.Step)
-	}
-	var ptrs [4]cuda.Ptr
-	for i, b := range []Buffer{p, g, m, v} {
+	var ptrs [5]cuda.Ptr
+	bufs := [5]Buffer{p, g, m, v, vmax}
+	for i, b := range bufs {
+		if i == 4 && !hp.AMSGrad {
+			break
+		}
 		var err error
-		if ptrs[i], err = c.ptr(name, [4]string{"p", "g", "m", "v"}[i], b, n); err != nil {
+		if ptrs[i], err = c.ptr(name, adamNames[i], b, n); err != nil {
 			return err
 		}
 	}
-	return wrap(c.ctx.Adam(ptrs[0], ptrs[1], ptrs[2], ptrs[3], n, hp.LR, hp.Beta1, hp.Beta2, hp.Eps, hp.WeightDecay,
-		hp.Decoupled, hp.Step), name, n)
+	return wrap(c.ctx.Adam(ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], n, adamArgs(&hp)), name, n)
 }
 
 // SGDStepMulti is SGDStep on every tensor i (ps[i], gs[i], bufs[i], ns[i])
@@ -623,11 +604,10 @@ func (c *CUDA) AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error {
 // keeps a table of the tensors' addresses, uploaded on the first step over a
 // list of buffers, so that later steps copy nothing.
 func (c *CUDA) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error {
-	const name = "sgd_step_multi"
-	if len(gs) != len(ps) || len(ns) != len(ps) || (len(bufs) != len(ps) && !(bufs == nil && hp.Momentum == 0)) {
-		return fmt.Errorf("device: cuda %s: %d parameters, %d gradients, %d buffers and %d lengths",
-			name, len(ps), len(gs), len(bufs), len(ns))
+	if err := CheckSGDMulti(ps, gs, bufs, ns, hp); err != nil {
+		return cudaErr(err)
 	}
+	const name = "sgd_step_multi"
 	pp, gp := make([]cuda.Ptr, len(ps)), make([]cuda.Ptr, len(ps))
 	var bp []cuda.Ptr
 	if hp.Momentum != 0 {
@@ -647,33 +627,36 @@ func (c *CUDA) SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error
 			}
 		}
 	}
-	err := c.ctx.SGDMulti(pp, gp, bp, ns, hp.LR, hp.Momentum, hp.Dampening, hp.WeightDecay, hp.Nesterov, hp.First)
+	err := c.ctx.SGDMulti(pp, gp, bp, ns, sgdArgs(&hp))
 	return wrap(err, name, len(ps))
 }
 
 // AdamStepMulti is AdamStep on every tensor i (ps[i], gs[i], ms[i], vs[i],
-// ns[i]) in one kernel launch, bit-identical to one AdamStep per tensor, with
-// a table kept on the device as SGDStepMulti does.
-func (c *CUDA) AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error {
+// vmaxs[i] with AMSGrad, ns[i]) in one kernel launch, bit-identical to one
+// AdamStep per tensor, with a table kept on the device as SGDStepMulti does.
+func (c *CUDA) AdamStepMulti(ps, gs, ms, vs, vmaxs []Buffer, ns []int, hp AdamParams) error {
+	if err := CheckAdamMulti(ps, gs, ms, vs, vmaxs, ns, hp); err != nil {
+		return cudaErr(err)
+	}
 	const name = "adam_step_multi"
-	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(ns) != len(ps) {
-		return fmt.Errorf("device: cuda %s: %d parameters, %d gradients, %d and %d moments, %d lengths",
-			name, len(ps), len(gs), len(ms), len(vs), len(ns))
-	}
-	if hp.Step < 1 {
-		return fmt.Errorf("device: cuda %s: step %d, want >= 1", name, hp.Step)
-	}
-	ptrs := make([]cuda.Ptr, 4*len(ps))
+	k := len(ps)
+	ptrs := make([]cuda.Ptr, 5*k)
+	lists := [5][]Buffer{ps, gs, ms, vs, vmaxs}
 	for i, n := range ns {
-		for j, b := range [4]Buffer{ps[i], gs[i], ms[i], vs[i]} {
+		for j, l := range lists {
+			if j == 4 && !hp.AMSGrad {
+				break
+			}
 			var err error
-			if ptrs[j*len(ps)+i], err = c.ptr(name, [4]string{"p", "g", "m", "v"}[j], b, n); err != nil {
+			if ptrs[j*k+i], err = c.ptr(name, adamNames[j], l[i], n); err != nil {
 				return fmt.Errorf("%w (tensor %d)", err, i)
 			}
 		}
 	}
-	k := len(ps)
-	err := c.ctx.AdamMulti(ptrs[:k], ptrs[k:2*k], ptrs[2*k:3*k], ptrs[3*k:], ns, hp.LR, hp.Beta1, hp.Beta2, hp.Eps,
-		hp.WeightDecay, hp.Decoupled, hp.Step)
+	var vm []cuda.Ptr
+	if hp.AMSGrad {
+		vm = ptrs[4*k:]
+	}
+	err := c.ctx.AdamMulti(ptrs[:k], ptrs[k:2*k], ptrs[2*k:3*k], ptrs[3*k:4*k], vm, ns, adamArgs(&hp))
 	return wrap(err, name, len(ps))
 }

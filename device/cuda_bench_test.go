@@ -141,7 +141,7 @@ func BenchmarkCUDAMLPStep(b *testing.B) {
 			if l > 0 {
 				errs = append(errs,
 					d.MatMul(dh, grad[l], w[l], batch, dims[l+1], dims[l], false, true, false),
-					d.Binary(device.ReluGrad, grad[l-1], act[l-1], dh, device.Contiguous(batch*dims[l])))
+					d.Binary(device.ReluGrad, grad[l-1], act[l-1], dh, device.Contiguous(batch*dims[l]), 0, 0))
 			}
 		}
 		hp.First = s == 0

@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Buffer is a contiguous array of float32 values owned by one Device.
@@ -28,15 +29,21 @@ type Device interface {
 	CopyOut(dst []float32, src Buffer) error
 	// Fill sets the first n values of dst to v.
 	Fill(dst Buffer, n int, v float32) error
-	// Copy writes the strided walk of x described by w into contiguous dst:
-	// dst[i0,i1,i2,i3] = x[i0*w.A[0] + i1*w.A[1] + i2*w.A[2] + i3*w.A[3]].
-	// It implements contiguous copies, transposes and broadcast expansion.
+	// Copy writes the strided walk of x described by w into dst:
+	// dst[w.OffD + Σ i_d·w.D[d]] = x[w.OffA + Σ i_d·w.A[d]] (dst contiguous
+	// when w.D is zero), with padding where w.Pad is set (see Walk). It
+	// implements contiguous copies, transposes, broadcast expansion,
+	// slicing, padding and concatenation.
 	Copy(dst, x Buffer, w Walk) error
-	// Unary computes dst[i] = op(x[i], alpha) for i < n.
-	Unary(op UnaryOp, dst, x Buffer, n int, alpha float32) error
-	// Binary computes dst = op(a, b) elementwise over w.Shape, reading a at
-	// strides w.A and b at strides w.B (0 on broadcast axes).
-	Binary(op BinaryOp, dst, a, b Buffer, w Walk) error
+	// Unary computes dst[i] = op(x[i], alpha, beta) for i < n.
+	Unary(op UnaryOp, dst, x Buffer, n int, alpha, beta float32) error
+	// Binary computes dst = op(a, b, alpha, beta) elementwise over w.Shape
+	// into contiguous dst, reading a at w.OffA and strides w.A and b at
+	// w.OffB and strides w.B (0 on broadcast axes).
+	Binary(op BinaryOp, dst, a, b Buffer, w Walk, alpha, beta float32) error
+	// Ternary computes dst = op(a, b, c) elementwise over w.Shape into
+	// contiguous dst, reading a, b and c as Binary reads a and b.
+	Ternary(op TernaryOp, dst, a, b, c Buffer, w Walk) error
 	// Reduce views x as [outer, n, inner] and reduces the middle axis into
 	// dst of [outer, inner].
 	Reduce(op ReduceOp, dst, x Buffer, outer, n, inner int) error
@@ -59,17 +66,30 @@ type Device interface {
 
 // MaxDims is the largest rank a Walk describes. Tensors of higher rank are
 // collapsed before they reach a device.
-const MaxDims = 4
+const MaxDims = 6
 
-// Walk describes an elementwise iteration over a contiguous output of Shape
-// (padded with leading 1s), reading inputs at element strides A and B.
+// Walk describes an elementwise iteration over the output Shape (padded
+// with leading 1s). At output index (i0, ..., i5) input A is read at
+// OffA + Σ i_d·A[d], and likewise B and C (stride 0 broadcasts an axis).
+// Copy reads A only, and writes dst at OffD + Σ i_d·D[d]; when D is all
+// zero, dst is contiguous from its start, as it always is for Binary and
+// Ternary. With Pad (Copy only), an output index outside [Lo[d], Hi[d]) on
+// some axis d gets Fill and reads nothing, and elsewhere A is read at
+// OffA + Σ (i_d - Lo[d])·A[d]: so padding, cropping, slicing and
+// concatenation are strided copies.
 type Walk struct {
-	Shape [MaxDims]int
-	A, B  [MaxDims]int
+	Shape            [MaxDims]int
+	A, B, C          [MaxDims]int
+	OffA, OffB, OffC int
+	D                [MaxDims]int
+	OffD             int
+	Pad              bool
+	Lo, Hi           [MaxDims]int
+	Fill             float32
 }
 
 // N is the number of output elements.
-func (w Walk) N() int {
+func (w *Walk) N() int {
 	n := 1
 	for _, d := range w.Shape {
 		n *= d
@@ -77,14 +97,20 @@ func (w Walk) N() int {
 	return n
 }
 
-// Contiguous returns the walk over n elements where both inputs are read
+// Contiguous returns the walk over n elements where every input is read
 // contiguously, with no broadcasting.
 func Contiguous(n int) Walk {
-	return Walk{Shape: [MaxDims]int{1, 1, 1, n}, A: [MaxDims]int{0, 0, 0, 1}, B: [MaxDims]int{0, 0, 0, 1}}
+	var w Walk
+	for d := range MaxDims {
+		w.Shape[d] = 1
+	}
+	w.Shape[MaxDims-1] = n
+	w.A[MaxDims-1], w.B[MaxDims-1], w.C[MaxDims-1] = 1, 1, 1
+	return w
 }
 
 // IsContiguous reports whether s are the row-major strides of the walk's shape.
-func (w Walk) IsContiguous(s [MaxDims]int) bool {
+func (w *Walk) IsContiguous(s [MaxDims]int) bool {
 	stride := 1
 	for d := MaxDims - 1; d >= 0; d-- {
 		if w.Shape[d] != 1 && s[d] != stride {
@@ -95,121 +121,125 @@ func (w Walk) IsContiguous(s [MaxDims]int) bool {
 	return true
 }
 
-// Collapse returns the same walk with its unit axes removed and adjacent axes
-// merged where both inputs are contiguous across them, right-aligned so that
-// the innermost axis is MaxDims-1. Most walks become one or two long rows.
-func (w Walk) Collapse() Walk {
-	var k Walk // kept axes, left-aligned
-	nk := 0
-	for d := range MaxDims {
-		sz := w.Shape[d]
-		if sz == 1 {
+// plain reports whether axis d reads its input everywhere (no padding).
+func (w *Walk) plain(d int) bool {
+	return !w.Pad || (w.Lo[d] == 0 && w.Hi[d] == w.Shape[d])
+}
+
+// walkAxis is one axis of a walk: its size, the strides of the inputs and
+// dst, and its padding bounds; plain axes have none.
+type walkAxis struct {
+	n, a, b, c, d, lo, hi int
+	plain                 bool
+}
+
+// mergeAxes drops the plain unit axes of axes and merges each plain axis
+// into the plain axis before it where every operand is contiguous across
+// the two, in place; it returns the axes kept.
+func mergeAxes(axes []walkAxis) []walkAxis {
+	k := axes[:0]
+	for _, ax := range axes {
+		if ax.n == 1 && ax.plain {
 			continue
 		}
-		if nk > 0 && k.A[nk-1] == w.A[d]*sz && k.B[nk-1] == w.B[d]*sz {
-			k.Shape[nk-1] *= sz
-			k.A[nk-1], k.B[nk-1] = w.A[d], w.B[d]
-			continue
+		if len(k) > 0 && ax.plain && k[len(k)-1].plain {
+			q := &k[len(k)-1]
+			if q.a == ax.a*ax.n && q.b == ax.b*ax.n && q.c == ax.c*ax.n && q.d == ax.d*ax.n {
+				*q = walkAxis{n: q.n * ax.n, a: ax.a, b: ax.b, c: ax.c, d: ax.d, hi: q.n * ax.n, plain: true}
+				continue
+			}
 		}
-		k.Shape[nk], k.A[nk], k.B[nk] = sz, w.A[d], w.B[d]
-		nk++
+		k = append(k, ax)
 	}
-	out := Walk{Shape: [MaxDims]int{1, 1, 1, 1}}
-	copy(out.Shape[MaxDims-nk:], k.Shape[:nk])
-	copy(out.A[MaxDims-nk:], k.A[:nk])
-	copy(out.B[MaxDims-nk:], k.B[:nk])
+	return k
+}
+
+// Collapse returns the same walk with its unit axes removed and adjacent
+// axes merged where every input (and dst) is contiguous across them and
+// neither is padded, right-aligned so that the innermost axis is
+// MaxDims-1. Most walks become one or two long rows.
+func (w Walk) Collapse() Walk {
+	dstContig := w.D == [MaxDims]int{}
+	if dstContig {
+		stride := 1
+		for d := MaxDims - 1; d >= 0; d-- {
+			w.D[d] = stride
+			stride *= w.Shape[d]
+		}
+	}
+	var buf [MaxDims]walkAxis
+	for d := range MaxDims {
+		ax := walkAxis{w.Shape[d], w.A[d], w.B[d], w.C[d], w.D[d], 0, w.Shape[d], w.plain(d)}
+		if !ax.plain {
+			ax.lo, ax.hi = w.Lo[d], w.Hi[d]
+		}
+		buf[d] = ax
+	}
+	k := mergeAxes(buf[:])
+	out := Walk{OffA: w.OffA, OffB: w.OffB, OffC: w.OffC, OffD: w.OffD, Pad: w.Pad, Fill: w.Fill}
+	for d := range MaxDims {
+		out.Shape[d], out.Hi[d] = 1, 1
+	}
+	for i, ax := range k {
+		d := MaxDims - len(k) + i
+		out.Shape[d], out.A[d], out.B[d], out.C[d], out.D[d], out.Lo[d], out.Hi[d] = ax.n, ax.a, ax.b, ax.c, ax.d, ax.lo, ax.hi
+	}
+	if dstContig {
+		out.D = [MaxDims]int{}
+	}
+	if out.Pad {
+		out.Pad = false
+		for d := range MaxDims {
+			if out.Lo[d] != 0 || out.Hi[d] != out.Shape[d] {
+				out.Pad = true
+			}
+		}
+	}
+	if !out.Pad {
+		out.Lo, out.Hi = [MaxDims]int{}, [MaxDims]int{}
+	}
 	return out
 }
 
-// UnaryOp names an elementwise operation of one input and a scalar alpha.
-type UnaryOp int
-
-// Unary operations. Alpha is ignored unless named.
-const (
-	Neg       UnaryOp = iota // -x
-	Exp                      // e^x
-	Log                      // ln x
-	Relu                     // max(x, 0)
-	Sigmoid                  // 1/(1+e^-x)
-	Tanh                     // tanh x
-	Sqrt                     // sqrt x
-	AddScalar                // x + alpha
-	MulScalar                // x * alpha
-	PowScalar                // x ^ alpha
-	Square                   // x * x
-	numUnary
-)
-
-var unaryNames = [...]string{"neg", "exp", "log", "relu", "sigmoid", "tanh", "sqrt", "add_scalar", "mul_scalar", "pow_scalar", "square"}
-
-// String returns the operation's name.
-func (op UnaryOp) String() string {
-	if op >= 0 && op < numUnary {
-		return unaryNames[op]
+// MakeWalk returns the walk over shape, of any rank, with up to three
+// inputs read at the given element strides (one slice of len(shape) per
+// input). Shapes of more than MaxDims axes are merged where their inputs
+// allow (as Collapse merges); a walk that still needs more axes is an
+// error. It allocates nothing.
+func MakeWalk(shape []int, strides ...[]int) (Walk, error) {
+	var w Walk
+	if len(strides) > 3 {
+		return w, fmt.Errorf("device: walk of %d inputs, at most 3", len(strides))
 	}
-	return fmt.Sprintf("UnaryOp(%d)", int(op))
-}
-
-// BinaryOp names an elementwise operation of two inputs.
-type BinaryOp int
-
-// Binary operations.
-const (
-	Add         BinaryOp = iota // a + b
-	Sub                         // a - b
-	Mul                         // a * b
-	Div                         // a / b
-	Pow                         // a ^ b
-	Max                         // max(a, b)
-	GreaterEq                   // 1 if a >= b else 0
-	ReluGrad                    // b if a > 0 else 0 (a: relu input, b: upstream gradient)
-	SigmoidGrad                 // b * a * (1 - a) (a: sigmoid output)
-	TanhGrad                    // b * (1 - a*a) (a: tanh output)
-	numBinary
-)
-
-var binaryNames = [...]string{"add", "sub", "mul", "div", "pow", "max", "greater_eq", "relu_grad", "sigmoid_grad", "tanh_grad"}
-
-// String returns the operation's name.
-func (op BinaryOp) String() string {
-	if op >= 0 && op < numBinary {
-		return binaryNames[op]
+	for i, st := range strides {
+		if len(st) != len(shape) {
+			return w, fmt.Errorf("device: walk over %v: input %d has %d strides", slices.Clone(shape), i, len(st))
+		}
 	}
-	return fmt.Sprintf("BinaryOp(%d)", int(op))
-}
-
-// ReduceOp names a reduction along one axis.
-type ReduceOp int
-
-// Reductions.
-const (
-	Sum    ReduceOp = iota // sum
-	Mean                   // arithmetic mean
-	MaxOf                  // largest value
-	ArgMax                 // index of the first largest value, as a float32
-	numReduce
-)
-
-var reduceNames = [...]string{"sum", "mean", "max", "argmax"}
-
-// String returns the reduction's name.
-func (op ReduceOp) String() string {
-	if op >= 0 && op < numReduce {
-		return reduceNames[op]
+	var buf [4 * MaxDims]walkAxis
+	axes := buf[:0]
+	for i, n := range shape {
+		ax := walkAxis{n: n, hi: n, plain: true}
+		for j, st := range strides {
+			*[3]*int{&ax.a, &ax.b, &ax.c}[j] = st[i]
+		}
+		axes = append(axes, ax)
 	}
-	return fmt.Sprintf("ReduceOp(%d)", int(op))
+	if len(axes) > MaxDims {
+		axes = mergeAxes(axes)
+	}
+	if len(axes) > MaxDims {
+		return w, fmt.Errorf("device: walk over %v needs %d axes, more than %d", slices.Clone(shape), len(axes), MaxDims)
+	}
+	for d := range MaxDims {
+		w.Shape[d] = 1
+	}
+	for i, ax := range axes {
+		d := MaxDims - len(axes) + i
+		w.Shape[d], w.A[d], w.B[d], w.C[d] = ax.n, ax.a, ax.b, ax.c
+	}
+	return w, nil
 }
-
-// Activation selects the function applied by a fused bias + activation.
-type Activation int
-
-// Activations for BiasAct. Identity adds the bias only.
-const (
-	Identity Activation = iota
-	ActRelu
-	ActSigmoid
-	ActTanh
-)
 
 // SoftmaxCE is implemented by devices with a fused softmax + cross-entropy.
 // For each of the rows of logits (n classes each) and its integer label, it
@@ -244,31 +274,37 @@ type HostMemory interface {
 
 // SGDParams are the hyper-parameters of one SGD step, as PyTorch defines them.
 // First marks the first step, where the momentum buffer starts as the gradient.
+// Maximize ascends: the step uses -g, as torch.optim.SGD(maximize=True).
 type SGDParams struct {
 	LR, Momentum, Dampening, WeightDecay float32
-	Nesterov, First                      bool
+	Nesterov, First, Maximize            bool
 }
 
 // AdamParams are the hyper-parameters of one Adam step, as PyTorch defines
 // them. Decoupled selects AdamW's weight decay. Step counts from 1.
+// Maximize ascends (the step uses -g); AMSGrad keeps the running maximum of
+// the second moment in a buffer vmax and divides by it, as
+// torch.optim.Adam(amsgrad=True).
 type AdamParams struct {
 	LR, Beta1, Beta2, Eps, WeightDecay float32
-	Decoupled                          bool
+	Decoupled, Maximize, AMSGrad       bool
 	Step                               int
 }
 
 // Optimizers is implemented by devices that update a parameter tensor in one
-// pass. p is the parameter, g its gradient, and buf, m, v the optimizer state,
-// all of n values.
+// pass. p is the parameter, g its gradient, and buf, m, v (and vmax, used
+// and needed only with hp.AMSGrad; nil otherwise) the optimizer state, all
+// of n values.
 type Optimizers interface {
 	SGDStep(p, g, buf Buffer, n int, hp SGDParams) error
-	AdamStep(p, g, m, v Buffer, n int, hp AdamParams) error
+	AdamStep(p, g, m, v, vmax Buffer, n int, hp AdamParams) error
 }
 
 // MultiOptimizers is implemented by devices that update many parameter
 // tensors in one call: on a GPU, one kernel launch for a whole model instead
 // of one per tensor. Tensor i is the ns[i] values of ps[i], its gradient
-// gs[i] and its optimizer state (bufs[i], or ms[i] and vs[i]). The result is
+// gs[i] and its optimizer state (bufs[i], or ms[i], vs[i] and, with
+// hp.AMSGrad, vmaxs[i]; vmaxs is nil otherwise). The result is
 // bit for bit that of SGDStep or AdamStep applied to each tensor. When
 // hp.Momentum is 0 the momentum buffers are unused: bufs may be nil or hold
 // nil entries. A buffer that a step writes (a parameter or its state) must
@@ -276,7 +312,7 @@ type Optimizers interface {
 // nothing.
 type MultiOptimizers interface {
 	SGDStepMulti(ps, gs, bufs []Buffer, ns []int, hp SGDParams) error
-	AdamStepMulti(ps, gs, ms, vs []Buffer, ns []int, hp AdamParams) error
+	AdamStepMulti(ps, gs, ms, vs, vmaxs []Buffer, ns []int, hp AdamParams) error
 }
 
 // ErrNoCUDA is returned when a CUDA device is requested from a build without it.

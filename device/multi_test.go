@@ -92,11 +92,13 @@ func TestMultiStepsBitIdentical(t *testing.T) {
 		{LR: 0.1, Momentum: 0.9},
 		{LR: 0.05, Momentum: 0.9, Dampening: 0.1, WeightDecay: 1e-2},
 		{LR: 0.01, Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4},
+		{LR: 0.1, Momentum: 0.9, Dampening: 0.2, WeightDecay: 0.01, Nesterov: true, Maximize: true},
 	}
 	adam := []device.AdamParams{
 		{LR: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8},
 		{LR: 1e-2, Beta1: 0.8, Beta2: 0.99, Eps: 1e-6, WeightDecay: 0.1},
 		{LR: 1e-2, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1, Decoupled: true},
+		{LR: 1e-2, Beta1: 0.8, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.1, AMSGrad: true, Maximize: true},
 	}
 	const steps = 4
 	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
@@ -132,7 +134,7 @@ func TestMultiStepsBitIdentical(t *testing.T) {
 		for _, hp := range adam {
 			name := fmt.Sprintf("adam %+v", hp)
 			init := multiRand(r, 1)
-			for range 2 { // the moments start at zero
+			for range 3 { // the moments and vmax start at zero
 				var z [][]float32
 				for _, n := range multiSizes {
 					z = append(z, make([]float32, n))
@@ -144,13 +146,21 @@ func TestMultiStepsBitIdentical(t *testing.T) {
 				g := multiUpload(t, d, multiRand(r, 1))[0]
 				hp.Step = step
 				for i, n := range multiSizes {
-					must(t, opt.AdamStep(one[0][i], g[i], one[1][i], one[2][i], n, hp))
+					var vm device.Buffer
+					if hp.AMSGrad {
+						vm = one[3][i]
+					}
+					must(t, opt.AdamStep(one[0][i], g[i], one[1][i], one[2][i], vm, n, hp))
 				}
 				o := multiOrder(step)
+				var vms []device.Buffer
+				if hp.AMSGrad {
+					vms = multiPick(all[3], o)
+				}
 				must(t, multi.AdamStepMulti(multiPick(all[0], o), multiPick(g, o), multiPick(all[1], o),
-					multiPick(all[2], o), multiPick(multiSizes, o), hp))
+					multiPick(all[2], o), vms, multiPick(multiSizes, o), hp))
 			}
-			multiSameBits(t, d, name, all, one, []string{"p", "m", "v"})
+			multiSameBits(t, d, name, all, one, []string{"p", "m", "v", "vmax"})
 		}
 	})
 }
@@ -190,11 +200,11 @@ func TestMultiStepErrors(t *testing.T) {
 			{"same parameter", multi.SGDStepMulti(bs(p0, p0), bs(g0, g1), bs(b0, b1), ns, mom), "tensors 0 and 1 write the same buffer"},
 			{"gradient is a parameter", multi.SGDStepMulti(bs(p0, p1), bs(g0, p0), nil, ns, device.SGDParams{LR: 1}),
 				"tensor 1 reads a buffer that tensor 0 writes"},
-			{"adam step 0", multi.AdamStepMulti(bs(p0, p1), bs(g0, g1), bs(b0, b1), bs(g0, g1), ns, device.AdamParams{LR: 1}),
+			{"adam step 0", multi.AdamStepMulti(bs(p0, p1), bs(g0, g1), bs(b0, b1), bs(g0, g1), nil, ns, device.AdamParams{LR: 1}),
 				"step 0, want >= 1"},
-			{"adam small moment", multi.AdamStepMulti(bs(p0, p1), bs(g0, g1), bs(b0, b1), bs(small, small), ns, adam),
+			{"adam small moment", multi.AdamStepMulti(bs(p0, p1), bs(g0, g1), bs(b0, b1), bs(small, small), nil, ns, adam),
 				"v has 4 values, need 8 (tensor 0)"},
-			{"adam shared moment", multi.AdamStepMulti(bs(p0, p1), bs(g0, g1), bs(b0, b1), bs(small, b0), []int{4, 4}, adam),
+			{"adam shared moment", multi.AdamStepMulti(bs(p0, p1), bs(g0, g1), bs(b0, b1), bs(small, b0), nil, []int{4, 4}, adam),
 				"tensors 0 and 1 write the same buffer"},
 		}
 		prefix := "device: " + d.Name() + " "
@@ -212,7 +222,7 @@ func TestMultiStepErrors(t *testing.T) {
 		}
 		// Empty lists and empty tensors are no-ops.
 		must(t, multi.SGDStepMulti(nil, nil, nil, nil, mom))
-		must(t, multi.AdamStepMulti(nil, nil, nil, nil, nil, adam))
+		must(t, multi.AdamStepMulti(nil, nil, nil, nil, nil, nil, adam))
 		must(t, multi.SGDStepMulti(bs(p0), bs(g0), bs(b0), []int{0}, mom))
 	})
 }

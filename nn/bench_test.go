@@ -31,7 +31,7 @@ func benchStep(b *testing.B, dev device.Device) func() {
 	for i := range labels {
 		labels[i] = float32(r.IntN(10))
 	}
-	tp := autograd.NewTape() // recycled by every Backward
+	tp := autograd.NewTape() // each Backward ends a pass; the device pool reuses its buffers
 	x := tp.Var(tensor.FromSlice(dev, testutil.RandSlice(r, batch*784, 0, 1), batch, 784), false)
 	y := tensor.FromSlice(dev, labels, batch)
 	return func() {
@@ -43,7 +43,6 @@ func benchStep(b *testing.B, dev device.Device) func() {
 			b.Fatal(err)
 		}
 		nn.ZeroGrad(m)
-		loss.Value.Free() // Backward keeps the loss value for the caller
 	}
 }
 

@@ -17,8 +17,10 @@ type MLPConfig struct {
 	Seed       uint64  // seeds the initialisation and the dropout masks
 }
 
-// NewMLP builds Linear, activation (, Dropout) blocks for each hidden width
-// and a final Linear, as a Sequential with PyTorch's default initialisation.
+// NewMLP builds a Linear layer with a fused activation (and a Dropout) for
+// each hidden width and a final Linear, as a Sequential with PyTorch's
+// default initialisation. Its parameters are named as those of
+// torch.nn.Sequential(Linear, ReLU, [Dropout,] Linear, ReLU, ..., Linear).
 func NewMLP(dev device.Device, cfg MLPConfig) (*Sequential, error) {
 	if cfg.In <= 0 || cfg.Out <= 0 {
 		return nil, fmt.Errorf("nn: mlp: input %d and output %d must be positive", cfg.In, cfg.Out)
@@ -33,17 +35,18 @@ func NewMLP(dev device.Device, cfg MLPConfig) (*Sequential, error) {
 		if h <= 0 {
 			return nil, fmt.Errorf("nn: mlp: hidden width %d must be positive", h)
 		}
-		mods = append(mods, NewLinear(dev, in, h, true, rng))
+		var act device.Activation
 		switch cfg.Activation {
 		case "relu", "":
-			mods = append(mods, ReLU{})
+			act = device.ActRelu
 		case "sigmoid":
-			mods = append(mods, Sigmoid{})
+			act = device.ActSigmoid
 		case "tanh":
-			mods = append(mods, Tanh{})
+			act = device.ActTanh
 		default:
 			return nil, fmt.Errorf("nn: mlp: unknown activation %q (want relu, sigmoid or tanh)", cfg.Activation)
 		}
+		mods = append(mods, NewLinear(dev, in, h, true, rng).WithActivation(act))
 		if cfg.Dropout > 0 {
 			mods = append(mods, NewDropout(cfg.Dropout, cfg.Seed+uint64(i)+1))
 		}

@@ -75,11 +75,15 @@ type stateless struct{}
 func (stateless) Parameters() []Param { return nil }
 func (stateless) SetTraining(bool)    {}
 
-// Linear is a fully connected layer y = x·Wᵀ + b, with W of [out, in].
+// Linear is a fully connected layer y = x·Wᵀ + b, with W of [out, in],
+// optionally followed by an activation that it fuses (see WithActivation).
 type Linear struct {
 	In, Out int
 	Weight  *autograd.Var
 	Bias    *autograd.Var // nil when the layer has no bias
+	// Act is the activation the layer applies to its output, fused with
+	// the product: device.Identity for none.
+	Act device.Activation
 }
 
 // NewLinear returns a layer with PyTorch's default initialisation: weight
@@ -93,8 +97,38 @@ func NewLinear(dev device.Device, in, out int, bias bool, rng *rand.Rand) *Linea
 	return l
 }
 
-// Forward computes x·Wᵀ + b for x of [batch, in].
-func (l *Linear) Forward(x *autograd.Var) *autograd.Var { return autograd.Linear(x, l.Weight, l.Bias) }
+// WithActivation makes the layer apply act (device.ActRelu, ActSigmoid or
+// ActTanh) to its output as one autograd.LinearAct node, which adds the
+// bias and applies the activation in one pass over the product and
+// computes their gradients in one pass too. In a Sequential the fused
+// layer stands for two modules, the Linear and the activation, as
+// torch.nn.Sequential(Linear, ReLU) numbers them: parameter names and
+// checkpoints are those of the unfused pair. It returns l.
+func (l *Linear) WithActivation(act device.Activation) *Linear {
+	if act < device.Identity || act > device.ActTanh {
+		panic(&tensor.Error{Op: "linear", Err: fmt.Errorf("nn: unknown activation %d", int(act))})
+	}
+	l.Act = act
+	return l
+}
+
+// Forward computes act(x·Wᵀ + b) for x of [batch, in].
+func (l *Linear) Forward(x *autograd.Var) *autograd.Var {
+	return autograd.LinearAct(x, l.Weight, l.Bias, l.Act)
+}
+
+// Span describes the modules of a torch.nn.Sequential that l stands for:
+// the Linear layer and, when it fuses one, its activation.
+func (l *Linear) Span() []string {
+	s := []string{fmt.Sprintf("Linear(in_features=%d, out_features=%d, bias=%v)", l.In, l.Out, l.Bias != nil)}
+	if name := activationNames[l.Act]; name != "" {
+		s = append(s, name)
+	}
+	return s
+}
+
+// activationNames are the PyTorch modules of the fused activations.
+var activationNames = [...]string{device.ActRelu: "ReLU()", device.ActSigmoid: "Sigmoid()", device.ActTanh: "Tanh()"}
 
 // Parameters returns "weight" and, with a bias, "bias".
 func (l *Linear) Parameters() []Param {
@@ -108,10 +142,9 @@ func (l *Linear) Parameters() []Param {
 // SetTraining does nothing: Linear behaves the same in both modes.
 func (l *Linear) SetTraining(bool) {}
 
-// String describes the layer as PyTorch prints it.
-func (l *Linear) String() string {
-	return fmt.Sprintf("Linear(in_features=%d, out_features=%d, bias=%v)", l.In, l.Out, l.Bias != nil)
-}
+// String describes the layer as PyTorch prints it, with its fused
+// activation after a comma.
+func (l *Linear) String() string { return strings.Join(l.Span(), ", ") }
 
 // ReLU applies max(x, 0).
 type ReLU struct{ stateless }
@@ -179,45 +212,45 @@ type Sequential struct {
 // NewSequential returns the composition of mods.
 func NewSequential(mods ...Module) *Sequential { return &Sequential{Modules: mods} }
 
-// Forward applies each module in turn. A Linear layer followed by an
-// activation module runs as one autograd.LinearAct node, which adds the
-// bias and applies the activation in one pass, and computes their
-// gradients in one pass.
+// Spanner is a module that stands for several consecutive modules of a
+// torch.nn.Sequential, as a Linear layer with a fused activation stands
+// for the Linear and the activation. Span describes each, as PyTorch
+// prints it; a Sequential numbers its parameters and prints its modules
+// accordingly, so that state_dict names match PyTorch's.
+type Spanner interface {
+	Module
+	Span() []string
+}
+
+// span returns the descriptions of the PyTorch modules m stands for.
+func span(m Module) []string {
+	if s, ok := m.(Spanner); ok {
+		return s.Span()
+	}
+	return []string{fmt.Sprint(m)}
+}
+
+// Forward applies each module in turn. Fusion is the modules' own: a
+// Linear layer fuses the activation it was given with WithActivation, and
+// a Linear followed by an activation module runs as two operations.
 func (s *Sequential) Forward(x *autograd.Var) *autograd.Var {
-	for i := 0; i < len(s.Modules); i++ {
-		if l, ok := s.Modules[i].(*Linear); ok && i+1 < len(s.Modules) {
-			if act, ok := activationOf(s.Modules[i+1]); ok {
-				x = autograd.LinearAct(x, l.Weight, l.Bias, act)
-				i++
-				continue
-			}
-		}
-		x = s.Modules[i].Forward(x)
+	for _, m := range s.Modules {
+		x = m.Forward(x)
 	}
 	return x
 }
 
-// activationOf returns the activation that module m applies, if it is one
-// of the activation modules.
-func activationOf(m Module) (device.Activation, bool) {
-	switch m.(type) {
-	case ReLU, *ReLU:
-		return device.ActRelu, true
-	case Sigmoid, *Sigmoid:
-		return device.ActSigmoid, true
-	case Tanh, *Tanh:
-		return device.ActTanh, true
-	}
-	return device.Identity, false
-}
-
 // Parameters names each module's parameters with its index, as PyTorch does.
+// A module that stands for several (a Spanner) takes the index of the
+// first.
 func (s *Sequential) Parameters() []Param {
 	var ps []Param
-	for i, m := range s.Modules {
+	i := 0
+	for _, m := range s.Modules {
 		for _, p := range m.Parameters() {
 			ps = append(ps, Param{fmt.Sprintf("%d.%s", i, p.Name), p.Var})
 		}
+		i += len(span(m))
 	}
 	return ps
 }
@@ -233,8 +266,12 @@ func (s *Sequential) SetTraining(training bool) {
 func (s *Sequential) String() string {
 	var b strings.Builder
 	b.WriteString("Sequential(\n")
-	for i, m := range s.Modules {
-		fmt.Fprintf(&b, "  (%d): %v\n", i, m)
+	i := 0
+	for _, m := range s.Modules {
+		for _, d := range span(m) {
+			fmt.Fprintf(&b, "  (%d): %s\n", i, d)
+			i++
+		}
 	}
 	b.WriteString(")")
 	return b.String()
@@ -248,3 +285,45 @@ func CrossEntropyLoss(logits *autograd.Var, labels *tensor.Tensor) *autograd.Var
 
 // MSELoss is the mean squared error.
 func MSELoss(pred, target *autograd.Var) *autograd.Var { return autograd.MSE(pred, target) }
+
+// LayerNorm normalises its input over the last axes, of Shape, and applies
+// an elementwise affine map, as torch.nn.LayerNorm with
+// elementwise_affine=True: its parameters are "weight" (ones) and "bias"
+// (zeros).
+type LayerNorm struct {
+	Shape  []int
+	Eps    float32
+	Weight *autograd.Var
+	Bias   *autograd.Var
+}
+
+// NewLayerNorm returns a layer norm over the trailing shape, with
+// PyTorch's initialisation; eps is 1e-5 in PyTorch's default.
+func NewLayerNorm(dev device.Device, shape []int, eps float32) *LayerNorm {
+	return &LayerNorm{Shape: append([]int(nil), shape...), Eps: eps,
+		Weight: autograd.Param(tensor.Ones(dev, shape...)), Bias: autograd.Param(tensor.Zeros(dev, shape...))}
+}
+
+// Forward normalises x.
+func (l *LayerNorm) Forward(x *autograd.Var) *autograd.Var {
+	return autograd.LayerNorm(x, l.Shape, l.Weight, l.Bias, l.Eps)
+}
+
+// Parameters returns "weight" and "bias".
+func (l *LayerNorm) Parameters() []Param { return []Param{{"weight", l.Weight}, {"bias", l.Bias}} }
+
+// SetTraining does nothing: LayerNorm behaves the same in both modes.
+func (l *LayerNorm) SetTraining(bool) {}
+
+// String describes the layer as PyTorch prints it.
+func (l *LayerNorm) String() string {
+	dims := make([]string, len(l.Shape))
+	for i, d := range l.Shape {
+		dims[i] = fmt.Sprint(d)
+	}
+	tuple := strings.Join(dims, ", ")
+	if len(dims) == 1 {
+		tuple += ","
+	}
+	return fmt.Sprintf("LayerNorm((%s), eps=%g, elementwise_affine=True)", tuple, l.Eps)
+}

@@ -435,7 +435,7 @@ func (o *Adam) adamMulti(multi device.MultiOptimizers, idx []int, hp device.Adam
 		a.ms, a.vs = append(a.ms, o.m[i].Buffer()), append(a.vs, o.v[i].Buffer())
 		a.ns = append(a.ns, p.Value.Len())
 	}
-	if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, a.ns, hp); err != nil {
+	if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, nil, a.ns, hp); err != nil {
 		panic(&tensor.Error{Op: "adam step", Err: err})
 	}
 }
@@ -468,7 +468,7 @@ func zeroed(t, like *tensor.Tensor) *tensor.Tensor {
 func (o *Adam) adamStep(i int, hp device.AdamParams) {
 	p, g, m, v := o.params[i].Value, o.params[i].Grad, o.m[i], o.v[i]
 	if f, ok := p.Device().(device.Optimizers); ok && !o.cfg.AMSGrad && !o.cfg.Maximize {
-		if err := f.AdamStep(p.Buffer(), g.Buffer(), m.Buffer(), v.Buffer(), p.Len(), hp); err != nil {
+		if err := f.AdamStep(p.Buffer(), g.Buffer(), m.Buffer(), v.Buffer(), nil, p.Len(), hp); err != nil {
 			panic(&tensor.Error{Op: "adam step", Shapes: [][]int{p.Shape()}, Err: err})
 		}
 		return

@@ -35,9 +35,9 @@ func (f *fusedCounter) SGDStep(p, g, buf device.Buffer, n int, hp device.SGDPara
 	return f.opt.SGDStep(p, g, buf, n, hp)
 }
 
-func (f *fusedCounter) AdamStep(p, g, m, v device.Buffer, n int, hp device.AdamParams) error {
+func (f *fusedCounter) AdamStep(p, g, m, v, vmax device.Buffer, n int, hp device.AdamParams) error {
 	f.calls++
-	return f.opt.AdamStep(p, g, m, v, n, hp)
+	return f.opt.AdamStep(p, g, m, v, vmax, n, hp)
 }
 
 // multiCounter forwards the multi-tensor optimizer steps to a device that
@@ -53,9 +53,9 @@ func (f *multiCounter) SGDStepMulti(ps, gs, bufs []device.Buffer, ns []int, hp d
 	return f.multi.SGDStepMulti(ps, gs, bufs, ns, hp)
 }
 
-func (f *multiCounter) AdamStepMulti(ps, gs, ms, vs []device.Buffer, ns []int, hp device.AdamParams) error {
+func (f *multiCounter) AdamStepMulti(ps, gs, ms, vs, vmaxs []device.Buffer, ns []int, hp device.AdamParams) error {
 	f.calls++
-	return f.multi.AdamStepMulti(ps, gs, ms, vs, ns, hp)
+	return f.multi.AdamStepMulti(ps, gs, ms, vs, vmaxs, ns, hp)
 }
 
 var (
@@ -1090,7 +1090,7 @@ type nopFused struct{ device.Device }
 
 func (nopFused) SGDStep(p, g, buf device.Buffer, n int, hp device.SGDParams) error { return nil }
 
-func (nopFused) AdamStep(p, g, m, v device.Buffer, n int, hp device.AdamParams) error { return nil }
+func (nopFused) AdamStep(p, g, m, v, vmax device.Buffer, n int, hp device.AdamParams) error { return nil }
 
 type nopMulti struct{ device.Device }
 
@@ -1098,7 +1098,7 @@ func (nopMulti) SGDStepMulti(ps, gs, bufs []device.Buffer, ns []int, hp device.S
 	return nil
 }
 
-func (nopMulti) AdamStepMulti(ps, gs, ms, vs []device.Buffer, ns []int, hp device.AdamParams) error {
+func (nopMulti) AdamStepMulti(ps, gs, ms, vs, vmaxs []device.Buffer, ns []int, hp device.AdamParams) error {
 	return nil
 }
 

@@ -5,6 +5,8 @@
 // operation returns a new tensor. Elementwise binary operations broadcast
 // with NumPy's rules. Misuse, such as a shape mismatch, panics with an
 // *Error that names the operation and the shapes; Catch turns such a panic
-// back into an error at an API boundary. Host interop goes through
-// gorgonia.org/tensor's Dense, which also reads and writes .npy files.
+// back into an error at an API boundary. WriteNpy and ReadNpy read and
+// write NumPy's .npy files; the subpackage tensor/dense converts to and from
+// gorgonia.org/tensor's Dense. The package itself depends only on device,
+// math32, x/sys and the standard library.
 package tensor

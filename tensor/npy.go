@@ -1,34 +1,31 @@
 package tensor
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/gograd/gograd/device"
-	gt "gorgonia.org/tensor"
 )
 
 // npyMagic starts every .npy file of format version 1.0.
 const npyMagic = "\x93NUMPY\x01\x00"
 
-// WriteNpy writes the tensor to w in NumPy's .npy format.
+// WriteNpy writes the tensor to w in NumPy's .npy format (version 1.0,
+// little-endian float32, C order).
 func (t *Tensor) WriteNpy(w io.Writer) error {
-	if t.Len() == 0 { // gorgonia's writer indexes past an empty Dense
-		t.Buffer() // a freed tensor panics like everywhere else
-		if _, err := io.WriteString(w, npyHeader(t.shape)); err != nil {
-			return fmt.Errorf("tensor: write npy: %w", err)
-		}
-		return nil
+	v := t.Data()
+	buf := make([]byte, 0, 64+4*len(v))
+	buf = append(buf, npyHeader(t.shape)...)
+	for _, x := range v {
+		buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(x))
 	}
-	if err := t.ToDense().WriteNpy(w); err != nil {
+	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("tensor: write npy: %w", err)
 	}
 	return nil
@@ -51,7 +48,7 @@ func npyHeader(shape []int) string {
 	return npyMagic + string(binary.LittleEndian.AppendUint16(nil, uint16(len(dict)))) + dict
 }
 
-// The header fields, matched as gorgonia.org/tensor matches them.
+// The header fields.
 var (
 	npyDescrRE = regexp.MustCompile(`'descr':\s*'([^']*)'`)
 	npyOrderRE = regexp.MustCompile(`'fortran_order':\s*(False|True)`)
@@ -61,9 +58,9 @@ var (
 // ReadNpy reads a little-endian float32 .npy file (format version 1.0) from
 // r into a new tensor on dev. It reads exactly the file's bytes.
 //
-// The header is checked and the data read in full before gorgonia.org/tensor
-// decodes them, so that a corrupt file gives an error rather than a panic or
-// an allocation of the size it claims.
+// The header is checked and the data read in full before anything is
+// allocated on the device, so that a corrupt file gives an error rather than
+// a panic or an allocation of the size it claims.
 func ReadNpy(dev device.Device, r io.Reader) (*Tensor, error) {
 	t, err := readNpy(dev, r)
 	if err != nil {
@@ -105,17 +102,15 @@ func readNpy(dev device.Device, r io.Reader) (*Tensor, error) {
 	if len(payload) != 4*n {
 		return nil, fmt.Errorf("data: %d bytes for shape %v, want %d", len(payload), shape, 4*n)
 	}
-	if n == 0 { // gorgonia's reader mishandles empty arrays
-		return New(dev, shape...), nil
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
 	}
-	d, err := decodeNpy(io.MultiReader(bytes.NewReader(head), bytes.NewReader(dict), bytes.NewReader(payload)))
-	if err != nil {
+	var t *Tensor
+	if err := Catch(func() { t = FromSlice(dev, v, shape...) }); err != nil {
 		return nil, err
 	}
-	if got := []int(d.Shape()); !slices.Equal(got, shape) {
-		return nil, fmt.Errorf("decoded shape %v, header says %v", got, shape)
-	}
-	return FromDense(dev, d)
+	return t, nil
 }
 
 // parseNpyDict checks the header dictionary of a float32 C-order array and
@@ -151,19 +146,4 @@ func parseNpyDict(dict []byte) ([]int, error) {
 		shape = append(shape, d)
 	}
 	return shape, nil
-}
-
-// decodeNpy runs gorgonia.org/tensor's reader on a checked file, turning
-// any panic of it into an error.
-func decodeNpy(r io.Reader) (d *gt.Dense, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			d, err = nil, fmt.Errorf("decode: %v", p)
-		}
-	}()
-	d = new(gt.Dense)
-	if err := d.ReadNpy(r); err != nil {
-		return nil, err
-	}
-	return d, nil
 }

@@ -5,17 +5,16 @@ import (
 	"slices"
 
 	"github.com/gograd/gograd/device"
-	gt "gorgonia.org/tensor"
 )
 
 // broadcastShape returns the NumPy broadcast of a and b.
-func broadcastShape(op string, a, b gt.Shape) gt.Shape {
-	return broadcastInto(make(gt.Shape, 0, max(len(a), len(b))), op, a, b)
+func broadcastShape(op string, a, b []int) []int {
+	return broadcastInto(make([]int, 0, max(len(a), len(b))), op, a, b)
 }
 
 // broadcastInto is broadcastShape appending to out, which callers keep on
 // their stack.
-func broadcastInto(out gt.Shape, op string, a, b gt.Shape) gt.Shape {
+func broadcastInto(out []int, op string, a, b []int) []int {
 	n := max(len(a), len(b))
 	out = append(out[:0], make([]int, n)...)
 	for i := range n {
@@ -38,13 +37,24 @@ func broadcastInto(out gt.Shape, op string, a, b gt.Shape) gt.Shape {
 	return out
 }
 
+// rowMajor returns the element strides of a contiguous tensor of shape.
+func rowMajor(shape []int) []int {
+	s := make([]int, len(shape))
+	stride := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		s[i] = stride
+		stride *= shape[i]
+	}
+	return s
+}
+
 // stridesFor returns the element strides of a contiguous in, right-aligned
 // to out, with 0 on the axes that in broadcasts.
-func stridesFor(in, out gt.Shape) []int { return stridesInto(make([]int, 0, len(out)), in, out) }
+func stridesFor(in, out []int) []int { return stridesInto(make([]int, 0, len(out)), in, out) }
 
 // stridesInto is stridesFor appending to s, which callers keep on their
 // stack.
-func stridesInto(s []int, in, out gt.Shape) []int {
+func stridesInto(s []int, in, out []int) []int {
 	s = append(s[:0], make([]int, len(out))...)
 	stride := 1
 	for i := len(out) - 1; i >= 0; i-- {
@@ -59,37 +69,12 @@ func stridesInto(s []int, in, out gt.Shape) []int {
 	return s
 }
 
-// makeWalk collapses an iteration over shape, with the given input strides,
-// into a device.Walk: size-1 axes are dropped and neighbouring axes merged
-// where every input walks them as one.
+// makeWalk returns the device walk over shape with the given input
+// strides (device.MakeWalk), panicking with an *Error naming op when the
+// shape needs more axes than a walk has.
 func makeWalk(op string, shape []int, strides ...[]int) device.Walk {
-	type axis struct{ n, a, b int }
-	axes := make([]axis, 0, 2*device.MaxDims)
-	for i, d := range shape {
-		if d == 1 {
-			continue
-		}
-		ax := axis{n: d, a: strides[0][i]}
-		if len(strides) > 1 {
-			ax.b = strides[1][i]
-		}
-		if k := len(axes) - 1; k >= 0 {
-			p := axes[k]
-			if p.a == ax.a*ax.n && p.b == ax.b*ax.n {
-				axes[k] = axis{n: p.n * ax.n, a: ax.a, b: ax.b}
-				continue
-			}
-		}
-		axes = append(axes, ax)
-	}
-	if len(axes) > device.MaxDims {
-		check(op, fmt.Errorf("tensor: walk of %d axes after collapsing exceeds %d", len(axes), device.MaxDims), shape)
-	}
-	w := device.Walk{Shape: [device.MaxDims]int{1, 1, 1, 1}}
-	off := device.MaxDims - len(axes)
-	for i, ax := range axes {
-		w.Shape[off+i], w.A[off+i], w.B[off+i] = ax.n, ax.a, ax.b
-	}
+	w, err := device.MakeWalk(shape, strides...)
+	check(op, err, shape)
 	return w
 }
 
@@ -106,7 +91,7 @@ func Binary(op device.BinaryOp, a, b *Tensor) *Tensor {
 	shape := broadcastShape(name, a.shape, b.shape)
 	out := New(a.dev, shape...)
 	w := makeWalk(name, shape, stridesFor(a.shape, shape), stridesFor(b.shape, shape))
-	check(name, a.dev.Binary(op, out.st.buf, a.Buffer(), b.Buffer(), w), a.shape, b.shape)
+	check(name, a.dev.Binary(op, out.st.buf, a.Buffer(), b.Buffer(), w, 0, 0), a.shape, b.shape)
 	return out
 }
 
@@ -122,7 +107,7 @@ func BinaryInto(op device.BinaryOp, dst, a, b *Tensor) {
 		fail(name, ErrShape, a.shape, b.shape, dst.shape)
 	}
 	w := makeWalk(name, shape, stridesInto(sa[:0], a.shape, shape), stridesInto(sb[:0], b.shape, shape))
-	check(name, a.dev.Binary(op, dst.Buffer(), a.Buffer(), b.Buffer(), w), a.shape, b.shape)
+	check(name, a.dev.Binary(op, dst.Buffer(), a.Buffer(), b.Buffer(), w, 0, 0), a.shape, b.shape)
 }
 
 // Add returns a + b.
@@ -143,28 +128,26 @@ func Pow(a, b *Tensor) *Tensor { return Binary(device.Pow, a, b) }
 // Maximum returns the elementwise max of a and b.
 func Maximum(a, b *Tensor) *Tensor { return Binary(device.Max, a, b) }
 
-// AddInPlace adds src, broadcast to t's shape, into t.
+// AddInPlace adds src, broadcast to t's shape, into t. src must broadcast
+// to exactly t's shape: equal element counts in other shapes are an error.
 func (t *Tensor) AddInPlace(src *Tensor) {
 	sameDevice("add in place", t, src)
 	if slices.Equal(t.shape, src.shape) {
-		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len())), t.shape, src.shape)
+		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len()), 0, 0), t.shape, src.shape)
 		return
 	}
-	if !broadcastShape("add in place", t.shape, src.shape).Eq(t.shape) && t.Len() != src.Len() {
+	var sh, sa, sb [2 * device.MaxDims]int
+	if !slices.Equal(broadcastInto(sh[:0], "add in place", t.shape, src.shape), t.shape) {
 		fail("add in place", ErrShape, t.shape, src.shape)
 	}
-	if t.Len() == src.Len() {
-		check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), device.Contiguous(t.Len())), t.shape, src.shape)
-		return
-	}
-	w := makeWalk("add in place", t.shape, stridesFor(t.shape, t.shape), stridesFor(src.shape, t.shape))
-	check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), w), t.shape, src.shape)
+	w := makeWalk("add in place", t.shape, stridesInto(sa[:0], t.shape, t.shape), stridesInto(sb[:0], src.shape, t.shape))
+	check("add in place", t.dev.Binary(device.Add, t.Buffer(), t.Buffer(), src.Buffer(), w, 0, 0), t.shape, src.shape)
 }
 
 // Unary applies op elementwise with the scalar alpha.
 func Unary(op device.UnaryOp, x *Tensor, alpha float32) *Tensor {
 	out := New(x.dev, x.shape...)
-	check(op.String(), x.dev.Unary(op, out.st.buf, x.Buffer(), x.Len(), alpha), x.shape)
+	check(op.String(), x.dev.Unary(op, out.st.buf, x.Buffer(), x.Len(), alpha, 0), x.shape)
 	return out
 }
 
@@ -175,7 +158,7 @@ func UnaryInto(op device.UnaryOp, dst, x *Tensor, alpha float32) {
 	if dst.Len() != x.Len() {
 		fail(op.String(), ErrShape, dst.shape, x.shape)
 	}
-	check(op.String(), x.dev.Unary(op, dst.Buffer(), x.Buffer(), x.Len(), alpha), x.shape)
+	check(op.String(), x.dev.Unary(op, dst.Buffer(), x.Buffer(), x.Len(), alpha, 0), x.shape)
 }
 
 // Neg returns -x.
@@ -210,7 +193,7 @@ func PowScalar(x *Tensor, p float32) *Tensor { return Unary(device.PowScalar, x,
 
 // ScaleInPlace multiplies t by s in place.
 func (t *Tensor) ScaleInPlace(s float32) {
-	check("scale in place", t.dev.Unary(device.MulScalar, t.Buffer(), t.Buffer(), t.Len(), s), t.shape)
+	check("scale in place", t.dev.Unary(device.MulScalar, t.Buffer(), t.Buffer(), t.Len(), s, 0), t.shape)
 }
 
 // matDims returns the rows and columns of a 2-D operand after an optional transpose.
@@ -265,7 +248,7 @@ func Transpose(x *Tensor, axes ...int) *Tensor {
 	if len(axes) != n {
 		fail("transpose", fmt.Errorf("%w: %d axes for %d dimensions", ErrShape, len(axes), n), x.shape)
 	}
-	inStrides := x.shape.CalcStrides()
+	inStrides := rowMajor(x.shape)
 	shape := make([]int, n)
 	strides := make([]int, n)
 	seen := make([]bool, n)
@@ -298,7 +281,7 @@ func T(x *Tensor) *Tensor {
 
 // Expand broadcasts x to shape, copying.
 func Expand(x *Tensor, shape ...int) *Tensor {
-	if !broadcastShape("expand", x.shape, shape).Eq(gt.Shape(shape)) {
+	if !slices.Equal(broadcastShape("expand", x.shape, shape), shape) {
 		fail("expand", ErrShape, x.shape, shape)
 	}
 	out := New(x.dev, shape...)
@@ -361,7 +344,7 @@ func SumTo(x *Tensor, shape []int) *Tensor {
 	if slices.Equal(x.shape, shape) {
 		return x
 	}
-	if !broadcastShape("sum to", shape, x.shape).Eq(x.shape) {
+	if !slices.Equal(broadcastShape("sum to", shape, x.shape), x.shape) {
 		fail("sum to", ErrShape, x.shape, shape)
 	}
 	cur := x

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/gograd/gograd/device"
-	gt "gorgonia.org/tensor"
 )
 
 // Tensor is a float32 n-d array on a device. The zero value is not usable;
@@ -15,7 +14,7 @@ import (
 type Tensor struct {
 	dev   device.Device
 	st    *storage
-	shape gt.Shape
+	shape []int
 }
 
 // storage is a device buffer shared by the tensors that Reshape derives.
@@ -113,9 +112,9 @@ type view struct {
 }
 
 // shapeIn returns a copy of shape, in dims when it fits.
-func shapeIn(dims *[4]int, shape []int) gt.Shape {
+func shapeIn(dims *[4]int, shape []int) []int {
 	if len(shape) > len(dims) {
-		return append(gt.Shape(nil), shape...)
+		return append([]int(nil), shape...)
 	}
 	s := dims[:len(shape):len(shape)]
 	copy(s, shape)
@@ -236,7 +235,7 @@ func RandU(dev device.Device, rng *rand.Rand, lo, hi float32, shape ...int) *Ten
 func (t *Tensor) Device() device.Device { return t.dev }
 
 // Shape returns a copy of the tensor's shape.
-func (t *Tensor) Shape() []int { return []int(t.shape.Clone()) }
+func (t *Tensor) Shape() []int { return slices.Clone(t.shape) }
 
 // Dims is the number of dimensions.
 func (t *Tensor) Dims() int { return len(t.shape) }
@@ -380,36 +379,6 @@ func (t *Tensor) axis(op string, a int) int {
 	return a
 }
 
-// SameShape reports whether a and b have equal shapes. Unlike
-// gorgonia.org/tensor's Shape.Eq, a vector's shape differs from a one-row
-// or one-column matrix's.
+// SameShape reports whether a and b have equal shapes. A vector's shape
+// differs from a one-row or one-column matrix's.
 func SameShape(a, b *Tensor) bool { return slices.Equal(a.shape, b.shape) }
-
-// ToDense copies the tensor into a gorgonia.org/tensor Dense on the host.
-func (t *Tensor) ToDense() *gt.Dense {
-	shape := t.Shape()
-	if len(shape) == 0 {
-		return gt.New(gt.FromScalar(t.Item()))
-	}
-	return gt.New(gt.WithShape(shape...), gt.WithBacking(t.Data()))
-}
-
-// FromDense copies a float32 Dense to a new tensor on dev.
-func FromDense(dev device.Device, d *gt.Dense) (*Tensor, error) {
-	if d.Dtype() != gt.Float32 {
-		return nil, fmt.Errorf("tensor: from dense: dtype %v, want float32", d.Dtype())
-	}
-	shape := []int(d.Shape().Clone())
-	if d.IsScalar() {
-		return Scalar(dev, d.ScalarValue().(float32)), nil
-	}
-	if d.DataOrder().IsColMajor() {
-		return nil, fmt.Errorf("tensor: from dense: column-major data is not supported")
-	}
-	if d.IsMaterializable() {
-		d = d.Materialize().(*gt.Dense)
-	}
-	var out *Tensor
-	err := Catch(func() { out = FromSlice(dev, d.Float32s(), shape...) })
-	return out, err
-}

@@ -14,7 +14,6 @@ import (
 	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/internal/testutil"
 	"github.com/gograd/gograd/tensor"
-	gt "gorgonia.org/tensor"
 )
 
 // Tolerances for results computed by a different but exact-in-float64
@@ -1094,83 +1093,6 @@ func TestUseAfterFree(t *testing.T) {
 		}
 		var nilT *tensor.Tensor
 		nilT.Free() // harmless
-	})
-}
-
-func TestDense(t *testing.T) {
-	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
-		r := newRand(16)
-		for _, shape := range [][]int{{2, 3}, {5}, {1, 4}, {2, 1, 3, 2}, {}} {
-			name := fmt.Sprint(shape)
-			x, v := randT(d, r, -1, 1, shape...)
-			dense := x.ToDense()
-			if dense.Dtype() != gt.Float32 || !slices.Equal([]int(dense.Shape()), shape) {
-				t.Fatalf("to dense %s: %v of shape %v", name, dense.Dtype(), dense.Shape())
-			}
-			if len(shape) == 0 {
-				if got := dense.ScalarValue().(float32); got != v[0] {
-					t.Errorf("to dense scalar: %v, want %v", got, v[0])
-				}
-			} else {
-				testutil.AllClose(t, "to dense "+name, dense.Float32s(), v, 0, 0)
-			}
-			back, err := tensor.FromDense(d, dense)
-			if err != nil {
-				t.Fatalf("from dense %s: %v", name, err)
-			}
-			checkShape(t, "round trip "+name, back, shape...)
-			testutil.AllClose(t, "round trip "+name, back.Data(), v, 0, 0)
-		}
-
-		v := testutil.RandSlice(r, 20, -1, 1)
-		full := gt.New(gt.WithShape(4, 5), gt.WithBacking(slices.Clone(v)))
-		views := []struct {
-			name  string
-			slice []gt.Slice
-			shape []int
-			at    func(i, j int) float32
-		}{
-			{"rows", []gt.Slice{gt.S(1, 3)}, []int{2, 5}, func(i, j int) float32 { return v[(i+1)*5+j] }},
-			{"columns", []gt.Slice{nil, gt.S(1, 4)}, []int{4, 3}, func(i, j int) float32 { return v[i*5+j+1] }},
-			{"strided", []gt.Slice{gt.S(0, 4, 2), gt.S(0, 5, 2)}, []int{2, 3}, func(i, j int) float32 { return v[i*10+j*2] }},
-		}
-		for _, c := range views {
-			view, err := full.Slice(c.slice...)
-			if err != nil {
-				t.Fatalf("slice %s: %v", c.name, err)
-			}
-			got, err := tensor.FromDense(d, view.(*gt.Dense))
-			if err != nil {
-				t.Fatalf("from dense %s: %v", c.name, err)
-			}
-			checkShape(t, "view "+c.name, got, c.shape...)
-			want := make([]float32, numel(c.shape))
-			for i := range want {
-				want[i] = c.at(i/c.shape[1], i%c.shape[1])
-			}
-			testutil.AllClose(t, "view "+c.name, got.Data(), want, 0, 0)
-		}
-
-		tr := gt.New(gt.WithShape(4, 5), gt.WithBacking(slices.Clone(v)))
-		if err := tr.T(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := tensor.FromDense(d, tr)
-		if err != nil {
-			t.Fatalf("from transposed dense: %v", err)
-		}
-		want, _ := transposeRef(v, []int{4, 5}, []int{1, 0})
-		checkShape(t, "transposed dense", got, 5, 4)
-		testutil.AllClose(t, "transposed dense", got.Data(), want, 0, 0)
-
-		f64 := gt.New(gt.WithShape(2), gt.WithBacking([]float64{1, 2}))
-		if _, err := tensor.FromDense(d, f64); err == nil || !strings.HasPrefix(err.Error(), "tensor: ") {
-			t.Errorf("from float64 dense: %v", err)
-		}
-		col := gt.New(gt.WithShape(2, 3), gt.AsFortran([]float32{1, 2, 3, 4, 5, 6}))
-		if _, err := tensor.FromDense(d, col); err == nil {
-			t.Error("from column-major dense: no error")
-		}
 	})
 }
 

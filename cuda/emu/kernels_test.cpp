@@ -6,7 +6,9 @@
 // reduction path with ties and NaN; softmax, log-softmax and the fused
 // cross-entropy with a bad label; bias + activation and its fused backward
 // with the bias gradient; gather with a bad index; elementwise ops, walks at
-// both index widths, and the dropout hash;
+// both index widths, and the dropout hash; the activations and gradients of
+// the op table against float64 references (group "ops"); 6-axis binary,
+// ternary and padded, dst-strided copy walks with offsets (group "walks");
 // the multi-tensor optimizer steps against one launch per tensor, bit for bit.
 // A failure prints the kernel, the shape and the first mismatching indices.
 #include "kernels.cu"
@@ -244,18 +246,18 @@ void test_bias_act_grad() {
 void test_elementwise() {
 	for (long long n : {1LL, 7LL, 129LL, 1001LL}) {
 		auto a = rnd(n, 0.1, 2), b = rnd(n, -2, 2);
-		for (int op = 0; op < 11; op++) {
+		for (int op = 0; op < NUM_UNARY_OPS; op++) {
 			std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
-			for (long long i = 0; i < n; i++) w[i] = apply_unary(op, a[i], 0.5f);
+			for (long long i = 0; i < n; i++) w[i] = apply_unary(op, a[i], 0.5f, 1.5f);
 			float *D = d.data(), *A = a.data();
-			emu_launch([&] { unary_f32(op, D, A, n, 0.5f); }, {2, 1, 1}, {32, 1, 1});
+			emu_launch([&] { unary_f32(op, D, A, n, 0.5f, 1.5f); }, {2, 1, 1}, {32, 1, 1});
 			expect("unary", d, w, 0, 0);
 		}
-		for (int op = 0; op < 10; op++) {
+		for (int op = 0; op < NUM_BINARY_OPS; op++) {
 			std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
-			for (long long i = 0; i < n; i++) w[i] = apply_binary(op, a[i], b[i]);
+			for (long long i = 0; i < n; i++) w[i] = apply_binary(op, a[i], b[i], 0.5f, 1.5f);
 			float *D = d.data(), *A = a.data(), *Bp = b.data();
-			emu_launch([&] { binary_f32(op, D, A, Bp, n); }, {3, 1, 1}, {32, 1, 1});
+			emu_launch([&] { binary_f32(op, D, A, Bp, n, 0.5f, 1.5f); }, {3, 1, 1}, {32, 1, 1});
 			expect("binary", d, w, 0, 0);
 		}
 		std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
@@ -276,9 +278,9 @@ void test_elementwise() {
 	for (int wide = 0; wide < 2; wide++) {
 		std::vector<float> d(n);
 		float *D = d.data(), *A = a.data(), *Bp = b.data();
-		emu_launch([&] { copy_walk_f32(D, A, n, s1, s2, s3, sa[0], sa[1], sa[2], sa[3], wide); }, {2, 1, 1}, {64, 1, 1});
+		emu_launch([&] { copy_walk_f32(D, A, n, 4, 1, s0, s1, s2, s3, 0, 0, 0, sa[0], sa[1], sa[2], sa[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, wide); }, {2, 1, 1}, {64, 1, 1});
 		expect("copy_walk", d, wc, 0, 0);
-		emu_launch([&] { binary_walk_f32(1, D, A, Bp, n, s1, s2, s3, sa[0], sa[1], sa[2], sa[3], sb[0], sb[1], sb[2], sb[3], wide); }, {3, 1, 1}, {32, 1, 1});
+		emu_launch([&] { binary_walk_f32(1, D, A, Bp, n, 4, 1, s0, s1, s2, s3, 0, 0, 0, sa[0], sa[1], sa[2], sa[3], 0, 0, 0, sb[0], sb[1], sb[2], sb[3], 0, 0, wide); }, {3, 1, 1}, {32, 1, 1});
 		expect("binary_walk", d, wb, 0, 0);
 	}
 	std::vector<float> d(8);
@@ -295,6 +297,146 @@ void test_elementwise() {
 			failures++;
 		}
 }
+
+// The activations added with the op table, against float64 references
+// written out here (not the kernels' own device functions), at odd sizes
+// with the kinks, softplus's threshold and NaN among the inputs.
+static double sigmoid_d(double x) { return 1 / (1 + std::exp(-x)); }
+static double sign_d(double x) { return x > 0 ? 1 : (x < 0 ? -1 : 0); }
+static double gelu_tanh_d(double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+static double unary_ref(int op, double x, double alpha, double beta) {
+	switch (op) {
+	case U_ABS: return std::fabs(x);
+	case U_LEAKY_RELU: return x > 0 ? x : alpha * x;
+	case U_GELU_TANH: return gelu_tanh_d(x);
+	case U_GELU_ERF: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+	case U_SILU: return x * sigmoid_d(x);
+	case U_SOFTPLUS: return x > 20 ? x : std::log1p(std::exp(x));
+	case U_CLAMP: return std::isnan(x) ? x : std::min(std::max(x, alpha), beta);
+	case U_SIGN: return sign_d(x);
+	}
+	return NAN;
+}
+static double binary_ref(int op, double a, double b, double alpha, double beta) {
+	switch (op) {
+	case B_GREATER: return a > b;
+	case B_EQUAL: return a == b;
+	case B_ABS_GRAD: return b * sign_d(a);
+	case B_LEAKY_RELU_GRAD: return a > 0 ? b : alpha * b;
+	case B_GELU_TANH_GRAD: { double h = 1e-6; return b * (gelu_tanh_d(a + h) - gelu_tanh_d(a - h)) / (2 * h); }
+	case B_GELU_ERF_GRAD: return b * (0.5 * (1 + std::erf(a / std::sqrt(2.0))) + a * std::exp(-a * a / 2) / std::sqrt(2 * M_PI));
+	case B_SILU_GRAD: { double s = sigmoid_d(a); return b * s * (1 + a * (1 - s)); }
+	case B_SOFTPLUS_GRAD: return a > 20 ? b : b * sigmoid_d(a);
+	case B_CLAMP_GRAD: return (a >= alpha && a <= beta) ? b : 0;
+	}
+	return NAN;
+}
+void test_new_ops() {
+	const float specials[] = {0, -0.0f, -0.5f, 0.5f, 1, -1, 20, 20.5f, 19.5f, -30, 30, 1e-7f, NAN};
+	for (long long n0 : {1LL, 7LL, 1001LL}) {
+		auto a = rnd(n0, -6, 6);
+		for (float v : specials) a.push_back(v);
+		long long n = a.size();
+		auto b = rnd(n, -2, 2);
+		b[0] = a[0]; // a tie for equal
+		float *A = a.data(), *Bp = b.data();
+		for (int op = U_ABS; op <= U_SIGN; op++) {
+			std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
+			for (long long i = 0; i < n; i++) w[i] = unary_ref(op, a[i], -1.0, 1.0);
+			float* D = d.data();
+			emu_launch([&] { unary_f32(op, D, A, n, -1.0f, 1.0f); }, {2, 1, 1}, {32, 1, 1});
+			char name[64];
+			snprintf(name, sizeof name, "unary op %d n=%lld", op, n);
+			expect(name, d, w, 2e-6, 2e-6);
+		}
+		for (int op = B_GREATER; op <= B_CLAMP_GRAD; op++) {
+			std::vector<float> d(n + 1, -12345); std::vector<double> w(n + 1, -12345);
+			for (long long i = 0; i < n; i++) w[i] = binary_ref(op, a[i], b[i], -1.0, 1.0);
+			float* D = d.data();
+			emu_launch([&] { binary_f32(op, D, A, Bp, n, -1.0f, 1.0f); }, {3, 1, 1}, {32, 1, 1});
+			char name[64];
+			snprintf(name, sizeof name, "binary op %d n=%lld", op, n);
+			expect(name, d, w, 2e-5, 2e-5);
+		}
+	}
+}
+
+// 6-axis walks at odd sizes and both index widths: a binary walk with
+// broadcasting and offsets, a ternary where with a NaN on the unselected
+// side, and copies with padding, a strided dst and offsets.
+void test_walks6() {
+	const long long sh[6] = {2, 3, 1, 5, 3, 7};
+	long long n = 1;
+	for (long long v : sh) n *= v;
+	long long sb[6], sc[6], st;
+	// a permuted: the layout of the transposed shape {7,3,5,1,3,2}
+	long long perm_sh[6] = {7, 3, 5, 1, 3, 2}, pst[6], pos[6] = {5, 4, 3, 2, 1, 0};
+	st = 1;
+	for (int d = 5; d >= 0; d--) { pst[d] = st; st *= perm_sh[d]; }
+	long long sa[6];
+	for (int d = 0; d < 6; d++) sa[d] = pst[pos[d]];
+	// b broadcast on axes 1 and 4, c on axis 5
+	long long bsh[6] = {2, 1, 1, 5, 1, 7}, csh[6] = {2, 3, 1, 5, 3, 1};
+	st = 1;
+	for (int d = 5; d >= 0; d--) { sb[d] = bsh[d] == 1 ? 0 : st; st *= bsh[d]; }
+	long long nb = st;
+	st = 1;
+	for (int d = 5; d >= 0; d--) { sc[d] = csh[d] == 1 ? 0 : st; st *= csh[d]; }
+	long long nc = st;
+	const long long offa = 3, offb = 2, offc = 1;
+	auto a = rnd(n + offa), b = rnd(nb + offb), c = rnd(nc + offc);
+	for (size_t i = 0; i < c.size(); i += 4) c[i] = NAN;
+	std::vector<double> wb(n), wt(n);
+	for (long long i = 0; i < n; i++) {
+		long long r = i, idx[6];
+		for (int d = 5; d >= 0; d--) { idx[d] = r % sh[d]; r /= sh[d]; }
+		long long oa = offa, ob = offb, oc = offc;
+		for (int d = 0; d < 6; d++) { oa += idx[d] * sa[d]; ob += idx[d] * sb[d]; oc += idx[d] * sc[d]; }
+		wb[i] = a[oa] - b[ob]; // rounded to float, as the kernel does
+		wt[i] = a[oa] > 0 ? (double)b[ob] : (double)c[oc];
+	}
+	for (int wide = 0; wide < 2; wide++) {
+		std::vector<float> d(n);
+		float *D = d.data(), *A = a.data(), *Bp = b.data(), *C = c.data();
+		emu_launch([&] { binary_walk_f32(B_SUB, D, A, Bp, n, 6, sh[1], sh[2], sh[3], sh[4], sh[5], offa, sa[0], sa[1], sa[2], sa[3], sa[4], sa[5], offb, sb[0], sb[1], sb[2], sb[3], sb[4], sb[5], 0, 0, wide); }, {3, 1, 1}, {64, 1, 1});
+		expect("binary_walk 6-d", d, wb, 0, 0);
+		// where(a > 0, b, c) as where(cond, b, c) with cond = a itself (nonzero where a != 0): use greater first.
+		std::vector<float> cond(n + offa);
+		for (long long i = 0; i < n + offa; i++) cond[i] = a[i] > 0 ? 1.0f : 0.0f;
+		float* Cd = cond.data();
+		emu_launch([&] { ternary_walk_f32(T_WHERE, D, Cd, Bp, C, n, 6, sh[1], sh[2], sh[3], sh[4], sh[5], offa, sa[0], sa[1], sa[2], sa[3], sa[4], sa[5], offb, sb[0], sb[1], sb[2], sb[3], sb[4], sb[5], offc, sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], wide); }, {2, 1, 1}, {64, 1, 1});
+		expect("ternary_walk where 6-d", d, wt, 0, 0);
+		// Pad: the output {2,3,1,5,3,7} reads x of shape {2,2,1,3,3,4}
+		// (contiguous from offset offa) inside lo..hi, fill elsewhere; dst
+		// is written at stride 2 along the last axis, from offset 5.
+		long long lo[6] = {0, 1, 0, 1, 0, 2}, hi[6] = {2, 3, 1, 4, 3, 6}, xs[6], td[6];
+		st = 1;
+		for (int k = 5; k >= 0; k--) { xs[k] = st; st *= hi[k] - lo[k]; }
+		st = 1;
+		for (int k = 5; k >= 0; k--) { td[k] = k == 5 ? 2 : st * 2; st *= sh[k]; }
+		td[5] = 2;
+		st = 2 * sh[5];
+		for (int k = 4; k >= 0; k--) { td[k] = st; st *= sh[k]; }
+		long long dn = 5 + st;
+		std::vector<float> dp(dn, -12345);
+		std::vector<double> wp(dn, -12345);
+		for (long long i = 0; i < n; i++) {
+			long long r = i, idx[6];
+			for (int k = 5; k >= 0; k--) { idx[k] = r % sh[k]; r /= sh[k]; }
+			bool in = true;
+			long long ox = offa, od = 5;
+			for (int k = 0; k < 6; k++) {
+				in = in && idx[k] >= lo[k] && idx[k] < hi[k];
+				ox += (idx[k] - lo[k]) * xs[k];
+				od += idx[k] * td[k];
+			}
+			wp[od] = in ? a[ox] : 2.5;
+		}
+		float* DP = dp.data();
+		emu_launch([&] { copy_walk_f32(DP, A, n, 6, sh[1], sh[2], sh[3], sh[4], sh[5], offa, xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], 5, td[0], td[1], td[2], td[3], td[4], td[5], 1, 1, lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], 2.5f, wide); }, {3, 1, 1}, {64, 1, 1});
+		expect("copy_walk padded, strided dst, 6-d", dp, wp, 0, 0);
+	}
+}
 // same_bits checks that got and want hold the same float bits.
 void same_bits(const char* what, const std::vector<float>& got, const std::vector<float>& want) {
 	for (size_t i = 0; i < want.size(); i++)
@@ -308,13 +450,13 @@ void same_bits(const char* what, const std::vector<float>& got, const std::vecto
 // cuda/multi.go does and runs the multi-tensor kernel body(tab, chunks, nchunks)
 // on 2 blocks, so that blocks loop over chunks.
 template <typename F>
-void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<float>>* bufs[4], F body) {
+void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<float>>* bufs[5], F body) {
 	std::vector<MultiTensor> tab;
 	std::vector<unsigned> chunks;
 	for (size_t t = 0; t < ns.size(); t++) {
-		float* q[4] = {};
-		for (int k = 0; k < 4; k++) q[k] = bufs[k] ? (*bufs[k])[t].data() : nullptr;
-		tab.push_back({q[0], q[1], q[2], q[3], ns[t], (long long)chunks.size()});
+		float* q[5] = {};
+		for (int k = 0; k < 5; k++) q[k] = bufs[k] ? (*bufs[k])[t].data() : nullptr;
+		tab.push_back({q[0], q[1], q[2], q[3], q[4], ns[t], (long long)chunks.size()});
 		for (long long c = 0; c < (ns[t] + MULTI_CHUNK - 1) / MULTI_CHUNK; c++) chunks.push_back((unsigned)t);
 	}
 	const MultiTensor* T = tab.data();
@@ -324,12 +466,16 @@ void multi_launch(const std::vector<long long>& ns, std::vector<std::vector<floa
 }
 void test_optim() {
 	const std::vector<long long> ns = {1, 7, 0, 129, 2100};
-	struct SGDCase { float lr, mom, damp, wd; int nesterov; };
-	for (auto c : {SGDCase{0.1f, 0, 0, 0, 0}, SGDCase{0.1f, 0.9f, 0, 0, 0}, SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 0}, SGDCase{0.01f, 0.9f, 0, 5e-4f, 1}}) {
-		std::vector<std::vector<float>> p[2], b[2], g;
+	// Each case runs one launch per tensor (p[0]), the multi-tensor kernel
+	// (p[1]) and, for maximize, the minimizing step on -g (p[2]): all three
+	// must agree bit for bit.
+	struct SGDCase { float lr, mom, damp, wd; int nesterov, maximize; };
+	for (auto c : {SGDCase{0.1f, 0, 0, 0, 0, 0}, SGDCase{0.1f, 0.9f, 0, 0, 0, 0}, SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 0, 0}, SGDCase{0.01f, 0.9f, 0, 5e-4f, 1, 0},
+	               SGDCase{0.05f, 0.9f, 0.1f, 0.01f, 1, 1}, SGDCase{0.1f, 0, 0, 0.01f, 0, 1}}) {
+		std::vector<std::vector<float>> p[3], b[3], g;
 		for (long long n : ns) {
 			auto p0 = rnd(n), b0 = rnd(n);
-			for (int k = 0; k < 2; k++) p[k].push_back(p0), b[k].push_back(b0);
+			for (int k = 0; k < 3; k++) p[k].push_back(p0), b[k].push_back(b0);
 		}
 		for (int step = 0; step < 3; step++) {
 			g.clear();
@@ -338,24 +484,36 @@ void test_optim() {
 			for (size_t t = 0; t < ns.size(); t++) {
 				float *P = p[0][t].data(), *G = g[t].data(), *B = c.mom != 0 ? b[0][t].data() : nullptr;
 				long long n = ns[t];
-				if (n > 0) emu_launch([&] { sgd_f32(P, G, B, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first); }, g1(n), {256, 1, 1});
+				if (n > 0) emu_launch([&] { sgd_f32(P, G, B, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first, c.maximize); }, g1(n), {256, 1, 1});
+				if (c.maximize && n > 0) {
+					std::vector<float> ng(g[t]);
+					for (auto& x : ng) x = -x;
+					float *P2 = p[2][t].data(), *G2 = ng.data(), *B2 = c.mom != 0 ? b[2][t].data() : nullptr;
+					emu_launch([&] { sgd_f32(P2, G2, B2, n, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first, 0); }, g1(n), {256, 1, 1});
+				}
 			}
-			std::vector<std::vector<float>>* bufs[4] = {&p[1], &g, c.mom != 0 ? &b[1] : nullptr, nullptr};
+			std::vector<std::vector<float>>* bufs[5] = {&p[1], &g, c.mom != 0 ? &b[1] : nullptr, nullptr, nullptr};
 			multi_launch(ns, bufs, [&](const MultiTensor* T, const unsigned* C, long long nc) {
-				sgd_multi_f32(T, C, nc, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first);
+				sgd_multi_f32(T, C, nc, c.lr, c.mom, 1 - c.damp, c.wd, c.nesterov, first, c.maximize);
 			});
 		}
 		for (size_t t = 0; t < ns.size(); t++) {
 			same_bits("sgd_multi p", p[1][t], p[0][t]);
 			same_bits("sgd_multi buf", b[1][t], b[0][t]);
+			if (c.maximize) same_bits("sgd maximize = sgd on -g", p[2][t], p[0][t]);
 		}
 	}
-	struct AdamCase { float lr, b1, b2, eps, wd; int decoupled; };
-	for (auto c : {AdamCase{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0}, AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1}}) {
-		std::vector<std::vector<float>> p[2], m[2], v[2], g;
+	// Adam as SGD above, and with AMSGrad against a float64 reference of
+	// torch.optim.Adam(amsgrad=True) (p[2], m[2], v[2], vm[2] in double).
+	struct AdamCase { float lr, b1, b2, eps, wd; int decoupled, maximize, amsgrad; };
+	for (auto c : {AdamCase{1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0, 0, 0}, AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0, 0, 0}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 0, 0},
+	               AdamCase{1e-2f, 0.8f, 0.99f, 1e-6f, 0.1f, 0, 1, 1}, AdamCase{1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 1, 0, 1}}) {
+		std::vector<std::vector<float>> p[2], m[2], v[2], vm[2], g;
+		std::vector<std::vector<double>> rp, rm, rv, rvm;
 		for (long long n : ns) {
 			auto p0 = rnd(n);
-			for (int k = 0; k < 2; k++) p[k].push_back(p0), m[k].push_back(std::vector<float>(n)), v[k].push_back(std::vector<float>(n));
+			for (int k = 0; k < 2; k++) p[k].push_back(p0), m[k].push_back(std::vector<float>(n)), v[k].push_back(std::vector<float>(n)), vm[k].push_back(std::vector<float>(n));
+			rp.push_back(std::vector<double>(p0.begin(), p0.end())), rm.push_back(std::vector<double>(n)), rv.push_back(std::vector<double>(n)), rvm.push_back(std::vector<double>(n));
 		}
 		for (int step = 1; step <= 3; step++) {
 			g.clear();
@@ -364,31 +522,50 @@ void test_optim() {
 			const float bc2sqrt = (float)std::sqrt(1 - std::pow((double)c.b2, step));
 			const float decay = (float)(1 - (double)c.lr * c.wd);
 			for (size_t t = 0; t < ns.size(); t++) {
-				float *P = p[0][t].data(), *G = g[t].data(), *M = m[0][t].data(), *V = v[0][t].data();
+				float *P = p[0][t].data(), *G = g[t].data(), *M = m[0][t].data(), *V = v[0][t].data(), *VM = c.amsgrad ? vm[0][t].data() : nullptr;
 				long long n = ns[t];
-				if (n > 0) emu_launch([&] { adam_f32(P, G, M, V, n, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt); }, g1(n), {256, 1, 1});
+				if (n > 0) emu_launch([&] { adam_f32(P, G, M, V, VM, n, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt, c.maximize); }, g1(n), {256, 1, 1});
+				for (long long i = 0; i < n; i++) { // torch.optim.Adam's rule, in double
+					double gi = c.maximize ? -(double)g[t][i] : g[t][i], pi = rp[t][i];
+					if (c.wd != 0) { if (c.decoupled) pi *= 1 - (double)c.lr * c.wd; else gi += c.wd * pi; }
+					rm[t][i] = c.b1 * rm[t][i] + (1 - (double)c.b1) * gi;
+					rv[t][i] = c.b2 * rv[t][i] + (1 - (double)c.b2) * gi * gi;
+					double d = rv[t][i];
+					if (c.amsgrad) d = rvm[t][i] = std::max(rvm[t][i], rv[t][i]);
+					double bc1 = 1 - std::pow((double)c.b1, step), bc2 = 1 - std::pow((double)c.b2, step);
+					rp[t][i] = pi - c.lr / bc1 * rm[t][i] / (std::sqrt(d) / std::sqrt(bc2) + c.eps);
+				}
 			}
-			std::vector<std::vector<float>>* bufs[4] = {&p[1], &g, &m[1], &v[1]};
+			std::vector<std::vector<float>>* bufs[5] = {&p[1], &g, &m[1], &v[1], c.amsgrad ? &vm[1] : nullptr};
 			multi_launch(ns, bufs, [&](const MultiTensor* T, const unsigned* C, long long nc) {
-				adam_multi_f32(T, C, nc, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt);
+				adam_multi_f32(T, C, nc, c.b1, c.b2, c.eps, c.wd, c.decoupled, decay, step_size, bc2sqrt, c.maximize);
 			});
 		}
 		for (size_t t = 0; t < ns.size(); t++) {
 			same_bits("adam_multi p", p[1][t], p[0][t]);
 			same_bits("adam_multi m", m[1][t], m[0][t]);
 			same_bits("adam_multi v", v[1][t], v[0][t]);
+			same_bits("adam_multi vmax", vm[1][t], vm[0][t]);
+			char name[64];
+			snprintf(name, sizeof name, "adam maximize=%d amsgrad=%d vs float64", c.maximize, c.amsgrad);
+			expect(name, p[0][t], rp[t], 1e-6, 1e-4);
 		}
 	}
 }
-int main() {
+// main runs every group of tests, or only those named as arguments
+// (elementwise, ops, walks, optim, rows, bias_act_grad, softmax, reduce, gemm).
+int main(int argc, char** argv) {
 	alarm(900); // a lane that skips a barrier or shuffle deadlocks
-	test_elementwise();
-	test_optim();
-	test_rows();
-	test_bias_act_grad();
-	test_softmax();
-	test_reduce();
-	test_gemm();
+	struct { const char* name; void (*fn)(); } groups[] = {
+		{"elementwise", test_elementwise}, {"ops", test_new_ops}, {"walks", test_walks6}, {"optim", test_optim},
+		{"rows", test_rows}, {"bias_act_grad", test_bias_act_grad}, {"softmax", test_softmax},
+		{"reduce", test_reduce}, {"gemm", test_gemm},
+	};
+	for (auto& g : groups) {
+		bool run = argc == 1;
+		for (int i = 1; i < argc; i++) run = run || strcmp(argv[i], g.name) == 0;
+		if (run) g.fn();
+	}
 	printf("%s (%d failures)\n", failures ? "FAIL" : "ok", failures);
 	return failures != 0;
 }

@@ -225,3 +225,77 @@ func Example_writeDot() {
 	//   v4 -> op0;
 	// }
 }
+
+// The Jacobian of a vector function collects the gradients of its outputs:
+// J[i][j] = ∂yᵢ/∂xⱼ. An elementwise function such as the sigmoid has a
+// diagonal Jacobian, σ(x)·(1 - σ(x)) on the diagonal; a linear map y = W·x
+// has W itself.
+func Example_jacobian() {
+	dev := device.NewCPU(1)
+	x := tensor.FromSlice(dev, []float32{-1, 0, 2})
+	J, err := autograd.Jacobian(autograd.Sigmoid, x)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("dσ/dx:", J.Shape())
+	show(J)
+
+	W := autograd.Const(tensor.FromSlice(dev, []float32{1, 2, 3, 4, 5, 6}, 2, 3))
+	linear := func(x *autograd.Var) *autograd.Var {
+		return autograd.Reshape(autograd.MatMul(W, autograd.Reshape(x, 3, 1), false, false), 2)
+	}
+	J, err = autograd.Jacobian(linear, tensor.FromSlice(dev, []float32{1, -1, 2}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("d(W·x)/dx:", J.Shape())
+	show(J)
+	// Output:
+	// dσ/dx: [3 3]
+	//   [0.1966 0.0000 0.0000]
+	//   [0.0000 0.2500 0.0000]
+	//   [0.0000 0.0000 0.1050]
+	// d(W·x)/dx: [2 3]
+	//   [1.0000 2.0000 3.0000]
+	//   [4.0000 5.0000 6.0000]
+}
+
+// show prints a matrix row by row.
+func show(m *tensor.Tensor) {
+	v, n := m.Data(), m.Dim(1)
+	for i := 0; i < len(v); i += n {
+		fmt.Print("  [")
+		for j, x := range v[i : i+n] {
+			if j > 0 {
+				fmt.Print(" ")
+			}
+			fmt.Printf("%.4f", x)
+		}
+		fmt.Println("]")
+	}
+}
+
+// Backpropagation never forms a Jacobian: each layer maps the gradient of
+// its output, v, to vᵀ·J, the vector-Jacobian product. For y = W·x that is
+// Wᵀ·v: with v = [1, -1], the rows of W are added and subtracted.
+func Example_vjp() {
+	dev := device.NewCPU(1)
+	W := autograd.Const(tensor.FromSlice(dev, []float32{1, 2, 3, 4, 5, 6}, 2, 3))
+	linear := func(x *autograd.Var) *autograd.Var {
+		return autograd.Reshape(autograd.MatMul(W, autograd.Reshape(x, 3, 1), false, false), 2)
+	}
+	x := tensor.FromSlice(dev, []float32{1, -1, 2})
+	v := tensor.FromSlice(dev, []float32{1, -1})
+	y, vjp, err := autograd.VJP(linear, x, v)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("y = W·x =", y.Data())
+	fmt.Println("vᵀ·J = Wᵀ·v =", vjp.Data())
+	// Output:
+	// y = W·x = [5 11]
+	// vᵀ·J = Wᵀ·v = [-3 -3 -3]
+}

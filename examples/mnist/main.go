@@ -90,8 +90,9 @@ func fit(dev device.Device, train, test *data.Set, cfg Config, report func(int, 
 	yb := tensor.New(dev, cfg.Batch)
 	idx := tensor.New(dev, cfg.Batch)
 	host := make([]float32, cfg.Batch)
-	// The tape recycles its nodes and buffers from step to step, and x always
-	// holds the batch buffer: a step allocates almost nothing. The loss is
+	// Each Backward ends a pass on the tape, whose buffers the device pool
+	// hands to the next, and x always holds the batch buffer: a step
+	// allocates almost nothing. The loss is
 	// summed on the device and read once per epoch.
 	tape := autograd.NewTape()
 	defer tape.Free()
