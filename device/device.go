@@ -89,7 +89,7 @@ type Walk struct {
 }
 
 // N is the number of output elements.
-func (w *Walk) N() int {
+func (w Walk) N() int {
 	n := 1
 	for _, d := range w.Shape {
 		n *= d
@@ -110,7 +110,7 @@ func Contiguous(n int) Walk {
 }
 
 // IsContiguous reports whether s are the row-major strides of the walk's shape.
-func (w *Walk) IsContiguous(s [MaxDims]int) bool {
+func (w Walk) IsContiguous(s [MaxDims]int) bool {
 	stride := 1
 	for d := MaxDims - 1; d >= 0; d-- {
 		if w.Shape[d] != 1 && s[d] != stride {
