@@ -76,7 +76,9 @@ const MaxDims = 6
 // Ternary. With Pad (Copy only), an output index outside [Lo[d], Hi[d]) on
 // some axis d gets Fill and reads nothing, and elsewhere A is read at
 // OffA + Σ (i_d - Lo[d])·A[d]: so padding, cropping, slicing and
-// concatenation are strided copies.
+// concatenation are strided copies. Strides may overlap for inputs (im2col
+// reads windows that share elements) but not for dst, whose elements are
+// written in parallel.
 type Walk struct {
 	Shape            [MaxDims]int
 	A, B, C          [MaxDims]int
