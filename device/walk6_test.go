@@ -113,3 +113,43 @@ func TestTernaryLarge(t *testing.T) {
 		testutil.AllClose(t, "where 6-d", testutil.Download(t, d, dst, n), want, 0, 0)
 	})
 }
+
+// TestIm2colAsCopies builds the im2col matrix of a 3x3 convolution with
+// padding 1 and stride 2 from two copies, one padded and one whose
+// overlapping strides read the windows, against a plain loop.
+func TestIm2colAsCopies(t *testing.T) {
+	testutil.ForEachDevice(t, func(t *testing.T, d device.Device) {
+		const C, H, W, K, P, S = 2, 5, 7, 3, 1, 2
+		const HP, WP = H + 2*P, W + 2*P
+		const OH, OW = (HP-K)/S + 1, (WP-K)/S + 1
+		r := rand.New(rand.NewPCG(8, 8))
+		x := randNZ(r, C*H*W)
+		bufs := newBufs(t, d, x)
+		pad := device.Walk{Shape: sh(C, HP, WP), A: st(H*W, W, 1), Pad: true,
+			Lo: st(0, P, P), Hi: sh(C, P+H, P+W)}
+		xp := scratch(t, d, C*HP*WP)
+		must(t, d.Copy(xp, bufs[0], pad))
+		win := device.Walk{Shape: sh(C, K, K, OH, OW), A: st(HP*WP, WP, 1, S*WP, S)}
+		n := win.N()
+		cols := scratch(t, d, n)
+		must(t, d.Copy(cols, xp, win))
+		want := make([]float32, 0, n)
+		for c := range C {
+			for kh := range K {
+				for kw := range K {
+					for oh := range OH {
+						for ow := range OW {
+							h, w := oh*S+kh-P, ow*S+kw-P
+							v := float32(0)
+							if h >= 0 && h < H && w >= 0 && w < W {
+								v = x[(c*H+h)*W+w]
+							}
+							want = append(want, v)
+						}
+					}
+				}
+			}
+		}
+		testutil.AllClose(t, "im2col", testutil.Download(t, d, cols, n), want, 0, 0)
+	})
+}
