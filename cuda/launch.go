@@ -97,14 +97,16 @@ func (c *Context) Fill(dst Ptr, n int, v float32) error {
 }
 
 // walkArgs appends the kernel arguments of w with inputs operands to args:
-// the element count, the number of axes used and the inner five sizes,
+// the element count, the number of axes used (from the first that is not a
+// unit axis, or that is padded) and the inner five sizes,
 // then each input's offset and strides. It returns them with the count and
 // whether 64-bit indexing is needed (some offset reaches 2^31).
 func walkArgs(args []uint64, w *Walk, inputs int) ([]uint64, int, bool) {
 	n, nd := 1, 1
 	for d, s := range w.Shape {
 		n *= s
-		if s != 1 && MaxDims-d > nd {
+		padded := w.Pad && (w.Lo[d] != 0 || w.Hi[d] != s) // a unit axis may be all fill
+		if (s != 1 || padded) && MaxDims-d > nd {
 			nd = MaxDims - d
 		}
 	}

@@ -582,17 +582,46 @@ func cpuReluGrad(x, g float32) float32 {
 
 // rows calls fn for each run of output offsets [off, off+m) within [lo, hi)
 // that lies in one innermost row of the collapsed walk s, with the
-// inputs' offsets ao, bo and co.
+// inputs' offsets ao, bo and co, which it updates row by row.
 func (s *Walk) rows(lo, hi int, fn func(off, ao, bo, co, m int)) {
-	s.indexRows(lo, hi, func(off int, idx [MaxDims]int, m int) {
-		ao, bo, co := s.OffA, s.OffB, s.OffC
-		for d := range MaxDims {
-			ao += idx[d] * s.A[d]
-			bo += idx[d] * s.B[d]
-			co += idx[d] * s.C[d]
-		}
+	if lo >= hi {
+		return
+	}
+	const in = MaxDims - 1
+	var idx [MaxDims]int
+	r := lo
+	for d := in; d >= 0; d-- {
+		idx[d] = r % s.Shape[d]
+		r /= s.Shape[d]
+	}
+	ao, bo, co := s.OffA, s.OffB, s.OffC
+	for d := range MaxDims {
+		ao += idx[d] * s.A[d]
+		bo += idx[d] * s.B[d]
+		co += idx[d] * s.C[d]
+	}
+	for off := lo; off < hi; {
+		m := min(s.Shape[in]-idx[in], hi-off)
 		fn(off, ao, bo, co, m)
-	})
+		off += m
+		ao -= idx[in] * s.A[in]
+		bo -= idx[in] * s.B[in]
+		co -= idx[in] * s.C[in]
+		idx[in] = 0
+		for d := in - 1; d >= 0; d-- {
+			idx[d]++
+			ao += s.A[d]
+			bo += s.B[d]
+			co += s.C[d]
+			if idx[d] < s.Shape[d] {
+				break
+			}
+			ao -= s.Shape[d] * s.A[d]
+			bo -= s.Shape[d] * s.B[d]
+			co -= s.Shape[d] * s.C[d]
+			idx[d] = 0
+		}
+	}
 }
 
 // indexRows calls fn for each run of output offsets [off, off+m) within

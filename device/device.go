@@ -76,7 +76,9 @@ const MaxDims = 6
 // Ternary. With Pad (Copy only), an output index outside [Lo[d], Hi[d]) on
 // some axis d gets Fill and reads nothing, and elsewhere A is read at
 // OffA + Σ (i_d - Lo[d])·A[d]: so padding, cropping, slicing and
-// concatenation are strided copies.
+// concatenation are strided copies. Strides may overlap for inputs (im2col
+// reads windows that share elements) but not for dst, whose elements are
+// written in parallel.
 type Walk struct {
 	Shape            [MaxDims]int
 	A, B, C          [MaxDims]int
@@ -89,7 +91,7 @@ type Walk struct {
 }
 
 // N is the number of output elements.
-func (w *Walk) N() int {
+func (w Walk) N() int {
 	n := 1
 	for _, d := range w.Shape {
 		n *= d
@@ -110,7 +112,7 @@ func Contiguous(n int) Walk {
 }
 
 // IsContiguous reports whether s are the row-major strides of the walk's shape.
-func (w *Walk) IsContiguous(s [MaxDims]int) bool {
+func (w Walk) IsContiguous(s [MaxDims]int) bool {
 	stride := 1
 	for d := MaxDims - 1; d >= 0; d-- {
 		if w.Shape[d] != 1 && s[d] != stride {

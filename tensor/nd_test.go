@@ -491,6 +491,12 @@ func TestPad(t *testing.T) {
 		got := tensor.Pad(x, [][2]int{{-5, 4}, {1, 0}}, 2)
 		checkShape(t, "crop all", got, 2, 3)
 		testutil.AllClose(t, "crop all", got.Data(), []float32{2, 2, 2, 2, 2, 2}, 0, 0)
+		// A unit axis that is all padding still pads (every backend must
+		// keep it in the walk).
+		one := tensor.Ones(d, 1, 3)
+		got = tensor.Pad(one, [][2]int{{-1, 1}, {0, 0}}, 4)
+		checkShape(t, "unit axis cropped", got, 1, 3)
+		testutil.AllClose(t, "unit axis cropped", got.Data(), []float32{4, 4, 4}, 0, 0)
 		got = tensor.Pad(x, [][2]int{{4, -6}, {0, 0}}, 3)
 		checkShape(t, "pad past", got, 1, 2)
 		testutil.AllClose(t, "pad past", got.Data(), []float32{3, 3}, 0, 0)

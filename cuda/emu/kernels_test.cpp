@@ -9,7 +9,8 @@
 // both index widths, and the dropout hash; the activations and gradients of
 // the op table against float64 references (group "ops"); 6-axis binary,
 // ternary and padded, dst-strided copy walks with offsets (group "walks");
-// the multi-tensor optimizer steps against one launch per tensor, bit for bit.
+// the multi-tensor optimizer steps against one launch per tensor, bit for bit,
+// maximize against the step on -g, and Adam (with AMSGrad) against float64.
 // A failure prints the kernel, the shape and the first mismatching indices.
 #include "kernels.cu"
 #include <cstdio>
