@@ -476,6 +476,8 @@ func (t *trainer) run(ctx context.Context) error {
 	fmt.Fprintf(w, "training: %s\n", cfg.describe())
 	if t.resume != nil {
 		fmt.Fprintf(w, "resuming %s at epoch %d, batch %d of %d\n", t.dir, start+1, t.resume.Batch, batches.Len())
+	} else if t.commitTo != "" {
+		fmt.Fprintf(w, "run directory: %s (replacing its run after the first epoch)\n", t.commitTo)
 	} else {
 		fmt.Fprintf(w, "run directory: %s\n", t.dir)
 	}
