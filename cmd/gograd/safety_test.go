@@ -312,7 +312,8 @@ func TestPyTorchStateDict(t *testing.T) {
 	for i := range f.Tensors {
 		f.Tensors[i].Name = strings.NewReplacer("0.", "fc1.", "2.", "fc2.").Replace(f.Tensors[i].Name)
 	}
-	f.Metadata = map[string]string{"activation": "relu"}
+	// The metadata of the README's PyTorch snippet.
+	f.Metadata = map[string]string{"format": modelFormat, "activation": "relu"}
 	named := filepath.Join(d, "named.safetensors")
 	if err := safetensors.WriteFile(named, f); err != nil {
 		t.Fatal(err)
