@@ -100,6 +100,9 @@ func TestCrashSafety(t *testing.T) {
 			// The run finished before its kill: it must equal the
 			// uninterrupted one; start another.
 			finished++
+			if finished > 40 {
+				t.Fatalf("%d runs finished before their kill; only %d kills so far", finished, kills)
+			}
 			if d := sameBits(want, modelTensors(t, filepath.Join(dir, modelFile))); d != "" {
 				t.Fatalf("a run that was killed %d times differs from the uninterrupted one: %s", kills, d)
 			}
