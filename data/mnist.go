@@ -94,7 +94,8 @@ var DigitClasses = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 // t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte. Fashion-MNIST has the
 // same layout (LoadFashionMNIST names its classes). Pixels are scaled to
 // [0, 1]; labels must be 0 to 9. The Sets have one channel, and
-// DigitClasses as their class names.
+// DigitClasses as their class names. The training and test images must
+// have the same size.
 func LoadMNIST(dir string) (train, test *Set, err error) {
 	return loadIDXDir(dir, "MNIST", mnistHint, DigitClasses)
 }
@@ -102,10 +103,8 @@ func LoadMNIST(dir string) (train, test *Set, err error) {
 // loadIDXDir reads the four MNIST-layout files of dir; what names the data
 // set and hint says how to get it in errors.
 func loadIDXDir(dir, what, hint string, classes []string) (train, test *Set, err error) {
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, nil, fmt.Errorf("data: %s directory: %w (%s)", what, err, hint)
-	} else if !fi.IsDir() {
-		return nil, nil, fmt.Errorf("data: %s directory %s is not a directory", what, dir)
+	if err := checkIDXDir(dir, what, hint); err != nil {
+		return nil, nil, err
 	}
 	train, err = loadSet(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", what)
 	if err != nil {
@@ -115,8 +114,36 @@ func loadIDXDir(dir, what, hint string, classes []string) (train, test *Set, err
 	if err != nil {
 		return nil, nil, err
 	}
+	if train.Rows != test.Rows || train.Cols != test.Cols {
+		return nil, nil, fmt.Errorf("data: %s in %s: the training images are %dx%d but the test images %dx%d",
+			what, dir, train.Rows, train.Cols, test.Rows, test.Cols)
+	}
 	train.Classes, test.Classes = classes, classes
 	return train, test, nil
+}
+
+// LoadMNISTTest reads only the test set of LoadMNIST from dir:
+// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or gzipped.
+func LoadMNISTTest(dir string) (*Set, error) {
+	if err := checkIDXDir(dir, "MNIST", mnistHint); err != nil {
+		return nil, err
+	}
+	test, err := loadSet(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "MNIST")
+	if err != nil {
+		return nil, err
+	}
+	test.Classes = DigitClasses
+	return test, nil
+}
+
+// checkIDXDir checks that dir is a directory.
+func checkIDXDir(dir, what, hint string) error {
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("data: %s directory: %w (%s)", what, err, hint)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("data: %s directory %s is not a directory", what, dir)
+	}
+	return nil
 }
 
 // findFile returns dir/base, or dir/base.gz if only that exists.

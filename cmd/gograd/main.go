@@ -1,5 +1,5 @@
 // Command gograd trains a multi-layer perceptron on MNIST, evaluates it and
-// classifies PNG images of digits with it.
+// classifies PNG and JPEG images of digits with it.
 //
 //	gograd train -out runs/mnist
 //	gograd eval -model runs/mnist/model.safetensors
@@ -36,7 +36,7 @@ Usage:
 Commands:
   train     train a model and write a run directory (model, checkpoint, metrics, plots)
   eval      test accuracy, per-class precision and recall, and confusion matrix of a model
-  predict   classify PNG images of digits
+  predict   classify PNG or JPEG images of digits
 
 Examples:
   gograd train -out runs/mnist                      train with the default settings
@@ -68,6 +68,10 @@ type env struct {
 	// the number of batches done in it.
 	onStep func(epoch, batch int)
 }
+
+// note tells the user about something the command did on its own, such as
+// cleaning up after a run that was killed.
+func (e *env) note(msg string) { fmt.Fprintf(e.stderr, "gograd: %s\n", msg) }
 
 func runCommand(ctx context.Context, args []string, e *env) int {
 	if len(args) == 0 {

@@ -40,12 +40,16 @@ func gogradWith(ctx context.Context, onStep func(epoch, batch int), args ...stri
 	return result{code, out.String(), errb.String()}
 }
 
-// mnistDir returns the MNIST directory, skipping the test without it.
+// mnistDir returns the MNIST directory. A test that needs it fails without
+// it, saying how to fetch it, unless -short skips it.
 func mnistDir(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test trains or evaluates on MNIST")
+	}
 	dir, err := data.DefaultMNISTDir()
 	if err != nil {
-		t.Skipf("MNIST not available: %v", err)
+		t.Fatalf("this test needs MNIST: %v\nfetch it with: go mod download %s@%s (make test does)", err, data.MNISTModule, data.MNISTVersion)
 	}
 	return dir
 }
@@ -159,6 +163,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"train", "-batch", "0"}, "-batch 0: want at least 1"},
 		{[]string{"train", "-lr", "-1"}, "-lr -1: want a positive learning rate"},
 		{[]string{"train", "-lr", "NaN"}, "-lr NaN"},
+		{[]string{"train", "-lr", "1e39"}, "-lr 1e+39: outside the range of float32"},
+		{[]string{"train", "-lr", "1e-50"}, "-lr 1e-50: outside the range of float32"},
+		{[]string{"eval", "-model", "m.safetensors", "-activation", "gelu"}, "want relu, sigmoid or tanh"},
 		{[]string{"train", "-dropout", "1"}, "-dropout 1: want a probability in [0, 1)"},
 		{[]string{"train", "-val", "1.5"}, "-val 1.5"},
 		{[]string{"train", "-momentum", "1"}, "-momentum 1"},

@@ -24,9 +24,11 @@ mostly light is inverted first, and the output says so.
 
 func predictCommand(args []string, e *env) (err error) {
 	fs := newCommand("predict", "predict -model FILE [flags] IMAGE...", predictExamples, e)
-	modelPath := fs.String("model", "", "model `file` written by train (required), e.g. runs/mnist/model.safetensors")
+	modelPath := fs.String("model", "", "model `file` written by train or a PyTorch state_dict of Linear layers in safetensors (required), e.g. runs/mnist/model.safetensors")
 	dev := newChoice("cpu", "cpu", "cuda", "auto")
 	fs.Var(dev, "device", "where to run: `cpu|cuda|auto`")
+	act := newChoice("", activations...)
+	fs.Var(act, "activation", "hidden activation `relu|sigmoid|tanh` of a model file that does not name it, such as a PyTorch state_dict")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -41,7 +43,7 @@ func predictCommand(args []string, e *env) (err error) {
 		return err
 	}
 	defer closeDevice(d, &err)
-	model, a, err := loadModel(*modelPath, d)
+	model, a, err := loadModel(*modelPath, d, act.value)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -20,7 +19,6 @@ import (
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/optim"
 	"github.com/gograd/gograd/safetensors"
-	"github.com/gograd/gograd/tensor"
 )
 
 // The files of a run directory.
@@ -78,55 +76,6 @@ func (a arch) metadata() map[string]string {
 		"activation": a.Activation,
 		"dropout":    strconv.FormatFloat(a.Dropout, 'g', -1, 64),
 	}
-}
-
-func archFromMetadata(md map[string]string) (arch, error) {
-	var a arch
-	if md["format"] != modelFormat {
-		return a, fmt.Errorf("not a gograd model: its metadata has no format %q", modelFormat)
-	}
-	var err error
-	if a.In, err = strconv.Atoi(md["in"]); err != nil {
-		return a, fmt.Errorf("metadata in=%q is not an integer", md["in"])
-	}
-	if a.Out, err = strconv.Atoi(md["out"]); err != nil {
-		return a, fmt.Errorf("metadata out=%q is not an integer", md["out"])
-	}
-	if h := md["hidden"]; h != "" {
-		var l intList
-		if err := l.Set(h); err != nil {
-			return a, fmt.Errorf("metadata hidden=%q: %v", h, err)
-		}
-		a.Hidden = l
-	}
-	a.Activation = md["activation"]
-	if a.Dropout, err = strconv.ParseFloat(md["dropout"], 64); err != nil {
-		return a, fmt.Errorf("metadata dropout=%q is not a number", md["dropout"])
-	}
-	return a, nil
-}
-
-// loadModel rebuilds the model stored at path on dev.
-func loadModel(path string, dev device.Device) (*nn.Sequential, arch, error) {
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		return nil, arch{}, fmt.Errorf("reading the model: %w", err)
-	}
-	a, err := archFromMetadata(f.Metadata)
-	if err != nil {
-		return nil, a, fmt.Errorf("model %s: %w", path, err)
-	}
-	var model *nn.Sequential
-	var loadErr error
-	err = tensor.Catch(func() {
-		if model, loadErr = a.mlp(dev, 0); loadErr == nil {
-			loadErr = nn.LoadStateDict(model, f)
-		}
-	})
-	if err = cmp.Or(err, loadErr); err != nil {
-		return nil, a, fmt.Errorf("model %s: %w", path, err)
-	}
-	return model, a, nil
 }
 
 // metricsRow is one line of metrics.csv.
@@ -189,10 +138,70 @@ type checkpoint struct {
 	shape map[string][]int     // the optimizer buffers' shapes, for encoding
 }
 
+// jsonFloat is a float64 whose JSON form is a number, or the string "NaN",
+// "+Inf" or "-Inf", which JSON numbers cannot express.
+type jsonFloat float64
+
+// MarshalJSON writes f as a number, or a string where it is not finite.
+func (f jsonFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte(`"` + strconv.FormatFloat(v, 'g', -1, 64) + `"`), nil
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads a number or one of the strings of MarshalJSON.
+func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(math.IsNaN(v) || math.IsInf(v, 0)) {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		*f = jsonFloat(v)
+		return nil
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*f = jsonFloat(v)
+	return nil
+}
+
+// metricsJSON is metricsRow as the checkpoint stores it.
+type metricsJSON struct {
+	Epoch         int       `json:"epoch"`
+	LR            jsonFloat `json:"lr"`
+	TrainLoss     jsonFloat `json:"train_loss"`
+	ValAcc        jsonFloat `json:"val_acc"`
+	TestAcc       jsonFloat `json:"test_acc"`
+	Seconds       jsonFloat `json:"epoch_seconds"`
+	SamplesPerSec jsonFloat `json:"samples_per_sec"`
+}
+
+// MarshalJSON encodes r, non-finite numbers included.
+func (r metricsRow) MarshalJSON() ([]byte, error) {
+	return json.Marshal(metricsJSON{r.Epoch, jsonFloat(r.LR), jsonFloat(r.TrainLoss), jsonFloat(r.ValAcc),
+		jsonFloat(r.TestAcc), jsonFloat(r.Seconds), jsonFloat(r.SamplesPerSec)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote.
+func (r *metricsRow) UnmarshalJSON(b []byte) error {
+	var m metricsJSON
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*r = metricsRow{m.Epoch, float64(m.LR), float64(m.TrainLoss), float64(m.ValAcc), float64(m.TestAcc),
+		float64(m.Seconds), float64(m.SamplesPerSec)}
+	return nil
+}
+
 // partialEpoch is the progress within an interrupted epoch.
 type partialEpoch struct {
-	LossSum float64 `json:"loss_sum"` // sum of the batch losses so far
-	Seconds float64 `json:"seconds"`  // training time so far
+	LossSum jsonFloat `json:"loss_sum"` // sum of the batch losses so far
+	Seconds jsonFloat `json:"seconds"`  // training time so far
 }
 
 // newCheckpoint captures the state of model and opt.
@@ -316,6 +325,9 @@ func checkpointFromFile(f *safetensors.File) (*checkpoint, error) {
 	if err := ck.Config.validate(); err != nil {
 		return nil, fmt.Errorf("config: %v", err)
 	}
+	if err := ck.checkProgress(); err != nil {
+		return nil, err
+	}
 	for _, t := range f.Tensors {
 		switch name, ok := strings.CutPrefix(t.Name, "model."); {
 		case ok:
@@ -332,11 +344,62 @@ func checkpointFromFile(f *safetensors.File) (*checkpoint, error) {
 	return ck, nil
 }
 
+// checkProgress checks the position of ck against its configuration and
+// its training set: an epoch has TrainN/Batch batches (the last partial
+// one dropped), and every batch is one optimizer step.
+func (ck *checkpoint) checkProgress() error {
+	perEpoch := ck.TrainN / ck.Config.Batch
+	switch {
+	case ck.TrainN < 1 || perEpoch < 1:
+		return fmt.Errorf("metadata train_examples=%d: fewer than one batch of %d", ck.TrainN, ck.Config.Batch)
+	case ck.Epoch > ck.Config.Epochs:
+		return fmt.Errorf("metadata epoch=%d: beyond the run's %d epochs", ck.Epoch, ck.Config.Epochs)
+	case ck.Batch >= perEpoch || (ck.Batch > 0 && ck.Epoch == ck.Config.Epochs):
+		return fmt.Errorf("metadata batch=%d: epoch %d has only %d batches (%d examples, batch %d)",
+			ck.Batch, ck.Epoch+1, perEpoch, ck.TrainN, ck.Config.Batch)
+	case ck.Steps != ck.Epoch*perEpoch+ck.Batch:
+		return fmt.Errorf("metadata steps=%d: epoch %d, batch %d of %d per epoch means %d steps",
+			ck.Steps, ck.Epoch, ck.Batch, perEpoch, ck.Epoch*perEpoch+ck.Batch)
+	}
+	return nil
+}
+
+// wantOptimBuffers lists the buffers that an optimizer of cfg holds for n
+// parameters once it has taken a step.
+func wantOptimBuffers(cfg trainConfig, n int) []string {
+	var kinds []string
+	switch {
+	case cfg.Optimizer == "adam" || cfg.Optimizer == "adamw":
+		kinds = []string{"exp_avg", "exp_avg_sq"}
+	case cfg.Momentum > 0:
+		kinds = []string{"momentum_buffer"}
+	}
+	var names []string
+	for i := range n {
+		for _, k := range kinds {
+			names = append(names, fmt.Sprintf("%d.%s", i, k))
+		}
+	}
+	return names
+}
+
 // restore loads the checkpoint's weights, optimizer state and dropout
 // counters into model and opt, which must have been built from ck.Config.
 func (ck *checkpoint) restore(model *nn.Sequential, opt optim.Optimizer) error {
 	if err := nn.LoadStateDict(model, &safetensors.File{Tensors: ck.Model}); err != nil {
 		return err
+	}
+	if ck.Steps > 0 {
+		var missing []string
+		for _, name := range wantOptimBuffers(ck.Config, len(model.Parameters())) {
+			if _, ok := ck.Optim[name]; !ok {
+				missing = append(missing, "optim."+name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("after %d steps of %s the optimizer state must hold %s, but it lacks %s",
+				ck.Steps, ck.Config.Optimizer, plural(len(wantOptimBuffers(ck.Config, len(model.Parameters()))), "buffer"), strings.Join(missing, ", "))
+		}
 	}
 	if err := opt.SetState(ck.Optim, ck.Steps); err != nil {
 		return err

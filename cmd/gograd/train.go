@@ -72,6 +72,10 @@ func (c *trainConfig) validate() error {
 		return errors.New("-hidden: want at least one hidden layer width")
 	case !(c.LR > 0) || math.IsInf(c.LR, 0):
 		return fmt.Errorf("-lr %v: want a positive learning rate", c.LR)
+	case math.IsInf(float64(float32(c.LR)), 0) || float32(c.LR) == 0:
+		return fmt.Errorf("-lr %v: outside the range of float32, the type of the weights (want about 1e-38 to 1e38)", c.LR)
+	case math.IsInf(float64(float32(c.WeightDecay)), 0):
+		return fmt.Errorf("-weight-decay %v: outside the range of float32", c.WeightDecay)
 	case !(c.Momentum >= 0 && c.Momentum < 1):
 		return fmt.Errorf("-momentum %v: want a value in [0, 1)", c.Momentum)
 	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
@@ -236,6 +240,16 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 		if len(bad) > 0 {
 			return fs.usagef("%s cannot be used with -resume: a resumed run keeps the settings in its checkpoint (only -epochs, -device and -data may be given)", strings.Join(bad, ", "))
 		}
+		if fi, err := os.Stat(*resume); err == nil && fi.IsDir() {
+			release, err := lockRun(*resume)
+			if err != nil {
+				return err
+			}
+			defer release()
+			if err := tidyRun(*resume, e.note); err != nil {
+				return err
+			}
+		}
 		var err error
 		if ck, err = readCheckpoint(filepath.Join(*resume, checkpointFile)); err != nil {
 			return err
@@ -256,7 +270,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 			cfg.Epochs = epochs
 		}
 		dir = *resume
-		if ck.Epoch >= cfg.Epochs {
+		if ck.Epoch >= cfg.Epochs && runUpToDate(dir, ck) {
 			fmt.Fprintf(e.stdout, "The run in %s has finished its %d epochs; nothing to do.\n", dir, cfg.Epochs)
 			return nil
 		}
@@ -283,12 +297,8 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 		if dir == "" {
 			dir = filepath.Join("runs", time.Now().Format("20060102-150405"))
 		}
-		found, err := existingRunFiles(dir)
-		if err != nil {
+		if err := refuseExisting(dir, *overwrite); err != nil {
 			return err
-		}
-		if len(found) > 0 && !*overwrite {
-			return fmt.Errorf("%s already holds a run (%s): continue it with -resume %s, replace it with -overwrite, or choose another -out", dir, strings.Join(found, ", "), dir)
 		}
 	}
 
@@ -301,15 +311,17 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	if err := t.load(); err != nil {
 		return err
 	}
-	if ck == nil && *overwrite {
-		for _, name := range runFiles {
-			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := checkTrainMemory(&cfg, t.train); err != nil {
 		return err
+	}
+	if ck == nil {
+		// A new run: create and lock its directory, and check again, now
+		// that no other train can write there, that it holds no run.
+		release, err := prepareNewRun(t, *overwrite)
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	var runErr error
 	catchErr := tensor.Catch(func() { runErr = t.run(ctx) })
@@ -366,6 +378,11 @@ type trainer struct {
 	dev    device.Device
 	env    *env
 	resume *checkpoint
+	// commitTo is the run directory that an -overwrite run replaces once
+	// its first epoch is saved in dir, a staging directory; empty otherwise.
+	commitTo string
+	// saved is the last epoch whose model and checkpoint are on disk.
+	saved int
 
 	dataDir          string
 	train, val, test *data.Set
@@ -440,6 +457,7 @@ func (t *trainer) run(ctx context.Context) error {
 			return fmt.Errorf("checkpoint %s: %w", filepath.Join(t.dir, checkpointFile), err)
 		}
 		start = ck.Epoch
+		t.saved = ck.Epoch
 	}
 	batches, err := data.NewBatches(t.train.N, cfg.Batch, true, cfg.Seed, true)
 	if err != nil {
@@ -458,6 +476,8 @@ func (t *trainer) run(ctx context.Context) error {
 	fmt.Fprintf(w, "training: %s\n", cfg.describe())
 	if t.resume != nil {
 		fmt.Fprintf(w, "resuming %s at epoch %d, batch %d of %d\n", t.dir, start+1, t.resume.Batch, batches.Len())
+	} else if t.commitTo != "" {
+		fmt.Fprintf(w, "run directory: %s (replacing its run after the first epoch)\n", t.commitTo)
 	} else {
 		fmt.Fprintf(w, "run directory: %s\n", t.dir)
 	}
@@ -481,8 +501,16 @@ func (t *trainer) run(ctx context.Context) error {
 	t.hostIdx = make([]float32, cfg.Batch)
 
 	var metrics []metricsRow
-	if t.resume != nil {
-		metrics = t.resume.Metrics
+	if ck := t.resume; ck != nil {
+		metrics = ck.Metrics
+		if !runUpToDate(t.dir, ck) {
+			// A kill between the checkpoint and the other files of an
+			// epoch left them behind; the checkpoint has what they need.
+			if err := t.save(ck, confusion(predictAll(t.model, t.testX), t.test.Labels)); err != nil {
+				return err
+			}
+			t.env.note(fmt.Sprintf("rewrote the model and metrics of epoch %d in %s, which an interruption had left behind the checkpoint", ck.Epoch, t.dir))
+		}
 	}
 	runStart := time.Now()
 	// The tape recycles its nodes and buffers from one step to the next, and
@@ -506,9 +534,13 @@ func (t *trainer) run(ctx context.Context) error {
 		for b := first; b < len(order); b++ {
 			if ctx.Err() != nil {
 				bar.finish()
-				return t.interrupted(epoch, b, prior.Seconds+time.Since(began).Seconds(), metrics)
+				return t.interrupted(epoch, b, float64(prior.Seconds)+time.Since(began).Seconds(), metrics)
 			}
 			if err := t.step(x, order[b]); err != nil {
+				bar.finish()
+				return err
+			}
+			if err := t.checkLoss(epoch, b, len(order)); err != nil {
 				bar.finish()
 				return err
 			}
@@ -525,7 +557,7 @@ func (t *trainer) run(ctx context.Context) error {
 			bar.finish()
 			return err
 		}
-		seconds := prior.Seconds + time.Since(began).Seconds()
+		seconds := float64(prior.Seconds) + time.Since(began).Seconds()
 		bar.finish()
 		row := metricsRow{Epoch: epoch + 1, LR: float64(lr), TrainLoss: float64(t.lossSum.Item()) / float64(len(order)), Seconds: seconds,
 			SamplesPerSec: float64(len(order)*cfg.Batch) / seconds}
@@ -542,6 +574,12 @@ func (t *trainer) run(ctx context.Context) error {
 		ck.Epoch, ck.Metrics, ck.TrainN = epoch+1, metrics, t.train.N
 		if err := t.save(ck, confusion(testPred, t.test.Labels)); err != nil {
 			return err
+		}
+		t.saved = epoch + 1
+		if t.commitTo != "" {
+			if err := t.commit(); err != nil {
+				return err
+			}
 		}
 	}
 	last := metrics[len(metrics)-1]
@@ -588,12 +626,55 @@ func (t *trainer) step(x *autograd.Var, idx []int) error {
 	return nil
 }
 
+// lossCheckEvery is how many steps apart a device other than the CPU has
+// its running loss checked: the check waits for the device.
+const lossCheckEvery = 16
+
+// checkLoss stops a diverged run: it checks the running loss of epoch
+// after batch b of n (every step on the CPU, every lossCheckEvery steps and
+// at the epoch's end elsewhere).
+func (t *trainer) checkLoss(epoch, b, n int) error {
+	if t.dev.Name() != "cpu" && (b+1)%lossCheckEvery != 0 && b+1 != n {
+		return nil
+	}
+	return t.lossError(epoch, b+1)
+}
+
+// lossError is the error for a running loss that is not finite after
+// batch batches of epoch; nil while it is finite.
+func (t *trainer) lossError(epoch, batch int) error {
+	v := float64(t.lossSum.Item())
+	if !math.IsNaN(v) && !math.IsInf(v, 0) {
+		return nil
+	}
+	where := fmt.Sprintf("in epoch %d, batch %d", epoch+1, batch)
+	if t.dev.Name() != "cpu" {
+		where = fmt.Sprintf("in epoch %d, by batch %d", epoch+1, batch)
+	}
+	kept := "nothing was saved"
+	switch {
+	case t.commitTo != "":
+		kept = fmt.Sprintf("the run in %s is unchanged", t.commitTo)
+	case t.saved > 0:
+		kept = fmt.Sprintf("%s keeps its last good model (epoch %d) and checkpoint", t.dir, t.saved)
+	}
+	return fmt.Errorf("training diverged: the loss became %v %s; %s. Train again with a lower learning rate than -lr %g (such as -lr %g)",
+		v, where, kept, t.cfg.LR, t.cfg.LR/10)
+}
+
 // interrupted saves the state in the middle of epoch, before batch, and
 // tells how to resume.
 func (t *trainer) interrupted(epoch, batch int, seconds float64, metrics []metricsRow) error {
+	if err := t.lossError(epoch, batch); err != nil {
+		return err
+	}
+	if t.commitTo != "" {
+		fmt.Fprintf(t.env.stderr, "gograd: interrupted in epoch 1, before the new run had a complete epoch; the run in %s is unchanged\n", t.commitTo)
+		return errInterrupted
+	}
 	ck := newCheckpoint(t.cfg, t.model, t.opt)
 	ck.Epoch, ck.Batch, ck.Metrics, ck.TrainN = epoch, batch, metrics, t.train.N
-	ck.Partial = partialEpoch{LossSum: float64(t.lossSum.Item()), Seconds: seconds}
+	ck.Partial = partialEpoch{LossSum: jsonFloat(t.lossSum.Item()), Seconds: jsonFloat(seconds)}
 	path := filepath.Join(t.dir, checkpointFile)
 	if err := ck.save(path); err != nil {
 		return err
@@ -610,11 +691,16 @@ func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
 	last := ck.Metrics[len(ck.Metrics)-1]
 	md["epochs"] = fmt.Sprint(ck.Epoch)
 	md["test_accuracy"] = fmt.Sprintf("%.4f", last.TestAcc)
-	// The checkpoint's copy of the weights is the model's state_dict.
-	if err := safetensors.WriteFile(filepath.Join(t.dir, modelFile), &safetensors.File{Tensors: ck.Model, Metadata: md}); err != nil {
+	if n, first := nonFinite(ck.Model); n > 0 {
+		return fmt.Errorf("refusing to save epoch %d: %d weights are NaN or infinite (the first in %s); train again with a lower -lr", ck.Epoch, n, first)
+	}
+	// The checkpoint goes first: a kill after it leaves a run that -resume
+	// completes (it rewrites the files that follow from the checkpoint).
+	if err := ck.save(filepath.Join(t.dir, checkpointFile)); err != nil {
 		return err
 	}
-	if err := ck.save(filepath.Join(t.dir, checkpointFile)); err != nil {
+	// The checkpoint's copy of the weights is the model's state_dict.
+	if err := safetensors.WriteFile(filepath.Join(t.dir, modelFile), &safetensors.File{Tensors: ck.Model, Metadata: md}); err != nil {
 		return err
 	}
 	hasVal := t.val != nil

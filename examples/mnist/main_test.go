@@ -17,7 +17,7 @@ func TestTrainSubset(t *testing.T) {
 	}
 	dir, err := data.DefaultMNISTDir()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("this test needs MNIST: %v\nfetch it with: go mod download %s@%s (make test does)", err, data.MNISTModule, data.MNISTVersion)
 	}
 	train, test, err := data.LoadMNIST(dir)
 	if err != nil {
