@@ -18,6 +18,7 @@ type Tape struct {
 	used   int            // spare nodes handed out so far
 	seed   *tensor.Tensor // the ones that started the previous Backward
 	noGrad int
+	hooks  []hookAt // the gradient hooks of the pass in progress (hook.go)
 }
 
 // NewTape returns an empty tape.

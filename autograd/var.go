@@ -38,6 +38,9 @@ type Var struct {
 	reuse   bool              // Value was computed in place by the op, and is kept
 	act     device.Activation // the activation of LinearAct
 	scratch [2]*tensor.Tensor // the op's own buffers
+
+	gradHook    func(*Var) // see SetGradHook (hook.go)
+	hookPlanned bool       // v is in its tape's hook plan for this pass
 }
 
 // Param returns a trainable leaf: its gradient accumulates across Backward
@@ -196,6 +199,9 @@ func (v *Var) backward1(retain bool) (err error) {
 	tp := v.tape
 	if tp == nil {
 		v.accumulate(tensor.Ones(v.Value.Device(), v.Value.Shape()...), true)
+		if v.gradHook != nil {
+			v.gradHook(v)
+		}
 		return nil
 	}
 	for _, n := range tp.nodes { // intermediates' gradients start from zero on every pass
@@ -205,10 +211,12 @@ func (v *Var) backward1(retain bool) (err error) {
 	tp.seed = nil
 	seed.Fill(1)
 	v.accumulate(seed, true)
+	tp.planHooks()
 	for i := len(tp.nodes) - 1; i >= 0; i-- {
 		if n := tp.nodes[i]; n.backward != nil && n.Grad != nil {
 			n.backward(n)
 		}
+		tp.fireHooks(i)
 	}
 	if !retain {
 		tp.release(v)
