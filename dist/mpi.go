@@ -8,6 +8,7 @@ package dist
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, ...) are macros over
 // global symbols, which Go cannot name: these wrappers do.
@@ -56,17 +57,29 @@ static int gg_cancel(MPI_Request* r, int recv) {
 static double gg_wtime(void) { return MPI_Wtime(); }
 
 // gg_poll tests the n requests until one completes, *wake is set (new work
-// arrived) or MPI_Wtime reaches until, yielding the CPU between tests.
-// Completed requests become MPI_REQUEST_NULL; their indices go to idx.
+// arrived) or MPI_Wtime reaches until. Between tests it yields the CPU for
+// the first 2 ms, then sleeps, 20 µs at first, doubling up to 1 ms: a rank
+// waiting long for another (evaluating, writing a checkpoint) leaves the
+// CPU to it. Completed requests become MPI_REQUEST_NULL; their indices go
+// to idx.
 static int gg_poll(int n, MPI_Request* reqs, int* idx, int* out, int* wake, double until) {
+	double spin = MPI_Wtime() + 2e-3;
+	long nap = 20000;
 	for (;;) {
 		int e = MPI_Testsome(n, reqs, out, idx, MPI_STATUSES_IGNORE);
 		if (e != MPI_SUCCESS) return e;
 		if (*out == MPI_UNDEFINED) { *out = 0; return 0; }
 		if (*out > 0) return 0;
 		if (__atomic_exchange_n(wake, 0, __ATOMIC_ACQ_REL)) return 0;
-		if (MPI_Wtime() >= until) return 0;
-		sched_yield();
+		double now = MPI_Wtime();
+		if (now >= until) return 0;
+		if (now < spin) {
+			sched_yield();
+		} else {
+			struct timespec ts = {0, nap};
+			nanosleep(&ts, NULL);
+			if (nap < 1000000) nap *= 2;
+		}
 	}
 }
 
