@@ -94,3 +94,23 @@ func TestDataParallelMismatchThreeRanks(t *testing.T) {
 		}
 	}
 }
+
+func TestAny(t *testing.T) {
+	for _, set := range [][]bool{{false, false, false}, {false, true, false}, {true, true, true}} {
+		got := make([]bool, len(set))
+		errs := onRanks(len(set), func(c dist.Communicator) error {
+			var err error
+			got[c.Rank()], err = dist.Any(c, device.NewCPU(1), set[c.Rank()])
+			return err
+		})
+		want := set[0] || set[1] || set[2]
+		for r := range set {
+			if errs[r] != nil || got[r] != want {
+				t.Errorf("flags %v: rank %d got %v (%v), want %v", set, r, got[r], errs[r], want)
+			}
+		}
+	}
+	if got, err := dist.Any(dist.Single(), device.NewCPU(1), true); !got || err != nil {
+		t.Errorf("one rank: %v, %v", got, err)
+	}
+}
