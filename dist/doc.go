@@ -21,6 +21,8 @@
 //     Backward computes the rest, and Wait leaves averaged gradients for the
 //     optimizer step. After the first pass, buckets are rebuilt in the order
 //     the gradients actually became ready.
+//   - Any: a flag agreed by every rank, for decisions all must take at the
+//     same step (stopping on an interrupt).
 //   - Sampler: each rank's disjoint shard of every epoch's permutation, the
 //     same permutation on every rank (the one data.NewBatches uses).
 //

@@ -79,6 +79,13 @@ func TestMPICollectives(t *testing.T) {
 		}
 	}
 	must(t, c.Barrier())
+	for _, flags := range [][2]bool{{false, false}, {false, true}, {true, false}} {
+		got, err := dist.Any(c, d, flags[rank])
+		must(t, err)
+		if want := flags[0] || flags[1]; got != want {
+			t.Errorf("Any with flags %v: %v, want %v", flags, got, want)
+		}
+	}
 
 	// Bad calls fail on the calling rank alone and start nothing.
 	freed := fill(5, 0)
