@@ -119,7 +119,9 @@ type Config struct {
 // Open returns the communicator of the named backend with the default
 // timeout: "mpi" (CPU tensors; the process must run under mpirun), "nccl"
 // (CUDA tensors, one GPU per process: open the device LocalRank) or "none"
-// (a single process).
+// (a single process). The mpi and nccl backends raise GOMAXPROCS to 2
+// where it is 1 (a rank bound to one core), for their communication
+// thread: give the CPU device an explicit number of threads.
 func Open(name string) (Communicator, error) { return OpenConfig(Config{Backend: name}) }
 
 // OpenConfig is Open with a configuration.

@@ -178,7 +178,15 @@ type mpiOp struct {
 
 // openMPI initialises MPI on a new thread and returns the communicator of
 // MPI_COMM_WORLD.
+//
+// The MPI thread needs a P of the Go scheduler of its own, or it would
+// start and finish collectives only when the training goroutine blocks:
+// under mpirun's default binding of a rank to one core, GOMAXPROCS is 1,
+// so openMPI raises it to 2 (the thread spends its time in C, yielding).
 func openMPI(cfg Config) (Communicator, error) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	c := &mpiComm{timeout: cfg.Timeout, ops: make(chan *mpiOp, 64), exited: make(chan struct{}),
 		wake: (*C.int)(C.calloc(1, C.size_t(unsafe.Sizeof(C.int(0)))))}
 	ready := make(chan error, 1)

@@ -5,6 +5,7 @@ package dist_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/dist"
@@ -102,4 +103,30 @@ func TestMPICollectives(t *testing.T) {
 		}
 	}
 	must(t, c.Barrier())
+}
+
+// TestMPIProgressesAlone: a started all-reduce completes while the caller
+// does something else (here, sleeps), without MPI calls of the caller's:
+// the MPI thread progresses it. This is what lets DataParallel overlap the
+// all-reduces with Backward where a core is free.
+func TestMPIProgressesAlone(t *testing.T) {
+	c := ranks(t)
+	if c == nil {
+		return
+	}
+	x := tensor.FromSlice(device.NewCPU(1), make([]float32, 1<<17)) // 0.5 MB
+	best := time.Hour
+	for range 5 {
+		must(t, c.Barrier())
+		r, err := c.StartAllReduce(dist.Sum, x)
+		must(t, err)
+		time.Sleep(50 * time.Millisecond)
+		start := time.Now()
+		must(t, r.Wait())
+		best = min(best, time.Since(start))
+	}
+	t.Logf("rank %d: Wait after 50 ms away: %v at best", c.Rank(), best)
+	if best > 2*time.Millisecond {
+		t.Errorf("rank %d: the all-reduce was still running 50 ms after it started (Wait took %v at best of 5): it does not progress on its own", c.Rank(), best)
+	}
 }
