@@ -451,7 +451,9 @@ func (th *mpiThread) loop() {
 		if now := time.Now(); len(th.active) > 0 {
 			for _, op := range th.active {
 				if !now.Before(op.deadline) {
-					th.breakAll(th.diagnose(op))
+					if e := th.diagnose(op); e != nil {
+						th.breakAll(e)
+					}
 					break
 				}
 			}
@@ -671,12 +673,16 @@ func (th *mpiThread) release(p unsafe.Pointer, n int) { th.free[n] = append(th.f
 
 // diagnose explains why op timed out: after draining the sequence numbers
 // that have arrived, the ranks whose last one is below op's never started it.
+// It returns nil if op completed meanwhile.
 func (th *mpiThread) diagnose(op *mpiOp) *Error {
 	end := time.Now().Add(200 * time.Millisecond)
 	for time.Now().Before(end) {
 		if err := th.poll(time.Until(end)); err != nil {
 			break
 		}
+	}
+	if !slices.Contains(th.active, op) {
+		return nil
 	}
 	var late []int
 	var desc []string
