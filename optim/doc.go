@@ -11,8 +11,8 @@
 // implement device.MultiOptimizers (one kernel launch on CUDA; for Adam one
 // call per distinct step count, so one when all parameters step together),
 // as one fused kernel per tensor on devices that implement only
-// device.Optimizers, and as composed tensor operations elsewhere and with
-// AMSGrad or Maximize.
+// device.Optimizers, and as composed tensor operations elsewhere. AMSGrad
+// and Maximize are flags of the fused steps.
 // The optimizer state is exposed by State and restored by SetState, for
 // checkpoints, named as in PyTorch's state_dict ("<i>.step", "<i>.exp_avg",
 // "<i>.momentum_buffer", ...).

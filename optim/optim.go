@@ -88,15 +88,13 @@ func (o *SGD) SetLR(lr float32) { o.cfg.LR = lr }
 
 // Step applies one SGD update: in one call of the device's multi-tensor
 // step when it has one (device.MultiOptimizers) and holds every parameter,
-// else tensor by tensor. With Maximize it composes tensor operations.
+// else tensor by tensor.
 func (o *SGD) Step() error {
 	return tensor.Catch(func() {
 		hp := device.SGDParams{LR: o.cfg.LR, Momentum: o.cfg.Momentum, Dampening: o.cfg.Dampening,
-			WeightDecay: o.cfg.WeightDecay, Nesterov: o.cfg.Nesterov}
+			WeightDecay: o.cfg.WeightDecay, Nesterov: o.cfg.Nesterov, Maximize: o.cfg.Maximize}
 		var multi device.MultiOptimizers
-		if !o.cfg.Maximize {
-			multi, o.args.idx = multiDevice(o.params, o.args.idx[:0])
-		}
+		multi, o.args.idx = multiDevice(o.params, o.args.idx[:0])
 		if multi != nil {
 			// Parameters whose momentum buffer is new take a first step, in a
 			// call of their own: all of them on the first step, none after.
@@ -126,7 +124,7 @@ func (o *SGD) Step() error {
 				o.buffer(i)
 				hp.First = true
 			}
-			sgdStep(p.Value, p.Grad, o.bufs[i], hp, o.cfg.Maximize)
+			sgdStep(p.Value, p.Grad, o.bufs[i], hp)
 		}
 		o.steps++
 	})
@@ -165,14 +163,14 @@ func (o *SGD) sgdMulti(multi device.MultiOptimizers, idx []int, hp device.SGDPar
 // multiArgs holds the argument lists of multi-tensor steps, kept between
 // steps so that a step allocates nothing.
 type multiArgs struct {
-	idx, fresh, old, group []int
-	ps, gs, bs, ms, vs     []device.Buffer
-	ns                     []int
+	idx, fresh, old, group  []int
+	ps, gs, bs, ms, vs, vms []device.Buffer
+	ns                      []int
 }
 
 // reset empties the buffer lists, dropping their references.
 func (a *multiArgs) reset() {
-	for _, l := range []*[]device.Buffer{&a.ps, &a.gs, &a.bs, &a.ms, &a.vs} {
+	for _, l := range []*[]device.Buffer{&a.ps, &a.gs, &a.bs, &a.ms, &a.vs, &a.vms} {
 		clear(*l)
 		*l = (*l)[:0]
 	}
@@ -204,10 +202,10 @@ func multiDevice(params []*autograd.Var, idx []int) (device.MultiOptimizers, []i
 }
 
 // sgdStep updates one parameter: in the device's fused step when it has
-// one and maximize is off, else in tensor operations.
-func sgdStep(p, g, buf *tensor.Tensor, hp device.SGDParams, maximize bool) {
+// one, else in tensor operations.
+func sgdStep(p, g, buf *tensor.Tensor, hp device.SGDParams) {
 	dev := p.Device()
-	if f, ok := dev.(device.Optimizers); ok && !maximize {
+	if f, ok := dev.(device.Optimizers); ok {
 		var b device.Buffer
 		if buf != nil {
 			b = buf.Buffer()
@@ -219,7 +217,7 @@ func sgdStep(p, g, buf *tensor.Tensor, hp device.SGDParams, maximize bool) {
 	}
 	d := g.Clone()
 	defer d.Free()
-	if maximize {
+	if hp.Maximize {
 		d.ScaleInPlace(-1)
 	}
 	if hp.WeightDecay != 0 {
@@ -382,16 +380,14 @@ func (o *Adam) SetLR(lr float32) { o.cfg.LR = lr }
 // a device with multi-tensor steps (device.MultiOptimizers) that holds them
 // all it makes one call per distinct step count, so one call when all
 // parameters step together; else it updates tensor by tensor, in the
-// device's fused step (device.Optimizers) when it has one. With AMSGrad or
-// Maximize it composes tensor operations.
+// device's fused step (device.Optimizers) when it has one, else in tensor
+// operations.
 func (o *Adam) Step() error {
 	hp := device.AdamParams{LR: o.cfg.LR, Beta1: o.cfg.Beta1, Beta2: o.cfg.Beta2, Eps: o.cfg.Eps,
-		WeightDecay: o.cfg.WeightDecay, Decoupled: o.decoupled}
+		WeightDecay: o.cfg.WeightDecay, Decoupled: o.decoupled, Maximize: o.cfg.Maximize, AMSGrad: o.cfg.AMSGrad}
 	return tensor.Catch(func() {
 		var multi device.MultiOptimizers
-		if !o.cfg.AMSGrad && !o.cfg.Maximize {
-			multi, o.args.idx = multiDevice(o.params, o.args.idx[:0])
-		}
+		multi, o.args.idx = multiDevice(o.params, o.args.idx[:0])
 		if multi == nil {
 			for i, p := range o.params {
 				if p.Grad != nil {
@@ -433,9 +429,16 @@ func (o *Adam) adamMulti(multi device.MultiOptimizers, idx []int, hp device.Adam
 		p := o.params[i]
 		a.ps, a.gs = append(a.ps, p.Value.Buffer()), append(a.gs, p.Grad.Buffer())
 		a.ms, a.vs = append(a.ms, o.m[i].Buffer()), append(a.vs, o.v[i].Buffer())
+		if hp.AMSGrad {
+			a.vms = append(a.vms, o.vm[i].Buffer())
+		}
 		a.ns = append(a.ns, p.Value.Len())
 	}
-	if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, nil, a.ns, hp); err != nil {
+	var vms []device.Buffer
+	if hp.AMSGrad {
+		vms = a.vms
+	}
+	if err := multi.AdamStepMulti(a.ps, a.gs, a.ms, a.vs, vms, a.ns, hp); err != nil {
 		panic(&tensor.Error{Op: "adam step", Err: err})
 	}
 }
@@ -463,12 +466,15 @@ func zeroed(t, like *tensor.Tensor) *tensor.Tensor {
 }
 
 // adamStep updates parameter i, hp.Step being its step count: in the
-// device's fused step when it has one and neither AMSGrad nor Maximize is
-// set, else in tensor operations.
+// device's fused step when it has one, else in tensor operations.
 func (o *Adam) adamStep(i int, hp device.AdamParams) {
 	p, g, m, v := o.params[i].Value, o.params[i].Grad, o.m[i], o.v[i]
-	if f, ok := p.Device().(device.Optimizers); ok && !o.cfg.AMSGrad && !o.cfg.Maximize {
-		if err := f.AdamStep(p.Buffer(), g.Buffer(), m.Buffer(), v.Buffer(), nil, p.Len(), hp); err != nil {
+	if f, ok := p.Device().(device.Optimizers); ok {
+		var vm device.Buffer
+		if hp.AMSGrad {
+			vm = o.vm[i].Buffer()
+		}
+		if err := f.AdamStep(p.Buffer(), g.Buffer(), m.Buffer(), v.Buffer(), vm, p.Len(), hp); err != nil {
 			panic(&tensor.Error{Op: "adam step", Shapes: [][]int{p.Shape()}, Err: err})
 		}
 		return

@@ -319,8 +319,6 @@ type optCase struct {
 	ref   func() refOptimizer
 	sched optim.Schedule
 	lr64  func(step int) float64
-	// composed: the options need tensor operations; no fused step runs.
-	composed bool
 	// momentum: SGD with a momentum buffer; adam: Adam or AdamW.
 	momentum, adam bool
 	amsgrad        bool
@@ -336,7 +334,6 @@ func sgdCase(name string, cfg optim.SGDConfig) optCase {
 		},
 		sched:    optim.Constant{Base: cfg.LR},
 		lr64:     func(int) float64 { return float64(cfg.LR) },
-		composed: cfg.Maximize,
 		momentum: cfg.Momentum != 0,
 	}
 }
@@ -364,11 +361,10 @@ func adamCase(name string, cfg optim.AdamConfig, decoupled bool) optCase {
 			return &refAdam{beta1: b1, beta2: b2, eps: eps, wd: float64(cfg.WeightDecay), decoupled: decoupled,
 				amsgrad: cfg.AMSGrad, maximize: cfg.Maximize}
 		},
-		sched:    optim.Constant{Base: cfg.LR},
-		lr64:     func(int) float64 { return float64(cfg.LR) },
-		composed: cfg.AMSGrad || cfg.Maximize,
-		adam:     true,
-		amsgrad:  cfg.AMSGrad,
+		sched:   optim.Constant{Base: cfg.LR},
+		lr64:    func(int) float64 { return float64(cfg.LR) },
+		adam:    true,
+		amsgrad: cfg.AMSGrad,
 	}
 }
 
@@ -492,9 +488,6 @@ func TestTrajectories(t *testing.T) {
 							if pa.multi {
 								want = steps
 							}
-							if c.composed {
-								want = 0
-							}
 							if got := pa.calls() - before; got != want {
 								t.Errorf("%d fused steps ran, want %d", got, want)
 							}
@@ -590,9 +583,6 @@ func TestSkippedSteps(t *testing.T) {
 // multi one per step and group of parameters updated alike (Adam's of the
 // same step count; SGD's taking their first step with momentum or not).
 func fusedCalls(c optCase, multi bool, n int) int {
-	if c.composed {
-		return 0
-	}
 	calls := 0
 	count := make([]int, n) // the steps with a gradient so far
 	for s := range steps {
@@ -1090,7 +1080,9 @@ type nopFused struct{ device.Device }
 
 func (nopFused) SGDStep(p, g, buf device.Buffer, n int, hp device.SGDParams) error { return nil }
 
-func (nopFused) AdamStep(p, g, m, v, vmax device.Buffer, n int, hp device.AdamParams) error { return nil }
+func (nopFused) AdamStep(p, g, m, v, vmax device.Buffer, n int, hp device.AdamParams) error {
+	return nil
+}
 
 type nopMulti struct{ device.Device }
 
@@ -1111,9 +1103,6 @@ func TestStepAllocs(t *testing.T) {
 	cpu := device.NewCPU(1)
 	for _, dev := range []device.Device{nopFused{cpu}, nopMulti{cpu}} {
 		for _, c := range optCases() {
-			if c.composed {
-				continue
-			}
 			ps := newParams(dev, pr.shapes, pr.init)
 			grads := make([]*tensor.Tensor, len(ps))
 			for i, p := range ps {
