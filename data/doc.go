@@ -28,5 +28,12 @@
 //		}
 //	}
 //
+// DecodeImage reads a PNG or JPEG, refusing from its header an image of more
+// pixels than the caller allows (ErrTooLarge), so that a small compressed
+// file cannot make it allocate gigabytes. DigitInput turns an image into
+// the side×side grayscale input of an MNIST model: alpha composited over the
+// background the ink implies, padded to a square, area-resampled and
+// inverted when the background is light.
+//
 // The package uses only the standard library.
 package data

@@ -6,7 +6,6 @@ import (
 	"image/color"
 	"image/png"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,7 +89,7 @@ func TestPredict(t *testing.T) {
 		t.Errorf("want exit 1 for the unreadable files, got %v", r)
 	}
 	errLines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	if len(errLines) != 3 || !strings.Contains(errLines[0], "notes.txt: not a PNG image") ||
+	if len(errLines) != 3 || !strings.Contains(errLines[0], "notes.txt: not a PNG or JPEG image") ||
 		!strings.Contains(errLines[1], "missing.png") || !strings.Contains(errLines[2], "2 of 10 images could not be read") {
 		t.Errorf("stderr should name each unreadable file and count them:\n%s", r.stderr)
 	}
@@ -106,48 +105,5 @@ func TestPredict(t *testing.T) {
 		if inv := strings.Contains(line, "inverted"); inv != strings.Contains(files[i], "inverted") {
 			t.Errorf("line %q: wrong inversion note", line)
 		}
-	}
-}
-
-// TestResample compares area resampling with a direct reference on random
-// images of odd sizes.
-func TestResample(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct{ n, m int }{{28, 28}, {56, 28}, {57, 28}, {100, 28}, {13, 28}, {5, 3}, {3, 7}} {
-		g := make([]float64, tc.n*tc.n)
-		for i := range g {
-			g[i] = rng.Float64()
-		}
-		got := resample(g, tc.n, tc.m)
-		// Reference: integrate the piecewise-constant image over each
-		// output cell on a fine grid that has every cell edge on it.
-		for oy := range tc.m {
-			for ox := range tc.m {
-				sum := 0.0
-				for fy := oy * tc.n; fy < (oy+1)*tc.n; fy++ {
-					for fx := ox * tc.n; fx < (ox+1)*tc.n; fx++ {
-						sum += g[(fy/tc.m)*tc.n+fx/tc.m]
-					}
-				}
-				want := sum / float64(tc.n*tc.n)
-				if d := math.Abs(got[oy*tc.m+ox] - want); d > 1e-12 {
-					t.Fatalf("%d->%d: pixel (%d,%d) = %v, want %v", tc.n, tc.m, ox, oy, got[oy*tc.m+ox], want)
-				}
-			}
-		}
-	}
-}
-
-func TestPadSquare(t *testing.T) {
-	g := []float64{1, 2, 3, 4, 5, 6} // 3 wide, 2 high
-	got, n := padSquare(g, 3, 2)
-	want := []float64{1, 2, 3, 4, 5, 6, 0, 0, 0}
-	if n != 3 || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("padSquare = %v (%d), want %v", got, n, want)
-	}
-	got, n = padSquare(g, 2, 3) // 2 wide, 3 high
-	want = []float64{1, 2, 0, 3, 4, 0, 5, 6, 0}
-	if n != 3 || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("padSquare = %v (%d), want %v", got, n, want)
 	}
 }
