@@ -70,14 +70,15 @@ type Batcher struct {
 
 // request is one Predict call: n rows of x, answered into probs.
 type request struct {
-	ctx   context.Context
-	x     []float32 // n*Inputs values, the caller's
-	probs []float32 // n*Classes values, the caller's
-	n     int
-	next  int // rows handed to passes so far, by the worker that claimed it
-	done  int // rows answered
-	state atomic.Int32
-	reply chan error // buffered: the worker never blocks on it
+	ctx      context.Context
+	deadline time.Time // zero for none besides ctx's
+	x        []float32 // n*Inputs values, the caller's
+	probs    []float32 // n*Classes values, the caller's
+	n        int
+	next     int // rows handed to passes so far, by the worker that claimed it
+	done     int // rows answered
+	state    atomic.Int32
+	reply    chan error // buffered: the worker never blocks on it
 }
 
 // Request states: a worker claims a queued request, or its caller gives up
@@ -132,6 +133,13 @@ func (b *Batcher) Config() BatcherConfig { return b.cfg }
 // still queued are then dropped, and Predict returns at once unless a pass
 // already took them. x and probs must not be used until Predict returns.
 func (b *Batcher) Predict(ctx context.Context, x, probs []float32) error {
+	return b.predict(ctx, time.Time{}, nil, x, probs)
+}
+
+// predict is Predict with a deadline besides ctx's, kept by timer (which
+// it resets and stops) when deadline is not zero: the Handler's
+// per-request deadline without a context and a timer per request.
+func (b *Batcher) predict(ctx context.Context, deadline time.Time, timer *time.Timer, x, probs []float32) error {
 	in, c := b.cfg.Inputs, b.cfg.Classes
 	n := len(x) / in
 	if n == 0 || len(x) != n*in || len(probs) != n*c {
@@ -141,26 +149,47 @@ func (b *Batcher) Predict(ctx context.Context, x, probs []float32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		timer.Reset(time.Until(deadline))
+		defer timer.Stop()
+		expired = timer.C
+	}
 	r := b.pool.Get().(*request)
-	r.ctx, r.x, r.probs, r.n, r.next, r.done = ctx, x, probs, n, 0, 0
+	r.ctx, r.deadline, r.x, r.probs, r.n, r.next, r.done = ctx, deadline, x, probs, n, 0, 0
 	r.state.Store(queued)
 	if err := b.enqueue(r); err != nil {
 		b.recycle(r)
 		return err
 	}
+	var err error
 	select {
 	case err := <-r.reply:
 		b.recycle(r)
 		return err
 	case <-ctx.Done():
-		if r.state.CompareAndSwap(queued, abandoned) {
-			b.cfg.Metrics.dropped(ctx.Err())
-			return ctx.Err() // the worker that dequeues r recycles it
-		}
-		err := <-r.reply // a pass has it: it ends soon
-		b.recycle(r)
+		err = ctx.Err()
+	case <-expired:
+		err = context.DeadlineExceeded
+	}
+	if r.state.CompareAndSwap(queued, abandoned) {
+		b.cfg.Metrics.dropped(err)
+		return err // the worker that dequeues r recycles it
+	}
+	err = <-r.reply // a pass has it: it ends soon
+	b.recycle(r)
+	return err
+}
+
+// expired returns the error of a request whose time is up, or nil.
+func (r *request) expired() error {
+	if err := r.ctx.Err(); err != nil {
 		return err
 	}
+	if !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func (b *Batcher) enqueue(r *request) error {
@@ -213,6 +242,7 @@ type worker struct {
 	b     *Batcher
 	tape  *autograd.Tape
 	x     *tensor.Tensor // the last pass's input, reused at the same size
+	leaf  *autograd.Var  // x on the tape
 	host  []float32      // MaxBatch*Inputs: the rows of a pass
 	probs []float32      // MaxBatch*Classes: their outputs
 	spans []span
@@ -253,7 +283,7 @@ func (w *worker) collect() bool {
 		}
 	}
 	if r := w.carry; r != nil {
-		if err := r.ctx.Err(); err != nil {
+		if err := r.expired(); err != nil {
 			w.carry = nil
 			w.b.cfg.Metrics.dropped(err)
 			r.reply <- err
@@ -313,7 +343,7 @@ func (w *worker) claim(r *request) *request {
 		w.b.recycle(r)
 		return nil
 	}
-	if err := r.ctx.Err(); err != nil {
+	if err := r.expired(); err != nil {
 		w.b.cfg.Metrics.dropped(err)
 		r.reply <- err
 		return nil
@@ -369,10 +399,12 @@ func (w *worker) forward(rows int) (err error) {
 			err = fmt.Errorf("serve: forward pass of %d rows: %v", rows, r)
 		}
 	}()
-	w.x = tensor.Reuse(w.x, w.b.cfg.Device, rows, in)
+	if x := tensor.Reuse(w.x, w.b.cfg.Device, rows, in); x != w.x || w.leaf == nil {
+		w.x, w.leaf = x, w.tape.Var(x, false)
+	}
 	w.x.CopyFrom(w.host[:rows*in])
 	w.tape.NoGrad(func() {
-		out := w.b.cfg.Model.Forward(w.tape.Var(w.x, false)).Value
+		out := w.b.cfg.Model.Forward(w.leaf).Value
 		if out.Dims() != 2 || out.Dim(0) != rows || out.Dim(1) != c {
 			err = fmt.Errorf("serve: the model returned %v for %d rows of %d classes", out.Shape(), rows, c)
 			return

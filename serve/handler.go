@@ -174,6 +174,8 @@ type exchange struct {
 	lim     io.LimitedReader
 	rd      bytes.Reader
 	json    jsonRequest
+	parser  jsonParser
+	timer   *time.Timer // the request's deadline
 	x       []float32
 	probs   []float32
 	names   []string
@@ -203,9 +205,11 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	c := h.b.cfg.Classes
 	ex.probs = grow(ex.probs, n*c)
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.Timeout)
-	err = h.b.Predict(ctx, ex.x[:n*h.b.cfg.Inputs], ex.probs)
-	cancel()
+	if ex.timer == nil {
+		ex.timer = time.NewTimer(time.Hour)
+		ex.timer.Stop()
+	}
+	err = h.b.predict(r.Context(), start.Add(h.cfg.Timeout), ex.timer, ex.x[:n*h.b.cfg.Inputs], ex.probs)
 	if err != nil {
 		h.fail(w, r, start, h.predictError(r, err))
 		return
@@ -231,7 +235,7 @@ func (h *Handler) predictError(r *http.Request, err error) error {
 		return &inputError{http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &inputError{http.StatusGatewayTimeout, "timeout", fmt.Sprintf("not answered within %v", h.cfg.Timeout)}
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case r.Context().Err() != nil:
 		return &inputError{499, "cancelled", "the client went away"}
 	}
 	return &inputError{http.StatusInternalServerError, "internal", err.Error()}
@@ -305,7 +309,7 @@ func (h *Handler) decode(r *http.Request, ex *exchange) (n, k int, err error) {
 	switch {
 	case hasMediaType(ct, "application/json"):
 		ex.json.x = ex.x
-		err = parseJSON(ex.body.Bytes(), h.cfg.Shape, h.cfg.MaxInputs, &ex.json)
+		err = ex.parser.parse(ex.body.Bytes(), h.cfg.Shape, h.cfg.MaxInputs, &ex.json)
 		ex.x = ex.json.x
 		n = ex.json.n
 		if ex.json.topK > 0 {

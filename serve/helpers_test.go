@@ -336,3 +336,5 @@ func metricValue(text, name string) (float64, error) {
 	}
 	return 0, errors.New("no sample " + name)
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

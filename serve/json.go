@@ -41,9 +41,17 @@ type jsonParser struct {
 // parseJSON decodes body into req, reusing req.x. A bad body is an
 // *inputError.
 func parseJSON(body []byte, shape Shape, maxInputs int, req *jsonRequest) error {
-	p := jsonParser{b: body, shape: shape, maxInputs: maxInputs, req: jsonRequest{x: req.x[:0]}}
+	var p jsonParser
+	return p.parse(body, shape, maxInputs, req)
+}
+
+// parse is parseJSON with a parser that the caller keeps, so that it
+// does not escape to the heap.
+func (p *jsonParser) parse(body []byte, shape Shape, maxInputs int, req *jsonRequest) error {
+	*p = jsonParser{b: body, shape: shape, maxInputs: maxInputs, req: jsonRequest{x: req.x[:0]}}
 	err := p.document()
 	*req = p.req
+	p.b, p.req = nil, jsonRequest{}
 	return err
 }
 
@@ -101,7 +109,7 @@ func (p *jsonParser) document() error {
 			if err := p.expect(':'); err != nil {
 				return err
 			}
-			switch key {
+			switch string(key) {
 			case "instances":
 				if seenInstances {
 					return p.errorf(`"instances" given twice`)
@@ -145,11 +153,11 @@ func (p *jsonParser) document() error {
 	return nil
 }
 
-// str reads a string token. Strings with escapes are rare (keys here), so
-// they go to encoding/json.
-func (p *jsonParser) str() (string, error) {
+// str reads a string token; the result may share the body's memory.
+// Strings with escapes are rare (keys here), so they go to encoding/json.
+func (p *jsonParser) str() ([]byte, error) {
 	if err := p.expect('"'); err != nil {
-		return "", err
+		return nil, err
 	}
 	start, escaped := p.i, false
 	for ; p.i < len(p.b); p.i++ {
@@ -161,18 +169,18 @@ func (p *jsonParser) str() (string, error) {
 			p.i++
 			raw := p.b[start-1 : p.i]
 			if !escaped {
-				return string(raw[1 : len(raw)-1]), nil
+				return raw[1 : len(raw)-1], nil
 			}
 			var s string
 			if err := json.Unmarshal(raw, &s); err != nil {
-				return "", p.errorf("bad string: %v", err)
+				return nil, p.errorf("bad string: %v", err)
 			}
-			return s, nil
+			return []byte(s), nil
 		case c < 0x20:
-			return "", p.errorf("control character in a string")
+			return nil, p.errorf("control character in a string")
 		}
 	}
-	return "", p.errorf("unterminated string")
+	return nil, p.errorf("unterminated string")
 }
 
 // number reads a JSON number.
