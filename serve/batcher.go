@@ -39,7 +39,10 @@ type BatcherConfig struct {
 	// MaxBatch is the most rows in one forward pass (default 32).
 	MaxBatch int
 	// MaxDelay is how long a pass waits for more rows after its first one
-	// arrived; 0 runs as soon as the rows already queued are taken.
+	// arrived; 0 runs as soon as the rows already queued are taken. A pass
+	// waits only under load: when the previous pass held more than one
+	// request, or (behind a Handler) while other requests are being read
+	// and decoded. So a lone client's requests run at once.
 	MaxDelay time.Duration
 	// Workers is the number of forward passes that may run at once
 	// (default 1). Each has its own tape and buffers; use more than one
@@ -66,6 +69,10 @@ type Batcher struct {
 
 	mu     sync.RWMutex // held for writing by Close, reading by senders
 	closed bool
+
+	// arriving counts the requests a Handler is reading and decoding,
+	// which a pass may wait for.
+	arriving atomic.Int64
 }
 
 // request is one Predict call: n rows of x, answered into probs.
@@ -133,20 +140,31 @@ func (b *Batcher) Config() BatcherConfig { return b.cfg }
 // still queued are then dropped, and Predict returns at once unless a pass
 // already took them. x and probs must not be used until Predict returns.
 func (b *Batcher) Predict(ctx context.Context, x, probs []float32) error {
-	return b.predict(ctx, time.Time{}, nil, x, probs)
+	return b.predict(ctx, time.Time{}, nil, x, probs, false)
 }
+
+// arrive announces a request that will call predict with announced set,
+// or, with -1, one that will not after all.
+func (b *Batcher) arrive(n int64) { b.arriving.Add(n) }
 
 // predict is Predict with a deadline besides ctx's, kept by timer (which
 // it resets and stops) when deadline is not zero: the Handler's
 // per-request deadline without a context and a timer per request.
-func (b *Batcher) predict(ctx context.Context, deadline time.Time, timer *time.Timer, x, probs []float32) error {
+// announced says that the request was announced with arrive.
+func (b *Batcher) predict(ctx context.Context, deadline time.Time, timer *time.Timer, x, probs []float32, announced bool) error {
+	var arrived int64
+	if announced {
+		arrived = -1
+	}
 	in, c := b.cfg.Inputs, b.cfg.Classes
 	n := len(x) / in
 	if n == 0 || len(x) != n*in || len(probs) != n*c {
+		b.arriving.Add(arrived)
 		return fmt.Errorf("%w: %d input values and %d outputs for rows of %d inputs and %d classes",
 			ErrInput, len(x), len(probs), in, c)
 	}
 	if err := ctx.Err(); err != nil {
+		b.arriving.Add(arrived)
 		return err
 	}
 	var expired <-chan time.Time
@@ -158,11 +176,12 @@ func (b *Batcher) predict(ctx context.Context, deadline time.Time, timer *time.T
 	r := b.pool.Get().(*request)
 	r.ctx, r.deadline, r.x, r.probs, r.n, r.next, r.done = ctx, deadline, x, probs, n, 0, 0
 	r.state.Store(queued)
-	if err := b.enqueue(r); err != nil {
+	err := b.enqueue(r)
+	b.arriving.Add(arrived) // after the send: a worker sees r queued or still arriving
+	if err != nil {
 		b.recycle(r)
 		return err
 	}
-	var err error
 	select {
 	case err := <-r.reply:
 		b.recycle(r)
@@ -247,7 +266,9 @@ type worker struct {
 	probs []float32      // MaxBatch*Classes: their outputs
 	spans []span
 	carry *request // claimed, with rows left for the next pass
-	timer *time.Timer
+	// lastRequests is the number of requests of the previous pass.
+	lastRequests int
+	timer        *time.Timer
 }
 
 // span is the rows [lo, lo+n) of r in the current pass.
@@ -261,6 +282,7 @@ func (w *worker) loop() {
 	defer w.x.Free()
 	defer w.tape.Free()
 	for w.collect() {
+		w.lastRequests = len(w.spans)
 		w.run()
 	}
 }
@@ -303,23 +325,25 @@ func (w *worker) collect() bool {
 			}
 		}
 	}
-	if w.b.cfg.MaxDelay > 0 {
+	wait := w.b.cfg.MaxDelay > 0
+	if wait {
 		w.timer.Reset(w.b.cfg.MaxDelay)
 		defer w.timer.Stop()
 	}
 	for open && rows < maxBatch {
-		if w.b.cfg.MaxDelay > 0 {
-			select {
-			case r, ok := <-w.b.queue:
-				if !ok {
-					open = false
-				} else if r = w.claim(r); r != nil {
-					take(r)
-				}
-			case <-w.timer.C:
-				return true
+		// Take what is queued, then wait for more if worth it.
+		select {
+		case r, ok := <-w.b.queue:
+			if !ok {
+				open = false
+			} else if r = w.claim(r); r != nil {
+				take(r)
 			}
 			continue
+		default:
+		}
+		if !wait || (w.lastRequests <= 1 && w.b.arriving.Load() <= 0) {
+			return true // a lone request does not wait for company
 		}
 		select {
 		case r, ok := <-w.b.queue:
@@ -328,7 +352,7 @@ func (w *worker) collect() bool {
 			} else if r = w.claim(r); r != nil {
 				take(r)
 			}
-		default:
+		case <-w.timer.C:
 			return true
 		}
 	}

@@ -198,8 +198,10 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	ex := h.pool.Get().(*exchange)
 	defer h.pool.Put(ex)
+	h.b.arrive(1)
 	n, k, err := h.decode(r, ex)
 	if err != nil {
+		h.b.arrive(-1)
 		h.fail(w, r, start, err)
 		return
 	}
@@ -209,7 +211,7 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		ex.timer = time.NewTimer(time.Hour)
 		ex.timer.Stop()
 	}
-	err = h.b.predict(r.Context(), start.Add(h.cfg.Timeout), ex.timer, ex.x[:n*h.b.cfg.Inputs], ex.probs)
+	err = h.b.predict(r.Context(), start.Add(h.cfg.Timeout), ex.timer, ex.x[:n*h.b.cfg.Inputs], ex.probs, true)
 	if err != nil {
 		h.fail(w, r, start, h.predictError(r, err))
 		return
