@@ -252,3 +252,55 @@ func TestBatcherModelErrors(t *testing.T) {
 		t.Error("Warmup of a model of the wrong shape: no error")
 	}
 }
+
+// TestBatcherWaitsOnlyUnderLoad checks the MaxDelay policy with a delay of
+// an hour: a lone request runs at once, while after a pass of two
+// requests the next pass waits until it is full.
+func TestBatcherWaitsOnlyUnderLoad(t *testing.T) {
+	_, dev := trained(t)
+	m, gate, entered := blocked(t)
+	b := newBatcher(t, BatcherConfig{Model: m, Device: dev, MaxBatch: 2, MaxDelay: time.Hour})
+	x := make([]float32, inputs)
+	predict := func() chan error {
+		ch := make(chan error, 1)
+		go func() { ch <- b.Predict(context.Background(), x, make([]float32, classes)) }()
+		return ch
+	}
+	// A lone request: its pass starts without waiting for a second.
+	first := predict()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lone request waited for company")
+	}
+	// Two more queue behind it and share the next pass.
+	second, third := predict(), predict()
+	waitFor(t, func() bool { return len(b.queue) == 2 })
+	gate <- struct{}{}
+	if rows := <-entered; rows != 2 {
+		t.Fatalf("the pass after the lone one has %d rows, want 2", rows)
+	}
+	gate <- struct{}{}
+	for _, ch := range []chan error{first, second, third} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Under load now: a fourth request waits for a fifth.
+	fourth := predict()
+	select {
+	case rows := <-entered:
+		t.Fatalf("a pass of %d rows ran without waiting after a full pass", rows)
+	case <-time.After(50 * time.Millisecond):
+	}
+	fifth := predict()
+	if rows := <-entered; rows != 2 {
+		t.Errorf("the waiting pass ran %d rows, want 2", rows)
+	}
+	gate <- struct{}{}
+	for _, ch := range []chan error{fourth, fifth} {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

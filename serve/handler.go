@@ -46,8 +46,8 @@ type HandlerConfig struct {
 	Metrics *Metrics
 	// Gatherer, when set, is served at /metrics.
 	Gatherer prometheus.Gatherer
-	// Logger receives one line per failed request, and per request at
-	// debug level (default: slog.Default()).
+	// Logger receives a warning per request answered 5xx, and a line per
+	// request at debug level (default: slog.Default()).
 	Logger *slog.Logger
 }
 
@@ -265,12 +265,9 @@ func (h *Handler) done(r *http.Request, start time.Time, code, n int, err *input
 	d := time.Since(start)
 	h.cfg.Metrics.request(code, d)
 	log := h.cfg.Logger
-	level := slog.LevelDebug
-	switch {
-	case code >= 500:
+	level := slog.LevelDebug // bad requests too: a client's flood must not flood the log
+	if code >= 500 {
 		level = slog.LevelWarn
-	case code >= 400:
-		level = slog.LevelInfo
 	}
 	if !log.Enabled(r.Context(), level) {
 		return

@@ -13,8 +13,8 @@
 //	go build -o /tmp/gograd ./cmd/gograd
 //	go run ./bench/loadtest -gograd /tmp/gograd -model runs/mnist/model.safetensors
 //
-// The soak (-soak N) sends N requests, a mix of good images and bad
-// requests of every kind, checks each answer (good ones against what
+// The soak (-soak N) sends N requests, three quarters good (single images
+// and multipart pairs) and a quarter bad requests of every kind, checks each answer (good ones against what
 // `gograd predict` prints for the same image files), counts the lost and
 // wrong ones, and samples the server's resident memory:
 //
@@ -498,7 +498,10 @@ func runSoak(gograd, model string, n, clients int, limit time.Duration, growth f
 	if err != nil {
 		return err
 	}
-	s, err := startServer(gograd, model, []string{"-max-body", strconv.Itoa(64 << 10), "-max-pixels", strconv.Itoa(1 << 20), "-log-level", "warn"})
+	// A quarter of the requests are bad, of every kind alike.
+	split := slices.IndexFunc(reqs, func(e expectation) bool { return e.status != 200 })
+	good, bad := reqs[:split], reqs[split:]
+	s, err := startServer(gograd, model, []string{"-max-body", strconv.Itoa(64 << 10), "-max-pixels", strconv.Itoa(1 << 20)})
 	if err != nil {
 		return err
 	}
@@ -532,7 +535,10 @@ func runSoak(gograd, model string, n, clients int, limit time.Duration, growth f
 				if k > int64(n) {
 					return
 				}
-				e := reqs[rng.IntN(len(reqs))]
+				e := good[rng.IntN(len(good))]
+				if rng.IntN(4) == 0 {
+					e = bad[rng.IntN(len(bad))]
+				}
 				code, body, err := post(client, s.url+"/v1/predict", e.contentType, e.body)
 				if err != nil {
 					lost.Add(1)
