@@ -297,13 +297,25 @@ func runLoad(gograd, model, configs, concurrency, payload string, requests int, 
 	}
 	fmt.Println("| server | concurrency | requests | req/s | p50 ms | p99 ms | mean batch | ms/pass | errors |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	// Every server runs at once, and each concurrency level measures them
+	// one after the other, so that they see the same machine.
+	var names []string
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop()
+		}
+	}()
 	for cfg := range strings.SplitSeq(configs, ";") {
 		name, flags, _ := strings.Cut(cfg, "=")
 		s, err := startServer(gograd, model, strings.Fields(flags))
 		if err != nil {
 			return err
 		}
-		for _, c := range levels {
+		names, servers = append(names, name), append(servers, s)
+	}
+	for _, c := range levels {
+		for i, s := range servers {
 			client := newClient(c)
 			level(client, s.url, contentType, bodies, c, 1<<30, warmup)
 			rows0, passes0 := s.metric("gograd_serve_batch_size_sum"), s.metric("gograd_serve_batch_size_count")
@@ -312,13 +324,16 @@ func runLoad(gograd, model, configs, concurrency, payload string, requests int, 
 			rows, passes := s.metric("gograd_serve_batch_size_sum")-rows0, s.metric("gograd_serve_batch_size_count")-passes0
 			fwd := s.metric("gograd_serve_forward_seconds_sum") - fwd0
 			client.CloseIdleConnections()
-			fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %.1f | %.3f | %d |\n", name, c, r.n, r.rps,
+			fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %.1f | %.3f | %d |\n", names[i], c, r.n, r.rps,
 				ms(r.quantile(0.5)), ms(r.quantile(0.99)), rows/passes, 1e3*fwd/passes, r.errors)
 		}
+	}
+	for _, s := range servers {
 		if err := s.stop(); err != nil {
 			return err
 		}
 	}
+	servers = nil
 	return nil
 }
 
