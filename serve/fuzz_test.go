@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 )
 
@@ -124,4 +126,33 @@ func FuzzPredictRequest(f *testing.F) {
 			t.Fatalf("status %d, body %s: want 200 or a 4xx error", rec.Code, rec.Body.Bytes())
 		}
 	})
+}
+
+// TestExactDecimal checks the fast path of number parsing against
+// strconv.ParseFloat on random decimals of up to 15 digits.
+func TestExactDecimal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for range 200000 {
+		digits := 1 + rng.IntN(15)
+		m := rng.Uint64N(uint64(math.Pow10(digits)))
+		s := strconv.FormatUint(m, 10)
+		if k := rng.IntN(len(s) + 1); k > 0 && k < len(s) {
+			s = s[:len(s)-k] + "." + s[len(s)-k:]
+		}
+		if rng.IntN(2) == 0 {
+			s = "-" + s
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := exactDecimal([]byte(s)); !ok || got != want {
+			t.Fatalf("exactDecimal(%s) = %v, %v; ParseFloat gives %v", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"1e5", "1234567890123456", "0.1234567890123456"} {
+		if _, ok := exactDecimal([]byte(s)); ok {
+			t.Errorf("exactDecimal(%s) took the fast path", s)
+		}
+	}
 }

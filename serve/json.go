@@ -219,11 +219,53 @@ func (p *jsonParser) number() (float64, error) {
 			return 0, p.errorf("want digits in the exponent")
 		}
 	}
+	if v, ok := exactDecimal(p.b[start:p.i]); ok {
+		return v, nil
+	}
 	v, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
 	if err != nil {
 		return 0, p.errorf("number %s is out of range", p.b[start:p.i])
 	}
 	return v, nil
+}
+
+// pow10 are the powers of ten that a float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// exactDecimal parses a valid JSON number without an exponent and with
+// at most 15 digits, such as pixel values: m/10^k of an exact integer m
+// and an exact power of ten is the correctly rounded result, as
+// strconv.ParseFloat computes it. Other numbers report false.
+func exactDecimal(b []byte) (float64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for i, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			m = m*10 + uint64(c-'0')
+			digits++
+		case c == '.':
+			frac = i
+		default:
+			return 0, false // an exponent
+		}
+	}
+	if digits > 15 {
+		return 0, false
+	}
+	v := float64(m)
+	if frac >= 0 {
+		v /= pow10[len(b)-frac-1]
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func (p *jsonParser) instances() error {
