@@ -197,7 +197,7 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex := h.pool.Get().(*exchange)
-	defer h.pool.Put(ex)
+	defer h.release(ex)
 	h.b.arrive(1)
 	n, k, err := h.decode(r, ex)
 	if err != nil {
@@ -226,6 +226,18 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	w.Write(ex.out)
 	h.done(r, start, http.StatusOK, n, nil)
+}
+
+// maxPooledBody is the largest body buffer kept for the next request: one
+// large request must not keep its memory in every pooled exchange.
+const maxPooledBody = 1 << 20
+
+func (h *Handler) release(ex *exchange) {
+	if ex.body.Cap() > maxPooledBody {
+		ex.body = bytes.Buffer{}
+	}
+	clear(ex.names)
+	h.pool.Put(ex)
 }
 
 // predictError maps the Batcher's errors to answers.

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -419,5 +420,73 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDeadlinesOverHTTP checks that a request still queued at its
+// deadline is answered 504 and one whose client went away is dropped,
+// both without running, while the model is busy.
+func TestDeadlinesOverHTTP(t *testing.T) {
+	model, dev := trained(t)
+	var block atomic.Bool
+	gate, entered := make(chan struct{}), make(chan int, 100)
+	m := &hookModel{Module: model, before: func(rows int) {
+		if block.Load() {
+			entered <- rows
+			<-gate
+		}
+	}}
+	s := startServer(t, m, dev, BatcherConfig{MaxBatch: 4}, HandlerConfig{Timeout: 300 * time.Millisecond})
+	block.Store(true)
+	body := instancesJSON(make([]float32, inputs), 0)
+	first := make(chan int, 1)
+	go func() {
+		code, _ := post(t, s.url+"/v1/predict", "application/json", body)
+		first <- code
+	}()
+	<-entered // the worker is busy until the gate opens
+
+	code, b := post(t, s.url+"/v1/predict", "application/json", body)
+	if code != http.StatusGatewayTimeout || errorCode(t, b).Error.Code != "timeout" {
+		t.Errorf("a request queued past its deadline: %d %s, want 504 timeout", code, b)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.url+"/v1/predict", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	gone := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		gone <- err
+	}()
+	waitFor(t, func() bool {
+		_, text := get(t, s.url+"/metrics")
+		v, _ := metricValue(text, "gograd_serve_queue_depth")
+		return v == 1
+	})
+	cancel()
+	<-gone
+	waitFor(t, func() bool {
+		_, text := get(t, s.url+"/metrics")
+		v, _ := metricValue(text, `gograd_serve_dropped_total{reason="cancelled"}`)
+		return v == 1
+	})
+	block.Store(false)
+	gate <- struct{}{}
+	if code := <-first; code != 200 {
+		t.Errorf("the request that held the model: %d", code)
+	}
+	_, text := get(t, s.url+"/metrics")
+	for name, want := range map[string]float64{
+		`gograd_serve_dropped_total{reason="deadline"}`: 1,
+		`gograd_serve_requests_total{code="504"}`:       1,
+		`gograd_serve_requests_total{code="499"}`:       1,
+		"gograd_serve_batch_size_count":                 3, // two warm-up passes and the first request
+	} {
+		if v, err := metricValue(text, name); err != nil || v != want {
+			t.Errorf("%s = %v (%v), want %v", name, v, err, want)
+		}
 	}
 }
