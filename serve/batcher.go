@@ -192,6 +192,7 @@ func (b *Batcher) predict(ctx context.Context, deadline time.Time, timer *time.T
 		err = context.DeadlineExceeded
 	}
 	if r.state.CompareAndSwap(queued, abandoned) {
+		b.cfg.Metrics.queued(-1)
 		b.cfg.Metrics.dropped(err)
 		return err // the worker that dequeues r recycles it
 	}
@@ -362,11 +363,11 @@ func (w *worker) collect() bool {
 // claim takes r from the queue. It returns nil if r's caller gave up on
 // it, or if r's context has ended (answering r with its error).
 func (w *worker) claim(r *request) *request {
-	w.b.cfg.Metrics.queued(-1)
 	if !r.state.CompareAndSwap(queued, claimed) {
-		w.b.recycle(r)
+		w.b.recycle(r) // abandoned: no longer counted as queued
 		return nil
 	}
+	w.b.cfg.Metrics.queued(-1)
 	if err := r.expired(); err != nil {
 		w.b.cfg.Metrics.dropped(err)
 		r.reply <- err

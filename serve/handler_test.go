@@ -329,7 +329,10 @@ func TestReadinessAndShutdown(t *testing.T) {
 	entered := make(chan int, 100)
 	m := &hookModel{Module: model, before: func(rows int) {
 		entered <- rows
-		<-gate
+		select { // a failed test's cleanup must not wait for the gate
+		case <-gate:
+		case <-t.Context().Done():
+		}
 	}}
 	s := newServer(t, m, dev, BatcherConfig{MaxBatch: 4}, HandlerConfig{})
 	// The warm-up's first pass is blocked: not ready yet.
@@ -433,7 +436,10 @@ func TestDeadlinesOverHTTP(t *testing.T) {
 	m := &hookModel{Module: model, before: func(rows int) {
 		if block.Load() {
 			entered <- rows
-			<-gate
+			select { // a failed test's cleanup must not wait for the gate
+			case <-gate:
+			case <-t.Context().Done():
+			}
 		}
 	}}
 	s := startServer(t, m, dev, BatcherConfig{MaxBatch: 4}, HandlerConfig{Timeout: 300 * time.Millisecond})
@@ -461,6 +467,7 @@ func TestDeadlinesOverHTTP(t *testing.T) {
 		}
 		gone <- err
 	}()
+	// The expired request no longer counts as queued: this one does.
 	waitFor(t, func() bool {
 		_, text := get(t, s.url+"/metrics")
 		v, _ := metricValue(text, "gograd_serve_queue_depth")
