@@ -380,6 +380,7 @@ type Shape struct {
 // Len is the number of values of one input.
 func (s Shape) Len() int { return s.Channels * s.Height * s.Width }
 
+// String formats the shape as channels x height x width.
 func (s Shape) String() string { return fmt.Sprintf("%dx%dx%d", s.Channels, s.Height, s.Width) }
 
 // check accepts the shape dims of input i holding n values: flat, [H][W]

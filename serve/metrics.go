@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer, maxBatch int) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14), // 0.5 ms to 4 s
 		}),
 		images: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gograd_serve_images_total", Help: "Inputs classified.",
+			Name: "gograd_serve_images_total", Help: "Inputs run through the model, the warm-up included.",
 		}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gograd_serve_batch_size", Help: "Rows per forward pass.",
