@@ -18,9 +18,13 @@ import (
 // clean shutdown.
 func Serve(ctx context.Context, ln net.Listener, h *Handler, grace time.Duration) error {
 	log := h.cfg.Logger
+	// A client that sends its body or reads its answer too slowly is cut
+	// off some time after the request's own deadline.
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       h.cfg.Timeout + 10*time.Second,
+		WriteTimeout:      h.cfg.Timeout + 10*time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
