@@ -37,12 +37,14 @@ Commands:
   train     train a model and write a run directory (model, checkpoint, metrics, plots)
   eval      test accuracy, per-class precision and recall, and confusion matrix of a model
   predict   classify PNG or JPEG images of digits
+  serve     answer predictions over HTTP, batching concurrent requests
 
 Examples:
   gograd train -out runs/mnist                      train with the default settings
   gograd train -resume runs/mnist                   continue an interrupted run
   gograd eval -model runs/mnist/model.safetensors
   gograd predict -model runs/mnist/model.safetensors digit.png
+  gograd serve -model runs/mnist/model.safetensors -addr 127.0.0.1:8080
 
 Run 'gograd <command> -h' for the flags of a command.
 `
@@ -86,6 +88,8 @@ func runCommand(ctx context.Context, args []string, e *env) int {
 		err = evalCommand(args[1:], e)
 	case "predict":
 		err = predictCommand(args[1:], e)
+	case "serve":
+		err = serveCommand(ctx, args[1:], e)
 	case "-h", "-help", "--help", "help":
 		if len(args) > 1 && args[0] == "help" {
 			return runCommand(ctx, []string{args[1], "-h"}, e)

@@ -1,0 +1,104 @@
+package serve
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gograd/gograd/nn"
+)
+
+// BenchmarkBatcher is a steady load of concurrent single-row Predict
+// calls: after warm-up a call allocates nothing of its own (the model's
+// forward pass allocates per pass, shared by the rows of the pass).
+func BenchmarkBatcher(b *testing.B) {
+	model, dev := trained(b)
+	m, passes := counting(model)
+	bt := newBatcher(b, BatcherConfig{Model: m, Device: dev, MaxBatch: 32})
+	if err := bt.Warmup(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		x, probs := make([]float32, inputs), make([]float32, classes)
+		for pb.Next() {
+			if err := bt.Predict(context.Background(), x, probs); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/float64(passes.Load()), "rows/pass")
+}
+
+// counting wraps model to count its forward passes.
+func counting(model nn.Module) (nn.Module, *atomic.Int64) {
+	var n atomic.Int64
+	return &hookModel{Module: model, before: func(int) { n.Add(1) }}, &n
+}
+
+// discardWriter is a reusable http.ResponseWriter.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+// benchHandler runs requests of body through the Handler without the
+// network, so that the allocations are the handler's own (net/http adds
+// its per-connection and per-request ones).
+func benchHandler(b *testing.B, contentType string, body []byte) {
+	model, dev := trained(b)
+	m, passes := counting(model)
+	bt := newBatcher(b, BatcherConfig{Model: m, Device: dev, MaxBatch: 32, MaxDelay: 100 * time.Microsecond})
+	h, err := NewHandler(bt, HandlerConfig{Shape: testShape, Logger: discardLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := h.Warmup(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	u, _ := url.Parse("/v1/predict")
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rd := bytes.NewReader(body)
+		req := &http.Request{Method: "POST", URL: u, Header: http.Header{"Content-Type": {contentType}},
+			Body: io.NopCloser(rd), ContentLength: int64(len(body))}
+		req = req.WithContext(context.Background())
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			rd.Reset(body)
+			h.ServeHTTP(w, req)
+			if w.code != http.StatusOK {
+				b.Errorf("status %d", w.code)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/float64(passes.Load()), "rows/pass")
+}
+
+// BenchmarkHandlerJSON: a JSON request of one input.
+func BenchmarkHandlerJSON(b *testing.B) {
+	benchHandler(b, "application/json", instancesJSON(make([]float32, inputs), 0))
+}
+
+// BenchmarkHandlerPNG: a PNG body of one input; the PNG decoder and the
+// image conversion allocate the decoded image.
+func BenchmarkHandlerPNG(b *testing.B) {
+	benchHandler(b, "image/png", pngOf(b, make([]float32, inputs), false))
+}
