@@ -58,12 +58,16 @@ type BatchNorm struct {
 // NewBatchNorm1d returns a batch norm over the features of [N, C] or
 // [N, C, L] inputs, with PyTorch's defaults (eps 1e-5, momentum 0.1), in
 // training mode.
-func NewBatchNorm1d(dev device.Device, features int) *BatchNorm { return newBatchNorm(dev, features, 2) }
+func NewBatchNorm1d(dev device.Device, features int) *BatchNorm {
+	return newBatchNorm(dev, features, 2)
+}
 
 // NewBatchNorm2d returns a batch norm over the channels of [N, C, H, W]
 // inputs, with PyTorch's defaults (eps 1e-5, momentum 0.1), in training
 // mode.
-func NewBatchNorm2d(dev device.Device, features int) *BatchNorm { return newBatchNorm(dev, features, 4) }
+func NewBatchNorm2d(dev device.Device, features int) *BatchNorm {
+	return newBatchNorm(dev, features, 4)
+}
 
 func newBatchNorm(dev device.Device, features, dims int) *BatchNorm {
 	if features <= 0 {
