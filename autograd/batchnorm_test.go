@@ -23,8 +23,9 @@ type plainDevice struct{ device.Device }
 var bnCheck = autograd.GradCheckOptions{Eps: 3e-2}
 
 // bnShapes are inputs of odd sizes: [N, C], [N, C, L] and [N, C, H, W],
-// batch 1 where more than one value per channel remains.
-var bnShapes = [][]int{{5, 3}, {2, 1}, {3, 2, 5}, {1, 3, 5}, {2, 3, 3, 5}, {1, 2, 3, 3}, {3, 1, 1, 2}, {2, 5, 1, 7}}
+// batch 1 where more than one value per channel remains, and channels
+// long enough for the vector kernels (75 values: 72 in vectors, 3 after).
+var bnShapes = [][]int{{5, 3}, {2, 1}, {3, 2, 5}, {1, 3, 5}, {2, 3, 3, 5}, {1, 2, 3, 3}, {3, 1, 1, 2}, {2, 5, 1, 7}, {2, 2, 75}}
 
 // batchNormRef is batch_norm in training in float64 on the host: the
 // output and the running estimates after one update.

@@ -14,7 +14,9 @@ func (c *CPU) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias
 	}
 	name := cpuOp{kind: "batch_norm"}
 	total := outer * ch * inner
-	t := cpuBNTask{outer: outer, c: ch, inner: inner, eps: eps, momentum: momentum}
+	t := c.bnTasks.Get().(*cpuBNTask)
+	defer c.putBN(t)
+	*t = cpuBNTask{outer: outer, c: ch, inner: inner, eps: eps, momentum: momentum, simd: c.simd}
 	var err error
 	bufs := []struct {
 		dst *[]float32
@@ -36,7 +38,7 @@ func (c *CPU) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias
 			return err
 		}
 	}
-	c.runBN(&t, ch, 3*total)
+	c.runBN(t, ch, 3*total)
 	return nil
 }
 
@@ -49,7 +51,9 @@ func (c *CPU) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g B
 	}
 	name := cpuOp{kind: "batch_norm_grad"}
 	total := outer * ch * inner
-	t := cpuBNTask{backward: true, outer: outer, c: ch, inner: inner, accumulate: accumulate}
+	t := c.bnTasks.Get().(*cpuBNTask)
+	defer c.putBN(t)
+	*t = cpuBNTask{backward: true, outer: outer, c: ch, inner: inner, accumulate: accumulate, simd: c.simd}
 	var err error
 	bufs := []struct {
 		dst *[]float32
@@ -66,28 +70,31 @@ func (c *CPU) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g B
 			return err
 		}
 	}
-	c.runBN(&t, ch, 4*total)
+	c.runBN(t, ch, 4*total)
 	return nil
 }
 
 // runBN runs t over the channels, on the calling goroutine when the work
-// is small. t lives on the caller's stack unless it goes to the helpers.
+// is small.
 func (c *CPU) runBN(t *cpuBNTask, ch, work int) {
 	if c.serial(ch, work) {
 		t.run(0, ch)
 		return
 	}
-	p := c.bnTasks.Get().(*cpuBNTask)
-	*p = *t
-	c.run(ch, p)
-	*p = cpuBNTask{}
-	c.bnTasks.Put(p)
+	c.run(ch, t)
+}
+
+// putBN returns t to the CPU's pool, holding no slices.
+func (c *CPU) putBN(t *cpuBNTask) {
+	*t = cpuBNTask{}
+	c.bnTasks.Put(t)
 }
 
 // cpuBNTask is BatchNormForward or BatchNormBackward over a range of
 // channels. The CPU pools them, so that a step allocates nothing.
 type cpuBNTask struct {
 	backward, accumulate bool
+	simd                 bool // the AVX2 kernels can run
 	outer, c, inner      int
 	eps, momentum        float32
 
@@ -112,7 +119,7 @@ func (t *cpuBNTask) forwardChannel(ch int) {
 	shift := t.x[ch*inner]
 	var s, ss float64
 	for o := ch * inner; o < len(t.x); o += stride {
-		a, b := cpuShiftedSums(t.x[o:o+inner], shift)
+		a, b := cpuShiftedSums(t.x[o:o+inner], shift, t.simd)
 		s += a
 		ss += b
 	}
@@ -130,8 +137,12 @@ func (t *cpuBNTask) forwardChannel(ch int) {
 	off := t.bias[ch] - float32(mean)*scale
 	for o := ch * inner; o < len(t.x); o += stride {
 		ys, xs := t.y[o:o+inner], t.x[o:o+inner]
-		for i, xv := range xs {
-			ys[i] = xv*scale + off
+		i := 0
+		if t.simd {
+			i = bnScaleVec(ys, xs, scale, off)
+		}
+		for ; i < len(xs); i++ {
+			ys[i] = xs[i]*scale + off
 		}
 	}
 }
@@ -143,7 +154,7 @@ func (t *cpuBNTask) backwardChannel(ch int) {
 	mean := t.mean[ch]
 	var sg, sgx float64
 	for o := ch * inner; o < len(t.x); o += stride {
-		a, b := cpuDotSums(t.g[o:o+inner], t.x[o:o+inner], mean)
+		a, b := cpuDotSums(t.g[o:o+inner], t.x[o:o+inner], mean, t.simd)
 		sg += a
 		sgx += b
 	}
@@ -172,17 +183,28 @@ func (t *cpuBNTask) backwardChannel(ch int) {
 	a32, bx32, d32 := float32(a), float32(bx), float32(d)
 	for o := ch * inner; o < len(t.x); o += stride {
 		dx, gs, xs := t.y[o:o+inner], t.g[o:o+inner], t.x[o:o+inner]
-		for i := range dx {
+		i := 0
+		if t.simd {
+			i = bnGradVec(dx, gs, xs, a32, bx32, d32)
+		}
+		for ; i < len(dx); i++ {
 			dx[i] = a32*gs[i] + bx32*xs[i] + d32
 		}
 	}
 }
 
 // cpuShiftedSums returns Σ(x-shift) and Σ(x-shift)², accumulated in
-// float32 over four lanes within the segment and returned in float64.
-func cpuShiftedSums(x []float32, shift float32) (float64, float64) {
+// float32 lanes within the segment (eight with simd, else four) and
+// returned in float64.
+func cpuShiftedSums(x []float32, shift float32, simd bool) (float64, float64) {
 	var s0, s1, s2, s3, q0, q1, q2, q3 float32
 	i := 0
+	var vs, vq float64
+	if simd {
+		var acc [16]float32
+		i = bnSumsVec(&acc, x, shift)
+		vs, vq = lanes(&acc)
+	}
 	for ; i+4 <= len(x); i += 4 {
 		a, b, c, d := x[i]-shift, x[i+1]-shift, x[i+2]-shift, x[i+3]-shift
 		s0, s1, s2, s3 = s0+a, s1+b, s2+c, s3+d
@@ -193,14 +215,30 @@ func cpuShiftedSums(x []float32, shift float32) (float64, float64) {
 		s0 += a
 		q0 += a * a
 	}
-	return float64(s0) + float64(s1) + float64(s2) + float64(s3), float64(q0) + float64(q1) + float64(q2) + float64(q3)
+	return vs + float64(s0) + float64(s1) + float64(s2) + float64(s3), vq + float64(q0) + float64(q1) + float64(q2) + float64(q3)
+}
+
+// lanes returns the sums of acc[0:8] and acc[8:16] in float64.
+func lanes(acc *[16]float32) (float64, float64) {
+	var a, b float64
+	for i := range 8 {
+		a += float64(acc[i])
+		b += float64(acc[8+i])
+	}
+	return a, b
 }
 
 // cpuDotSums returns Σg and Σg·(x-mean) over a segment, as cpuShiftedSums.
-func cpuDotSums(g, x []float32, mean float32) (float64, float64) {
+func cpuDotSums(g, x []float32, mean float32, simd bool) (float64, float64) {
 	x = x[:len(g)]
 	var s0, s1, s2, s3, q0, q1, q2, q3 float32
 	i := 0
+	var vs, vq float64
+	if simd {
+		var acc [16]float32
+		i = bnGradSumsVec(&acc, g, x, mean)
+		vs, vq = lanes(&acc)
+	}
 	for ; i+4 <= len(g); i += 4 {
 		s0, s1, s2, s3 = s0+g[i], s1+g[i+1], s2+g[i+2], s3+g[i+3]
 		q0 += g[i] * (x[i] - mean)
@@ -212,5 +250,5 @@ func cpuDotSums(g, x []float32, mean float32) (float64, float64) {
 		s0 += g[i]
 		q0 += g[i] * (x[i] - mean)
 	}
-	return float64(s0) + float64(s1) + float64(s2) + float64(s3), float64(q0) + float64(q1) + float64(q2) + float64(q3)
+	return vs + float64(s0) + float64(s1) + float64(s2) + float64(s3), vq + float64(q0) + float64(q1) + float64(q2) + float64(q3)
 }
