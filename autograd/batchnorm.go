@@ -136,29 +136,66 @@ func batchNormBackward(out *Var, t *temps) {
 	}
 }
 
-// batchNormEval is BatchNorm in evaluation: x·scale + shift per channel,
-// with scale = weight/sqrt(runVar + eps) and shift = bias - runMean·scale,
-// composed of this package's operations (so gradients flow to x, weight
-// and bias as in PyTorch).
+// batchNormEval is BatchNorm in evaluation, one node: y = x·scale + shift
+// per channel, with rinv = 1/sqrt(runVar + eps), scale = weight·rinv and
+// shift = bias - runMean·scale. It saves rinv and runMean·rinv, so that the
+// backward pass, dx = g·scale, dweight = Σ g·(x·rinv - runMean·rinv) and
+// dbias = Σ g, does not depend on later updates of the running estimates.
 func batchNormEval(x, weight, bias *Var, runMean, runVar *tensor.Tensor, outer, c, inner int, eps float32) *Var {
-	rm, rv := Const(runMean), Const(runVar)
-	scale := Mul(weight, PowScalar(AddScalar(rv, eps), -0.5))
-	shift := Sub(bias, Mul(rm, scale))
-	h := Reshape(x, outer, c, inner)
-	y := Add(Mul(h, Reshape(scale, 1, c, 1)), Reshape(shift, 1, c, 1))
-	return Reshape(y, x.Shape()...)
+	out := begin("batch_norm_eval", batchNormEvalBackward, x, weight, bias)
+	ve := tensor.AddScalar(runVar, eps)
+	rinv := out.save(0, tensor.PowScalar(ve, -0.5))
+	ve.Free()
+	mr := out.save(1, tensor.Mul(runMean, rinv))
+	scale := tensor.Mul(weight.Value, rinv)
+	ms := tensor.Mul(mr, weight.Value)
+	shift := tensor.Sub(bias.Value, ms)
+	xs, sc, sh := x.Value.Reshape(outer, c, inner), scale.Reshape(c, 1), shift.Reshape(c, 1)
+	sx := tensor.Mul(xs, sc)
+	y := tensor.Add(sx, sh)
+	yv := y.Reshape(x.Shape()...)
+	for _, t := range []*tensor.Tensor{scale, ms, shift, sx, xs, sc, sh, y} { // views first release a reference
+		t.Free()
+	}
+	return out.set(yv).args(outer, c, inner)
+}
+
+// batchNormEvalBackward is the backward pass of batchNormEval.
+func batchNormEvalBackward(out *Var, t *temps) {
+	x, w, b := out.in(0), out.in(1), out.in(2)
+	outer, c, inner := out.fn.ints[0], out.fn.ints[1], out.fn.ints[2]
+	rinv, mr := out.fn.saved[0], out.fn.saved[1]
+	g := out.Grad.Reshape(outer, c, inner)
+	t.keep(g)
+	channelSum := func(v *tensor.Tensor) *tensor.Tensor {
+		return t.keep(tensor.Sum(t.keep(tensor.Sum(v, 2, false)), 0, false))
+	}
+	if x.requiresGrad {
+		scale := t.keep(tensor.Mul(w.Value, rinv))
+		dx := t.keep(tensor.Mul(g, t.keep(scale.Reshape(c, 1))))
+		x.addGrad(t.keep(dx.Reshape(x.Shape()...)), t)
+	}
+	if w.requiresGrad {
+		xs := t.keep(x.Value.Reshape(outer, c, inner))
+		xhat := t.keep(tensor.Sub(t.keep(tensor.Mul(xs, t.keep(rinv.Reshape(c, 1)))), t.keep(mr.Reshape(c, 1))))
+		w.addGrad(channelSum(t.keep(tensor.Mul(g, xhat))), t)
+	}
+	if b.requiresGrad {
+		b.addGrad(channelSum(g), t)
+	}
 }
 
 // batchNormComposed is BatchNorm in training on a device without the
 // fused kernels, composed of this package's operations, with the running
-// estimates updated from the statistics' values.
+// estimates updated from the statistics' values. The affine map runs with
+// the channels last, so that every operation has an input on x's tape.
 func batchNormComposed(x, weight, bias *Var, runMean, runVar *tensor.Tensor, outer, c, inner int, momentum, eps float32) *Var {
 	h := Reshape(x, outer, c, inner)
 	mean := Mean(Mean(h, 2, true), 0, true)
 	d := Sub(h, mean)
 	v := Mean(Mean(Mul(d, d), 2, true), 0, true)
-	y := Mul(d, PowScalar(AddScalar(v, eps), -0.5))
-	y = Add(Mul(y, Reshape(weight, 1, c, 1)), Reshape(bias, 1, c, 1))
+	xhat := Transpose(Mul(d, PowScalar(AddScalar(v, eps), -0.5)), 0, 2, 1) // [outer, inner, c]
+	y := Transpose(Add(Mul(xhat, weight), bias), 0, 2, 1)
 	if runMean != nil {
 		m := float32(outer * inner)
 		update := func(run, stat *tensor.Tensor, scale float32) {
@@ -167,6 +204,7 @@ func batchNormComposed(x, weight, bias *Var, runMean, runVar *tensor.Tensor, out
 			u := tensor.MulScalar(s, momentum*scale)
 			run.AddInPlace(u)
 			u.Free()
+			s.Free()
 		}
 		update(runMean, mean.Value, 1)
 		update(runVar, v.Value, m/(m-1))

@@ -209,3 +209,58 @@ func TestBatchNormModule(t *testing.T) {
 		}
 	}
 }
+
+// bnCountingCPU is the CPU backend, fused kernels included, counting the
+// buffers it hands out and takes back.
+type bnCountingCPU struct {
+	*device.CPU
+	live int
+}
+
+func (c *bnCountingCPU) Alloc(n int) (device.Buffer, error) {
+	c.live++
+	return c.CPU.Alloc(n)
+}
+
+func (c *bnCountingCPU) Free(b device.Buffer) {
+	c.live--
+	c.CPU.Free(b)
+}
+
+// TestBatchNormMemoryFlat checks that training steps and evaluation passes
+// release every buffer they allocate, on the fused path and the composed
+// one.
+func TestBatchNormMemoryFlat(t *testing.T) {
+	for _, composed := range []bool{false, true} {
+		c := &bnCountingCPU{CPU: device.NewCPU(1)}
+		var d device.Device = c
+		if composed {
+			d = composedOnly{c}
+		}
+		m := nn.NewSequential(nn.NewBatchNorm2d(d, 3), nn.ReLU{}, flatten2{}, nn.NewBatchNorm1d(d, 3))
+		tape := autograd.NewTape()
+		x := tensor.Full(d, 0.5, 4, 3, 2, 5)
+		x.CopyFrom(testutil.RandSlice(rand.New(rand.NewPCG(1, 2)), 120, -1, 1))
+		xv := tape.Var(x, true) // a leaf, used in every pass
+		step := func() {
+			m.SetTraining(true)
+			loss := autograd.MeanAll(m.Forward(xv))
+			if err := loss.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			nn.ZeroGrad(m)
+			m.SetTraining(false)
+			tape.NoGrad(func() { m.Forward(tape.Var(x, false)) })
+			tape.Free()
+		}
+		step()
+		step()
+		before := c.live
+		for range 3 {
+			step()
+		}
+		if c.live != before {
+			t.Errorf("composed %v: %d buffers live after 2 steps, %d after 5", composed, before, c.live)
+		}
+	}
+}
