@@ -25,7 +25,9 @@ import (
 // In training it is one node: the device's fused kernels
 // (device.BatchNorm) compute the statistics and the output in one call and
 // the three gradients in another; a device without them runs the same
-// computation composed of this package's operations.
+// computation composed of this package's operations. In evaluation it is
+// one node too, a per-channel scale and shift, with gradients for x,
+// weight and bias as in PyTorch.
 func BatchNorm(x, weight, bias *Var, runMean, runVar *tensor.Tensor, training bool, momentum, eps float32) *Var {
 	xs := x.Shape()
 	bad := func(err error) {
