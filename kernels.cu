@@ -676,6 +676,127 @@ extern "C" __global__ void __launch_bounds__(1024)
 }
 
 // ---------------------------------------------------------------------------
+// Batch normalisation in training: one block per channel (grid-stride over
+// the channels), x viewed as [outer, c, inner].
+
+// bn_block_sum2 adds a and b over the block, in a fixed order (a butterfly
+// of warp shuffles, then the warps' sums in turn), and returns the sums in
+// every thread. blockDim.x is a multiple of 32, at most 1024.
+__device__ __forceinline__ void bn_block_sum2(double& a, double& b, double (*sh)[2]) {
+	for (int off = 16; off > 0; off >>= 1) {
+		a += __shfl_xor_sync(FULL_MASK, a, off);
+		b += __shfl_xor_sync(FULL_MASK, b, off);
+	}
+	const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+	if (lane == 0) {
+		sh[warp][0] = a;
+		sh[warp][1] = b;
+	}
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		for (unsigned w = 1; w < blockDim.x / 32; ++w) {
+			a += sh[w][0];
+			b += sh[w][1];
+		}
+		sh[0][0] = a;
+		sh[0][1] = b;
+	}
+	__syncthreads();
+	a = sh[0][0];
+	b = sh[0][1];
+	__syncthreads(); // sh is free again
+}
+
+// bn_at is the offset of the k-th of the m values of channel ch.
+__device__ __forceinline__ long long bn_at(long long k, long long ch, long long c, long long inner) {
+	const long long o = k / inner;
+	return (o * c + ch) * inner + (k - o * inner);
+}
+
+// batch_norm_f32: per channel, the mean and the biased variance of x in one
+// pass (each thread sums its values shifted by the channel's first value in
+// float, the block adds the threads' sums in double), mean and invstd =
+// 1/sqrt(var + eps) stored, y = (x - mean)·invstd·w + b written in a second
+// pass, and, when rmean is not null, the running estimates updated with the
+// momentum and the unbiased variance. y may be x. m = outer·inner >= 2.
+extern "C" __global__ void __launch_bounds__(1024)
+    batch_norm_f32(float* y, float* mean, float* invstd, float* rmean, float* rvar, const float* x, const float* w,
+                   const float* b, long long outer, long long c, long long inner, float eps, float momentum) {
+	__shared__ double sh[32][2];
+	const long long m = outer * inner;
+	for (long long ch = blockIdx.x; ch < c; ch += gridDim.x) {
+		const float shift = x[ch * inner];
+		float s = 0.0f, ss = 0.0f;
+		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
+			const float d = x[bn_at(k, ch, c, inner)] - shift;
+			s += d;
+			ss += d * d;
+		}
+		double ds = s, dss = ss;
+		bn_block_sum2(ds, dss, sh);
+		const double mu = ds / (double)m;
+		const double var = fmax(dss / (double)m - mu * mu, 0.0);
+		const double mn = (double)shift + mu;
+		const double is = 1.0 / sqrt(var + (double)eps);
+		if (threadIdx.x == 0) {
+			mean[ch] = (float)mn;
+			invstd[ch] = (float)is;
+			if (rmean != nullptr) {
+				const double mom = momentum;
+				rmean[ch] = (float)((1.0 - mom) * (double)rmean[ch] + mom * mn);
+				rvar[ch] = (float)((1.0 - mom) * (double)rvar[ch] + mom * var * (double)m / (double)(m - 1));
+			}
+		}
+		const float scale = (float)(is * (double)w[ch]);
+		const float off = b[ch] - (float)mn * scale;
+		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
+			const long long i = bn_at(k, ch, c, inner);
+			y[i] = x[i] * scale + off;
+		}
+	}
+}
+
+// batch_norm_grad_f32: the backward pass of batch_norm_f32. Per channel, a
+// first pass sums g and g·(x - mean) (in float per thread, in double over
+// the block); dbias = Σg and dweight = Σg·x̂ are stored, or added when
+// accumulate (either may be null); a second pass writes, when dx is not
+// null, dx = w·invstd·(g - Σg/m - x̂·dweight/m) with this batch's sums, as
+// a·g + bx·x + d. dx may be g.
+extern "C" __global__ void __launch_bounds__(1024)
+    batch_norm_grad_f32(float* dx, float* dweight, float* dbias, const float* x, const float* mean,
+                        const float* invstd, const float* w, const float* g, long long outer, long long c,
+                        long long inner, int accumulate) {
+	__shared__ double sh[32][2];
+	const long long m = outer * inner;
+	for (long long ch = blockIdx.x; ch < c; ch += gridDim.x) {
+		const float mn = mean[ch];
+		float s = 0.0f, sx = 0.0f;
+		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
+			const long long i = bn_at(k, ch, c, inner);
+			s += g[i];
+			sx += g[i] * (x[i] - mn);
+		}
+		double sg = s, sgx = sx;
+		bn_block_sum2(sg, sgx, sh);
+		const double is = invstd[ch];
+		const double dw = sgx * is;
+		if (threadIdx.x == 0) {
+			if (dweight != nullptr) dweight[ch] = accumulate ? dweight[ch] + (float)dw : (float)dw;
+			if (dbias != nullptr) dbias[ch] = accumulate ? dbias[ch] + (float)sg : (float)sg;
+		}
+		if (dx == nullptr) continue;
+		const double a = (double)w[ch] * is;
+		const double bx = -a * is * dw / (double)m;
+		const double d = -a * sg / (double)m - bx * (double)mn;
+		const float a32 = (float)a, bx32 = (float)bx, d32 = (float)d;
+		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
+			const long long i = bn_at(k, ch, c, inner);
+			dx[i] = a32 * g[i] + bx32 * x[i] + d32;
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
 // Dropout and optimizers
 
 // hash_uniform is device.HashUniform: the splitmix64 finaliser of

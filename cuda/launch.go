@@ -39,6 +39,8 @@ const (
 	kSgemm64
 	kSgemm32
 	kSgemmSum
+	kBatchNorm
+	kBatchNormGrad
 	numKernels
 )
 
@@ -47,6 +49,7 @@ var kernelNames = [numKernels]string{
 	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
 	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "bias_act_grad_f32", "gather_f32", "dropout_f32",
 	"sgd_f32", "adam_f32", "sgd_multi_f32", "adam_multi_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
+	"batch_norm_f32", "batch_norm_grad_f32",
 }
 
 const (
@@ -365,6 +368,54 @@ func (c *Context) BiasActGrad(dx, dbias, y, g Ptr, rows, n int, act int, accumul
 	defer c.leave()
 	return c.launch(kBiasActGrad, [3]int{min(gx, maxGridX), 1, 1}, [3]int{32, biasGradRows(rows), 1},
 		ptrArg(dx), ptrArg(dbias), ptrArg(y), ptrArg(g), intArg(rows), intArg(n), intArg(act), boolArg(accumulate))
+}
+
+// bnThreads is the block size of the batch norm kernels for m values per
+// channel: whole warps, more for longer channels. It depends on m alone, so
+// the summation order does too.
+func bnThreads(m int) int {
+	switch {
+	case m >= 8192:
+		return 1024
+	case m >= 256:
+		return 256
+	}
+	return (m + 31) / 32 * 32
+}
+
+// BatchNorm normalises each channel of x, [outer, c, inner], with its
+// batch statistics in one launch of one block per channel: it stores the
+// mean and 1/sqrt(var + eps) of each channel, writes y = (x - mean)·invstd·w
+// + b, and, when rmean is not 0, updates rmean and rvar with the momentum
+// and the unbiased variance. outer·inner must be at least 2.
+func (c *Context) BatchNorm(y, mean, invstd, rmean, rvar, x, w, b Ptr, outer, ch, inner int, eps, momentum float32) error {
+	if outer*ch*inner <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kBatchNorm, [3]int{min(ch, maxGridX), 1, 1}, [3]int{bnThreads(outer * inner), 1, 1},
+		ptrArg(y), ptrArg(mean), ptrArg(invstd), ptrArg(rmean), ptrArg(rvar), ptrArg(x), ptrArg(w), ptrArg(b),
+		intArg(outer), intArg(ch), intArg(inner), floatArg(eps), floatArg(momentum))
+}
+
+// BatchNormGrad is the backward pass of BatchNorm in one launch: per
+// channel, dbias = Σg and dweight = Σg·x̂ (stored, or added when
+// accumulate; either may be 0) and, when dx is not 0, dx = w·invstd·(g -
+// dbias/m - x̂·dweight/m) with this batch's sums. dx may be g.
+func (c *Context) BatchNormGrad(dx, dweight, dbias, x, mean, invstd, w, g Ptr, outer, ch, inner int, accumulate bool) error {
+	if outer*ch*inner <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	return c.launch(kBatchNormGrad, [3]int{min(ch, maxGridX), 1, 1}, [3]int{bnThreads(outer * inner), 1, 1},
+		ptrArg(dx), ptrArg(dweight), ptrArg(dbias), ptrArg(x), ptrArg(mean), ptrArg(invstd), ptrArg(w), ptrArg(g),
+		intArg(outer), intArg(ch), intArg(inner), boolArg(accumulate))
 }
 
 // Gather copies dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen; src

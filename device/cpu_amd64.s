@@ -281,3 +281,236 @@ sgdMomentumAVX_by1:
 sgdMomentumAVX_done:
 	VZEROUPPER
 	RET
+
+// func bnSumsAVX(acc *float32, x *float32, n int, shift float32)
+// Requires: AVX, FMA3
+TEXT ·bnSumsAVX(SB), NOSPLIT, $0-28
+	MOVQ         acc+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS shift+24(FP), Y15
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y7, Y7, Y7
+
+bnSumsAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnSumsAVX_by1
+	VMOVUPS     (SI), Y8
+	VSUBPS      Y15, Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	VMOVUPS     32(SI), Y9
+	VSUBPS      Y15, Y9, Y9
+	VADDPS      Y9, Y1, Y1
+	VFMADD231PS Y9, Y9, Y5
+	VMOVUPS     64(SI), Y10
+	VSUBPS      Y15, Y10, Y10
+	VADDPS      Y10, Y2, Y2
+	VFMADD231PS Y10, Y10, Y6
+	VMOVUPS     96(SI), Y11
+	VSUBPS      Y15, Y11, Y11
+	VADDPS      Y11, Y3, Y3
+	VFMADD231PS Y11, Y11, Y7
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x20, CX
+	JMP         bnSumsAVX_by4
+
+bnSumsAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnSumsAVX_done
+	VMOVUPS     (SI), Y8
+	VSUBPS      Y15, Y8, Y8
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y8, Y4
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x08, CX
+	JMP         bnSumsAVX_by1
+
+bnSumsAVX_done:
+	VADDPS  Y1, Y0, Y0
+	VADDPS  Y3, Y2, Y2
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y7, Y6, Y6
+	VADDPS  Y6, Y4, Y4
+	VADDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	VADDPS  32(DI), Y4, Y4
+	VMOVUPS Y4, 32(DI)
+	VZEROUPPER
+	RET
+
+// func bnGradSumsAVX(acc *float32, grad *float32, x *float32, n int, mean float32)
+// Requires: AVX, FMA3
+TEXT ·bnGradSumsAVX(SB), NOSPLIT, $0-36
+	MOVQ         acc+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         x+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS mean+32(FP), Y15
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y7, Y7, Y7
+
+bnGradSumsAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnGradSumsAVX_by1
+	VMOVUPS     (SI), Y8
+	VMOVUPS     (DX), Y12
+	VSUBPS      Y15, Y12, Y12
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y12, Y4
+	VMOVUPS     32(SI), Y9
+	VMOVUPS     32(DX), Y13
+	VSUBPS      Y15, Y13, Y13
+	VADDPS      Y9, Y1, Y1
+	VFMADD231PS Y9, Y13, Y5
+	VMOVUPS     64(SI), Y10
+	VMOVUPS     64(DX), Y14
+	VSUBPS      Y15, Y14, Y14
+	VADDPS      Y10, Y2, Y2
+	VFMADD231PS Y10, Y14, Y6
+	VMOVUPS     96(SI), Y11
+	VMOVUPS     96(DX), Y12
+	VSUBPS      Y15, Y12, Y12
+	VADDPS      Y11, Y3, Y3
+	VFMADD231PS Y11, Y12, Y7
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x20, CX
+	JMP         bnGradSumsAVX_by4
+
+bnGradSumsAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnGradSumsAVX_done
+	VMOVUPS     (SI), Y8
+	VMOVUPS     (DX), Y12
+	VSUBPS      Y15, Y12, Y12
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y12, Y4
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x08, CX
+	JMP         bnGradSumsAVX_by1
+
+bnGradSumsAVX_done:
+	VADDPS  Y1, Y0, Y0
+	VADDPS  Y3, Y2, Y2
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y7, Y6, Y6
+	VADDPS  Y6, Y4, Y4
+	VADDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	VADDPS  32(DI), Y4, Y4
+	VMOVUPS Y4, 32(DI)
+	VZEROUPPER
+	RET
+
+// func bnScaleAVX(y *float32, x *float32, n int, scale float32, off float32)
+// Requires: AVX, FMA3
+TEXT ·bnScaleAVX(SB), NOSPLIT, $0-32
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y14
+	VBROADCASTSS off+28(FP), Y15
+
+bnScaleAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnScaleAVX_by1
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (SI), Y14, Y0
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y15, Y1
+	VFMADD231PS 32(SI), Y14, Y1
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y15, Y2
+	VFMADD231PS 64(SI), Y14, Y2
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     Y15, Y3
+	VFMADD231PS 96(SI), Y14, Y3
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x20, CX
+	JMP         bnScaleAVX_by4
+
+bnScaleAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnScaleAVX_done
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (SI), Y14, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x08, CX
+	JMP         bnScaleAVX_by1
+
+bnScaleAVX_done:
+	VZEROUPPER
+	RET
+
+// func bnGradAVX(dx *float32, grad *float32, x *float32, n int, a float32, bx float32, d float32)
+// Requires: AVX, FMA3
+TEXT ·bnGradAVX(SB), NOSPLIT, $0-44
+	MOVQ         dx+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         x+16(FP), DX
+	MOVQ         n+24(FP), CX
+	VBROADCASTSS a+32(FP), Y13
+	VBROADCASTSS bx+36(FP), Y14
+	VBROADCASTSS d+40(FP), Y15
+
+bnGradAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnGradAVX_by1
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (DX), Y14, Y0
+	VFMADD231PS (SI), Y13, Y0
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y15, Y1
+	VFMADD231PS 32(DX), Y14, Y1
+	VFMADD231PS 32(SI), Y13, Y1
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y15, Y2
+	VFMADD231PS 64(DX), Y14, Y2
+	VFMADD231PS 64(SI), Y13, Y2
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     Y15, Y3
+	VFMADD231PS 96(DX), Y14, Y3
+	VFMADD231PS 96(SI), Y13, Y3
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	SUBQ        $0x20, CX
+	JMP         bnGradAVX_by4
+
+bnGradAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnGradAVX_done
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (DX), Y14, Y0
+	VFMADD231PS (SI), Y13, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	SUBQ        $0x08, CX
+	JMP         bnGradAVX_by1
+
+bnGradAVX_done:
+	VZEROUPPER
+	RET

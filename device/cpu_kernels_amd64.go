@@ -30,3 +30,23 @@ func reluGradAVX(dx *float32, y *float32, grad *float32, n int)
 //
 //go:noescape
 func sgdMomentumAVX(p *float32, grad *float32, buf *float32, n int, lr float32, mom float32, damp float32, wd float32)
+
+// bnSumsAVX adds x[j]-shift into acc[j%8] and its square into acc[8+j%8] for j < n, a multiple of 8.
+//
+//go:noescape
+func bnSumsAVX(acc *float32, x *float32, n int, shift float32)
+
+// bnGradSumsAVX adds grad[j] into acc[j%8] and grad[j]*(x[j]-mean) into acc[8+j%8] for j < n, a multiple of 8.
+//
+//go:noescape
+func bnGradSumsAVX(acc *float32, grad *float32, x *float32, n int, mean float32)
+
+// bnScaleAVX sets y[j] = x[j]*scale + off for j < n, a multiple of 8.
+//
+//go:noescape
+func bnScaleAVX(y *float32, x *float32, n int, scale float32, off float32)
+
+// bnGradAVX sets dx[j] = a*grad[j] + bx*x[j] + d for j < n, a multiple of 8. dx may be grad.
+//
+//go:noescape
+func bnGradAVX(dx *float32, grad *float32, x *float32, n int, a float32, bx float32, d float32)

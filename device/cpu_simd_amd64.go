@@ -57,3 +57,42 @@ func sgdMomentumVec(p, g, buf []float32, lr, mom, damp, wd float32) int {
 	sgdMomentumAVX(&p[0], &g[0], &buf[0], n, lr, mom, damp, wd)
 	return n
 }
+
+func bnSumsVec(acc *[16]float32, x []float32, shift float32) int {
+	n := len(x) &^ 7
+	if n == 0 {
+		return 0
+	}
+	bnSumsAVX(&acc[0], &x[0], n, shift)
+	return n
+}
+
+func bnGradSumsVec(acc *[16]float32, g, x []float32, mean float32) int {
+	n := len(g) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_ = x[n-1]
+	bnGradSumsAVX(&acc[0], &g[0], &x[0], n, mean)
+	return n
+}
+
+func bnScaleVec(y, x []float32, scale, off float32) int {
+	n := len(y) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_ = x[n-1]
+	bnScaleAVX(&y[0], &x[0], n, scale, off)
+	return n
+}
+
+func bnGradVec(dx, g, x []float32, a, bx, d float32) int {
+	n := len(dx) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _ = g[n-1], x[n-1]
+	bnGradAVX(&dx[0], &g[0], &x[0], n, a, bx, d)
+	return n
+}

@@ -500,6 +500,60 @@ func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, 
 	return wrap(c.ctx.BiasActGrad(d, db, yp, gp, rows, n, int(act), accumulate), name, rows, n)
 }
 
+// BatchNormForward normalises each channel of x, [outer, c, inner], with
+// its batch statistics in one launch (see the BatchNorm interface). The
+// sums are in a fixed order, so repeated calls agree bit for bit; the CPU
+// sums in another order, so the two differ by rounding.
+func (c *CUDA) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, ch, inner int, eps, momentum float32) error {
+	if err := CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias, outer, ch, inner, eps, momentum); err != nil {
+		return cudaErr(err)
+	}
+	const name = "batch_norm"
+	total := outer * ch * inner
+	var p [8]cuda.Ptr
+	for i, b := range []struct {
+		arg string
+		buf Buffer
+		n   int
+	}{{"y", y, total}, {"mean", mean, ch}, {"invstd", invstd, ch}, {"running_mean", runMean, ch}, {"running_var", runVar, ch},
+		{"x", x, total}, {"weight", weight, ch}, {"bias", bias, ch}} {
+		if (i == 3 || i == 4) && isNil(b.buf) {
+			continue
+		}
+		var err error
+		if p[i], err = c.ptr(name, b.arg, b.buf, b.n); err != nil {
+			return err
+		}
+	}
+	return wrap(c.ctx.BatchNorm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], outer, ch, inner, eps, momentum), name, outer, ch, inner)
+}
+
+// BatchNormBackward is the backward pass of BatchNormForward in one
+// launch (see the BatchNorm interface).
+func (c *CUDA) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g Buffer, outer, ch, inner int, accumulate bool) error {
+	if err := CheckBatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g, outer, ch, inner); err != nil {
+		return cudaErr(err)
+	}
+	const name = "batch_norm_grad"
+	total := outer * ch * inner
+	var p [8]cuda.Ptr
+	for i, b := range []struct {
+		arg string
+		buf Buffer
+		n   int
+	}{{"dx", dx, total}, {"dweight", dweight, ch}, {"dbias", dbias, ch}, {"x", x, total}, {"mean", mean, ch},
+		{"invstd", invstd, ch}, {"weight", weight, ch}, {"g", g, total}} {
+		if i < 3 && isNil(b.buf) {
+			continue
+		}
+		var err error
+		if p[i], err = c.ptr(name, b.arg, b.buf, b.n); err != nil {
+			return err
+		}
+	}
+	return wrap(c.ctx.BatchNormGrad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], outer, ch, inner, accumulate), name, outer, ch, inner)
+}
+
 // Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.
 // An index that does not name a whole row of src gives a row of NaN, and the
 // next Sync or CopyOut returns an error naming it.

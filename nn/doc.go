@@ -1,6 +1,7 @@
 // Package nn provides neural-network layers built on autograd: Linear,
-// activations, LayerNorm, Dropout and Sequential, losses, weight
-// initialisation, and checkpoints in the safetensors format.
+// activations, LayerNorm, BatchNorm1d and BatchNorm2d, Dropout and
+// Sequential, losses, weight initialisation, and checkpoints in the
+// safetensors format.
 //
 // Fusion is declared by the layer: a Linear layer given an activation with
 // WithActivation (as NewMLP builds them) runs as one autograd.LinearAct
@@ -10,5 +11,7 @@
 // "2.weight", ... for a Sequential; weights are [out, in]; a fused Linear
 // layer takes the indices of the Linear and its activation), so a
 // checkpoint written here loads into the equivalent torch.nn.Sequential
-// unchanged.
+// unchanged. Buffers (see Buffered), such as BatchNorm's running
+// statistics, follow the same names and are saved and loaded with the
+// parameters, but are not parameters: optimizers never see them.
 package nn

@@ -5,7 +5,8 @@
 // and without accumulate, at odd sizes, split-K and a misaligned base; every
 // reduction path with ties and NaN; softmax, log-softmax and the fused
 // cross-entropy with a bad label; bias + activation and its fused backward
-// with the bias gradient; gather with a bad index; elementwise ops, walks at
+// with the bias gradient; batch norm forward and backward (group
+// "batch_norm"); gather with a bad index; elementwise ops, walks at
 // both index widths, and the dropout hash; the activations and gradients of
 // the op table against float64 references (group "ops"); 6-axis binary,
 // ternary and padded, dst-strided copy walks with offsets (group "walks");
@@ -243,6 +244,74 @@ void test_bias_act_grad() {
 	emu_launch([&] { bias_act_grad_f32(DX, DB, Y, G, 1, 6, 1, 0); }, {1, 1, 1}, {32, 8, 1});
 	expect("bias_act_grad relu edges", dx, {1, 0, 0, 0, 5, 0}, 0, 0);
 	expect("bias_act_grad relu edges dbias", db, {1, 0, 0, 0, 5, 0}, 0, 0);
+}
+// bn_threads is bnThreads of cuda/launch.go.
+unsigned bn_threads(long long m) { return m >= 8192 ? 1024 : m >= 256 ? 256 : (unsigned)((m + 31) / 32 * 32); }
+void test_batch_norm() {
+	long long shapes[][3] = {{2, 3, 1}, {1, 3, 5}, {5, 2, 7}, {3, 4, 33}, {2, 1, 300}, {7, 3, 1}, {1, 1, 2}, {3, 2, 3000}};
+	for (auto& s : shapes) {
+		long long outer = s[0], c = s[1], inner = s[2], n = outer * c * inner, m = outer * inner;
+		auto x = rnd(n, -1, 3), w = rnd(c, 0.5, 1.5), b = rnd(c), g = rnd(n), rm0 = rnd(c), rv0 = rnd(c, 0.5, 2);
+		std::vector<double> wy(n), wmean(c), wis(c), wrm(c), wrv(c), wdx(n), wdw(c), wdb(c);
+		for (long long ch = 0; ch < c; ch++) {
+			double sum = 0, ss = 0, sg = 0, sgx = 0;
+			for (long long o = 0; o < outer; o++)
+				for (long long i = 0; i < inner; i++) sum += x[(o * c + ch) * inner + i];
+			double mu = sum / m;
+			for (long long o = 0; o < outer; o++)
+				for (long long i = 0; i < inner; i++) { double d = x[(o * c + ch) * inner + i] - mu; ss += d * d; }
+			double var = ss / m, is = 1 / std::sqrt(var + 1e-5);
+			wmean[ch] = mu, wis[ch] = is;
+			wrm[ch] = 0.9 * rm0[ch] + 0.1 * mu, wrv[ch] = 0.9 * rv0[ch] + 0.1 * var * m / (m - 1);
+			for (long long o = 0; o < outer; o++)
+				for (long long i = 0; i < inner; i++) {
+					long long k = (o * c + ch) * inner + i;
+					wy[k] = (x[k] - mu) * is * w[ch] + b[ch];
+					sg += g[k], sgx += g[k] * (x[k] - mu) * is;
+				}
+			wdw[ch] = sgx, wdb[ch] = sg;
+			for (long long o = 0; o < outer; o++)
+				for (long long i = 0; i < inner; i++) {
+					long long k = (o * c + ch) * inner + i;
+					wdx[k] = w[ch] * is * (g[k] - sg / m - (x[k] - mu) * is * sgx / m);
+				}
+		}
+		for (int grid : {0, 1}) { // one block per channel, then one block for all
+			dim3 gd = {grid ? 1u : (unsigned)c, 1, 1}, bd = {bn_threads(m), 1, 1};
+			char name[96];
+			snprintf(name, sizeof name, "batch_norm [%lld,%lld,%lld] grid=%u", outer, c, inner, gd.x);
+			std::vector<float> y(n, -12345), mean(c), is(c), rm = rm0, rv = rv0;
+			float *Y = y.data(), *M = mean.data(), *IS = is.data(), *RM = rm.data(), *RV = rv.data();
+			emu_launch([&] { batch_norm_f32(Y, M, IS, RM, RV, x.data(), w.data(), b.data(), outer, c, inner, 1e-5f, 0.1f); }, gd, bd);
+			expect(name, y, wy, 1e-5, 1e-5);
+			expect(name, mean, wmean, 1e-6, 1e-5);
+			expect(name, is, wis, 1e-6, 1e-5);
+			expect(name, rm, wrm, 1e-6, 1e-5);
+			expect(name, rv, wrv, 1e-6, 1e-5);
+			// Without running estimates, in place over x.
+			std::vector<float> y2 = x;
+			float* Y2 = y2.data();
+			emu_launch([&] { batch_norm_f32(Y2, M, IS, nullptr, nullptr, Y2, w.data(), b.data(), outer, c, inner, 1e-5f, 0.1f); }, gd, bd);
+			expect(name, y2, wy, 1e-5, 1e-5);
+			snprintf(name, sizeof name, "batch_norm_grad [%lld,%lld,%lld] grid=%u", outer, c, inner, gd.x);
+			for (int acc = 0; acc < 2; acc++) {
+				auto dw0 = rnd(c), db0 = rnd(c);
+				std::vector<float> dx(n, -12345), dw = dw0, db = db0;
+				std::vector<double> edw(c), edb(c);
+				for (long long ch = 0; ch < c; ch++) edw[ch] = wdw[ch] + (acc ? dw0[ch] : 0), edb[ch] = wdb[ch] + (acc ? db0[ch] : 0);
+				float *DX = dx.data(), *DW = dw.data(), *DB = db.data();
+				emu_launch([&] { batch_norm_grad_f32(DX, DW, DB, x.data(), M, IS, w.data(), g.data(), outer, c, inner, acc); }, gd, bd);
+				expect(name, dx, wdx, 1e-5, 1e-4);
+				expect(name, dw, edw, 1e-5 * m, 1e-4);
+				expect(name, db, edb, 1e-6 * m, 1e-5);
+			}
+			// In place over g, with no parameter gradients.
+			std::vector<float> g2 = g;
+			float* G2 = g2.data();
+			emu_launch([&] { batch_norm_grad_f32(G2, nullptr, nullptr, x.data(), M, IS, w.data(), G2, outer, c, inner, 0); }, gd, bd);
+			expect(name, g2, wdx, 1e-5, 1e-4);
+		}
+	}
 }
 void test_elementwise() {
 	for (long long n : {1LL, 7LL, 129LL, 1001LL}) {
@@ -554,12 +623,13 @@ void test_optim() {
 	}
 }
 // main runs every group of tests, or only those named as arguments
-// (elementwise, ops, walks, optim, rows, bias_act_grad, softmax, reduce, gemm).
+// (elementwise, ops, walks, optim, rows, bias_act_grad, batch_norm, softmax, reduce, gemm).
 int main(int argc, char** argv) {
 	alarm(900); // a lane that skips a barrier or shuffle deadlocks
 	struct { const char* name; void (*fn)(); } groups[] = {
 		{"elementwise", test_elementwise}, {"ops", test_new_ops}, {"walks", test_walks6}, {"optim", test_optim},
-		{"rows", test_rows}, {"bias_act_grad", test_bias_act_grad}, {"softmax", test_softmax},
+		{"rows", test_rows}, {"bias_act_grad", test_bias_act_grad}, {"batch_norm", test_batch_norm},
+		{"softmax", test_softmax},
 		{"reduce", test_reduce}, {"gemm", test_gemm},
 	};
 	for (auto& g : groups) {

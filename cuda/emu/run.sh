@@ -4,8 +4,8 @@
 # barriers, shuffles) on a machine without a GPU. About two minutes on two
 # cores, most of it creating threads. Needs g++ (C++20). `make cuda-check
 # CUDA_EMU=1` runs it too. Arguments name the groups of tests to run
-# (elementwise, ops, walks, optim, rows, bias_act_grad, softmax, reduce,
-# gemm); with none, all run.
+# (elementwise, ops, walks, optim, rows, bias_act_grad, batch_norm, softmax,
+# reduce, gemm); with none, all run.
 set -eu
 D=$(cd "$(dirname "$0")" && pwd)
 R=$(cd "$D/../.." && pwd)

@@ -23,6 +23,10 @@ func main() {
 	genReluGrad("reluGradBiasAVX", true)
 	genReluGrad("reluGradAVX", false)
 	genSGD()
+	genBNSums()
+	genBNGradSums()
+	genBNScale()
+	genBNGrad()
 	Generate()
 }
 
@@ -172,4 +176,133 @@ func resolve(param string) *gotypes.Basic {
 		panic(err)
 	}
 	return b
+}
+
+// accumulate emits a loop over n values (a multiple of 8) that adds
+// body's two vectors per input vector into 4 pairs of accumulators, then
+// adds the pairs together and into acc[0:8] and acc[8:16].
+func accumulate(name string, n GPPhysical, acc GPPhysical, body func(v, off int, a, b VecPhysical), advance func(bytes int)) {
+	as := []VecPhysical{Y0, Y1, Y2, Y3}
+	bs := []VecPhysical{Y4, Y5, Y6, Y7}
+	for v := range 4 {
+		VXORPS(as[v], as[v], as[v])
+		VXORPS(bs[v], bs[v], bs[v])
+	}
+	Label(name + "_by4")
+	CMPQ(n, Imm(32))
+	JL(LabelRef(name + "_by1"))
+	for v := range 4 {
+		body(v, 32*v, as[v], bs[v])
+	}
+	advance(128)
+	SUBQ(Imm(32), n)
+	JMP(LabelRef(name + "_by4"))
+	Label(name + "_by1")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	body(0, 0, as[0], bs[0])
+	advance(32)
+	SUBQ(Imm(8), n)
+	JMP(LabelRef(name + "_by1"))
+	Label(name + "_done")
+	VADDPS(as[1], as[0], as[0])
+	VADDPS(as[3], as[2], as[2])
+	VADDPS(as[2], as[0], as[0])
+	VADDPS(bs[1], bs[0], bs[0])
+	VADDPS(bs[3], bs[2], bs[2])
+	VADDPS(bs[2], bs[0], bs[0])
+	VADDPS(Mem{Base: acc}, as[0], as[0])
+	VMOVUPS(as[0], Mem{Base: acc})
+	VADDPS(Mem{Base: acc, Disp: 32}, bs[0], bs[0])
+	VMOVUPS(bs[0], Mem{Base: acc, Disp: 32})
+	VZEROUPPER()
+	RET()
+}
+
+// genBNSums emits the batch norm statistics of a segment: d = x - shift,
+// acc[0:8] += d and acc[8:16] += d*d, lane by lane.
+func genBNSums() {
+	TEXT("bnSumsAVX", NOSPLIT, "func(acc, x *float32, n int, shift float32)")
+	Pragma("noescape")
+	Doc("bnSumsAVX adds x[j]-shift into acc[j%8] and its square into acc[8+j%8] for j < n, a multiple of 8.")
+	acc, x, n := RDI, RSI, RCX
+	Load(Param("acc"), acc)
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	shift := Y15
+	VBROADCASTSS(resolve("shift").Addr, shift)
+	d := []VecPhysical{Y8, Y9, Y10, Y11}
+	accumulate("bnSumsAVX", n, acc, func(v, off int, a, b VecPhysical) {
+		VMOVUPS(Mem{Base: x, Disp: off}, d[v])
+		VSUBPS(shift, d[v], d[v])
+		VADDPS(d[v], a, a)
+		VFMADD231PS(d[v], d[v], b)
+	}, func(bytes int) { addAll(bytes, x) })
+}
+
+// genBNGradSums emits the sums of the batch norm backward pass over a
+// segment: acc[0:8] += g and acc[8:16] += g*(x - mean), lane by lane.
+func genBNGradSums() {
+	TEXT("bnGradSumsAVX", NOSPLIT, "func(acc, grad, x *float32, n int, mean float32)")
+	Pragma("noescape")
+	Doc("bnGradSumsAVX adds grad[j] into acc[j%8] and grad[j]*(x[j]-mean) into acc[8+j%8] for j < n, a multiple of 8.")
+	acc, g, x, n := RDI, RSI, RDX, RCX
+	Load(Param("acc"), acc)
+	Load(Param("grad"), g)
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	mean := Y15
+	VBROADCASTSS(resolve("mean").Addr, mean)
+	gv := []VecPhysical{Y8, Y9, Y10, Y11}
+	dv := []VecPhysical{Y12, Y13, Y14, Y12} // Y15 holds the mean; renaming keeps Y12 reused in a step independent
+	accumulate("bnGradSumsAVX", n, acc, func(v, off int, a, b VecPhysical) {
+		VMOVUPS(Mem{Base: g, Disp: off}, gv[v])
+		VMOVUPS(Mem{Base: x, Disp: off}, dv[v])
+		VSUBPS(mean, dv[v], dv[v])
+		VADDPS(gv[v], a, a)
+		VFMADD231PS(gv[v], dv[v], b)
+	}, func(bytes int) { addAll(bytes, g, x) })
+}
+
+// genBNScale emits y = x*scale + off.
+func genBNScale() {
+	TEXT("bnScaleAVX", NOSPLIT, "func(y, x *float32, n int, scale, off float32)")
+	Pragma("noescape")
+	Doc("bnScaleAVX sets y[j] = x[j]*scale + off for j < n, a multiple of 8.")
+	y, x, n := RDI, RSI, RCX
+	Load(Param("y"), y)
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	scale, off := Y14, Y15
+	VBROADCASTSS(resolve("scale").Addr, scale)
+	VBROADCASTSS(resolve("off").Addr, off)
+	val := []VecPhysical{Y0, Y1, Y2, Y3}
+	loop("bnScaleAVX", n, func(v, o int) {
+		VMOVUPS(off, val[v])
+		VFMADD231PS(Mem{Base: x, Disp: o}, scale, val[v])
+		VMOVUPS(val[v], Mem{Base: y, Disp: o})
+	}, func(bytes int) { addAll(bytes, y, x) })
+}
+
+// genBNGrad emits the batch norm input gradient dx = a*g + bx*x + d.
+func genBNGrad() {
+	TEXT("bnGradAVX", NOSPLIT, "func(dx, grad, x *float32, n int, a, bx, d float32)")
+	Pragma("noescape")
+	Doc("bnGradAVX sets dx[j] = a*grad[j] + bx*x[j] + d for j < n, a multiple of 8. dx may be grad.")
+	dx, g, x, n := RDI, RSI, RDX, RCX
+	Load(Param("dx"), dx)
+	Load(Param("grad"), g)
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	a, bx, d := Y13, Y14, Y15
+	VBROADCASTSS(resolve("a").Addr, a)
+	VBROADCASTSS(resolve("bx").Addr, bx)
+	VBROADCASTSS(resolve("d").Addr, d)
+	val := []VecPhysical{Y0, Y1, Y2, Y3}
+	loop("bnGradAVX", n, func(v, o int) {
+		VMOVUPS(d, val[v])
+		VFMADD231PS(Mem{Base: x, Disp: o}, bx, val[v])
+		VFMADD231PS(Mem{Base: g, Disp: o}, a, val[v])
+		VMOVUPS(val[v], Mem{Base: dx, Disp: o})
+	}, func(bytes int) { addAll(bytes, dx, g, x) })
 }
