@@ -153,10 +153,11 @@ make_image() {
 	if command -v podman >/dev/null; then
 		[ "$which" = cuda ] && gpu=(--device nvidia.com/gpu=all)
 		local rc=0
-		podman run --rm "${gpu[@]}" "${envs[@]}" -v "$mount:Z" "localhost/$name" "${args[@]}" || rc=$?
-		# 125: podman itself failed (here: it cannot run containers).
-		[ $rc != 125 ] && return $rc
-		say "podman run failed; running with buildah run"
+		podman run --rm "${ULIMITS[@]}" "${gpu[@]}" "${envs[@]}" -v "$mount:Z" "localhost/$name" "${args[@]}" || rc=$?
+		# 125 and 126: podman or its OCI runtime failed, not the command
+		# (in a sandbox: "cgroups in hybrid mode not supported").
+		[ $rc != 125 ] && [ $rc != 126 ] && return $rc
+		say "podman could not run the container; running it with buildah run"
 	fi
 	[ "$which" = cuda ] && die "buildah run cannot pass a GPU to the container: run localhost/$name with podman or docker"
 	brun "localhost/$name" "${envs[@]}" -v "$mount" -- "${args[@]}"
