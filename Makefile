@@ -32,9 +32,9 @@ eval:
 # docker-cpu builds the training image (docker/Dockerfile) and trains in it,
 # with the run directory on the host in runs/docker; docker-bench builds the
 # benchmark image (docker/Dockerfile.bench) and runs bench/cpu_compare.sh in
-# it, with the results in runs/bench (ROUNDS, EPOCHS, GEMM and QUIET_WAIT
-# pass through). Both use docker when it is installed, otherwise buildah or
-# podman (CONTAINER_ENGINE chooses): see scripts/images.sh.
+# it, with the results in runs/bench (ROUNDS, EPOCHS, GEMM, QUIET_WAIT and
+# OPENBLAS_CORETYPE pass through). Both use docker when it is installed,
+# otherwise buildah or podman (CONTAINER_ENGINE chooses): scripts/images.sh.
 .PHONY: docker-bench
 
 docker-cpu:

@@ -4,7 +4,7 @@
 #   scripts/images.sh make cpu|bench|cuda
 #       Builds one image (gograd, gograd-bench or gograd-cuda) from the real
 #       bases and runs its default command, with its output in ./runs: with
-#       docker when it is installed, otherwise with buildah (or podman) to
+#       docker when its daemon answers, otherwise with buildah (or podman) to
 #       build and podman to run; where podman cannot run containers (no
 #       usable cgroups, as in some sandboxes), with `buildah run`. The make
 #       targets docker-cpu, docker-bench and docker-cuda call this.
@@ -111,9 +111,14 @@ make_image() {
 	[ "$which" != cpu ] && name=gograd-$which
 	engine=${CONTAINER_ENGINE:-}
 	if [ -z "$engine" ]; then
-		for e in docker buildah podman; do
-			command -v $e >/dev/null && engine=$e && break
-		done
+		# docker only with a daemon to talk to (the CLI alone is not enough).
+		if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+			engine=docker
+		elif command -v buildah >/dev/null; then
+			engine=buildah
+		elif command -v podman >/dev/null; then
+			engine=podman
+		fi
 	fi
 	[ -n "$engine" ] || die "no docker, buildah or podman found: install one (Debian: apt-get install buildah podman)"
 	mkdir -p runs
@@ -136,7 +141,7 @@ make_image() {
 	bench)
 		mkdir -p runs/bench
 		mount="$PWD/runs/bench:/out"
-		for v in ROUNDS EPOCHS GEMM QUIET_WAIT; do
+		for v in ROUNDS EPOCHS GEMM QUIET_WAIT OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
 			[ -n "${!v:-}" ] && envs+=(-e "$v=${!v}")
 		done
 		;;
