@@ -122,7 +122,8 @@ make_image() {
 	fi
 	[ -n "$engine" ] || die "no docker, buildah or podman found: install one (Debian: apt-get install buildah podman)"
 	mkdir -p runs
-	local build=(--build-arg "GOGRAD_COMMIT=$(commit)" -f "$file" -t "$name" .)
+	local build=(-f "$file" -t "$name" .)
+	[ "$which" != cpu ] && build=(--build-arg "GOGRAD_COMMIT=$(commit)" "${build[@]}")
 	say "$engine build -f $file -t $name"
 	case $engine in
 	docker) docker build "${build[@]}" ;;
