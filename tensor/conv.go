@@ -127,6 +127,14 @@ func Conv2dInto(y, x, w, b *Tensor, g device.ConvGeom) {
 	o := w.shape[0]
 	l := g.OutH() * g.OutW()
 	dev := x.dev
+	if d, ok := dev.(device.Conv); ok {
+		var bb device.Buffer
+		if b != nil {
+			bb = b.Buffer()
+		}
+		check(op, d.Conv2d(y.Buffer(), x.Buffer(), w.Buffer(), bb, o, g), x.shape, w.shape)
+		return
+	}
 	col := New(dev, g.ColRows(), g.ColCols())
 	defer col.Free()
 	Im2colInto(col, x, g, 0)
@@ -153,6 +161,16 @@ func Conv2dGrad(dx, dw, db, x, w, gy *Tensor, g device.ConvGeom, accX, accW, acc
 	o := w.shape[0]
 	l := g.OutH() * g.OutW()
 	dev := x.dev
+	if d, ok := dev.(device.Conv); ok {
+		buf := func(t *Tensor) device.Buffer {
+			if t == nil {
+				return nil
+			}
+			return t.Buffer()
+		}
+		check(op, d.Conv2dGrad(buf(dx), buf(dw), buf(db), x.Buffer(), w.Buffer(), gy.Buffer(), o, g, accX, accW, accB), x.shape, w.shape, gy.shape)
+		return
+	}
 	gt := New(dev, o, g.N*l) // gy as [O, N, L]
 	defer gt.Free()
 	check(op, dev.Copy(gt.Buffer(), gy.Buffer(), walkOf([]int{o, g.N, l}, []int{l, o * l, 1}, 0)), gy.shape)
