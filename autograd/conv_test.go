@@ -202,3 +202,31 @@ func TestConvLargeBatch(t *testing.T) {
 		testutil.AllClose(t, "rerun", again[i], native[i], 0, 0)
 	}
 }
+
+// TestPoolLargeBatch compares the CPU's native pooling, split across
+// threads by image plane, with the strided-copy one, at a batch large
+// enough to split, with gradients accumulated over two passes.
+func TestPoolLargeBatch(t *testing.T) {
+	run := func(d device.Device) [][]float32 {
+		r := rand.New(rand.NewPCG(5, 6))
+		x := autograd.Param(distinct(d, r, 37, 3, 9, 8))
+		var out [][]float32
+		for pass := range 2 {
+			m := autograd.MaxPool2d(x, 3, 2, 1)
+			a := autograd.AvgPool2d(x, 2, 1, 1)
+			out = append(out, m.Value.Data(), a.Value.Data())
+			wm := autograd.Const(away(d, r, m.Shape()...))
+			wa := autograd.Const(away(d, r, a.Shape()...))
+			loss := autograd.Add(autograd.SumAll(autograd.Mul(m, wm)), autograd.SumAll(autograd.Mul(a, wa)))
+			if err := loss.Backward(); err != nil {
+				t.Fatalf("pass %d: %v", pass, err)
+			}
+		}
+		return append(out, x.Grad.Data())
+	}
+	native := run(device.NewCPU(2))
+	walks := run(walksOnly{device.NewCPU(2)})
+	for i, name := range []string{"max", "avg", "max again", "avg again", "dx"} {
+		testutil.AllClose(t, name, native[i], walks[i], 1e-5, 1e-5)
+	}
+}

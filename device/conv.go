@@ -122,3 +122,41 @@ func convSize(arg string, g ConvGeom, out int) int {
 	}
 	return g.N * out * g.OutH() * g.OutW() // y, gy
 }
+
+// Pool is implemented by devices with native pooling kernels over [N, C,
+// H, W] images x and [N, C, OutH, OutW] outputs y (gy their gradients).
+// Padding reads nothing: max pooling never picks it, average pooling
+// counts it as zeros (PyTorch's count_include_pad). idx, [C, N·OutH·OutW],
+// holds the window index i·KW + j of each maximum, the first in row-major
+// order (or the first NaN).
+type Pool interface {
+	MaxPool2d(y, idx, x Buffer, g ConvGeom) error
+	// MaxPool2dGrad adds each gradient to the pixel of its maximum, storing
+	// into dx (or adding to it, when accumulate).
+	MaxPool2dGrad(dx, gy, idx Buffer, g ConvGeom, accumulate bool) error
+	AvgPool2d(y, x Buffer, g ConvGeom) error
+	// AvgPool2dGrad spreads each gradient evenly over its window's pixels
+	// (the padding's share is dropped), into dx.
+	AvgPool2dGrad(dx, gy Buffer, g ConvGeom, accumulate bool) error
+}
+
+// CheckPool checks the arguments of the Pool methods: the geometry, x (or
+// dx) of N·C·H·W values, y (or gy) and idx, which may be nil, of
+// N·C·OutH·OutW.
+func CheckPool(op string, g ConvGeom, x, y, idx Buffer) error {
+	if err := CheckConvGeom(op, g); err != nil {
+		return err
+	}
+	name := opName{kind: op}
+	if err := need(name, "x", x, g.N*g.C*g.H*g.W); err != nil {
+		return err
+	}
+	out := g.N * g.C * g.OutH() * g.OutW()
+	if err := need(name, "y", y, out); err != nil {
+		return err
+	}
+	if idx != nil {
+		return need(name, "idx", idx, out)
+	}
+	return nil
+}

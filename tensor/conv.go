@@ -216,6 +216,10 @@ func fromCL(op string, dst, src *Tensor, g device.ConvGeom) {
 // PyTorch picks it. Padding is never chosen over a value of x.
 func MaxPool2dInto(y, idx, x *Tensor, g device.ConvGeom) {
 	const op = "max_pool2d"
+	if d, ok := x.dev.(device.Pool); ok {
+		check(op, d.MaxPool2d(y.Buffer(), idx.Buffer(), x.Buffer(), g), x.shape, y.shape)
+		return
+	}
 	col := poolCol(x, g, float32(math.Inf(-1)))
 	defer col.Free()
 	kk, nl := g.KH*g.KW, g.ColCols()
@@ -231,6 +235,10 @@ func MaxPool2dInto(y, idx, x *Tensor, g device.ConvGeom) {
 // overlap, into dx (stored, or added to when accumulate).
 func MaxPool2dGrad(dx, gy, idx *Tensor, g device.ConvGeom, accumulate bool) {
 	const op = "max_pool2d_grad"
+	if d, ok := dx.dev.(device.Pool); ok {
+		check(op, d.MaxPool2dGrad(dx.Buffer(), gy.Buffer(), idx.Buffer(), g, accumulate), dx.shape, gy.shape)
+		return
+	}
 	kk, nl, l := g.KH*g.KW, g.ColCols(), g.OutH()*g.OutW()
 	iota := make([]float32, kk)
 	for i := range iota {
@@ -254,6 +262,10 @@ func MaxPool2dGrad(dx, gy, idx *Tensor, g device.ConvGeom, accumulate bool) {
 // PyTorch's count_include_pad=True.
 func AvgPool2dInto(y, x *Tensor, g device.ConvGeom) {
 	const op = "avg_pool2d"
+	if d, ok := x.dev.(device.Pool); ok {
+		check(op, d.AvgPool2d(y.Buffer(), x.Buffer(), g), x.shape, y.shape)
+		return
+	}
 	col := poolCol(x, g, 0)
 	defer col.Free()
 	m := New(x.dev, g.C, g.ColCols())
@@ -267,6 +279,10 @@ func AvgPool2dInto(y, x *Tensor, g device.ConvGeom) {
 // when accumulate).
 func AvgPool2dGrad(dx, gy *Tensor, g device.ConvGeom, accumulate bool) {
 	const op = "avg_pool2d_grad"
+	if d, ok := dx.dev.(device.Pool); ok {
+		check(op, d.AvgPool2dGrad(dx.Buffer(), gy.Buffer(), g, accumulate), dx.shape, gy.shape)
+		return
+	}
 	kk, nl, l := g.KH*g.KW, g.ColCols(), g.OutH()*g.OutW()
 	col := New(dx.dev, g.ColRows(), nl)
 	defer col.Free()
