@@ -31,6 +31,9 @@ type CPU struct {
 	team        *cpuTeam  // threads-1 helper goroutines, started on first use
 	sgdTasks    sync.Pool // of *cpuSGDTask
 	gatherTasks sync.Pool // of *cpuGatherTask
+	convTasks   sync.Pool // of *cpuConv
+	colTasks    sync.Pool // of *cpuConvTask
+	poolTasks   sync.Pool // of *cpuPool
 
 	mu     sync.Mutex
 	free   map[int][]*CPUBuffer // freed buffers by exact length

@@ -95,7 +95,9 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	if err := CheckConv(op, g, out, []string{"y", "x", "w", "b"}, []Buffer{y, x, w, b}, []bool{false, false, false, true}); err != nil {
 		return cpuErr(err)
 	}
-	t := &cpuConv{c: c, g: g, out: out}
+	t := c.convTask()
+	defer c.convTasks.Put(t)
+	*t = cpuConv{c: c, g: g, out: out}
 	name := cpuOp{kind: op}
 	var err error
 	if t.y, err = cpuData(name, "y", y, convSize("y", g, out)); err != nil {
@@ -125,21 +127,36 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 		[]bool{true, true, true, false, false, false}); err != nil {
 		return cpuErr(err)
 	}
-	t := &cpuConv{c: c, g: g, out: out, back: true, accX: accX}
+	t := c.convTask()
+	defer c.convTasks.Put(t)
+	*t = cpuConv{c: c, g: g, out: out, back: true, accX: accX}
 	name := cpuOp{kind: op}
+	data := func(arg string, b Buffer) ([]float32, error) {
+		if isNil(b) {
+			return nil, nil
+		}
+		return cpuData(name, arg, b, convSize(arg, g, out))
+	}
 	var err error
-	var dws, dbs []float32
-	for _, a := range []struct {
-		name string
-		buf  Buffer
-		dst  *[]float32
-	}{{"dx", dx, &t.dx}, {"dw", dw, &dws}, {"db", db, &dbs}, {"x", x, &t.x}, {"w", w, &t.w}, {"gy", gy, &t.gy}} {
-		if isNil(a.buf) {
-			continue
-		}
-		if *a.dst, err = cpuData(name, a.name, a.buf, convSize(a.name, g, out)); err != nil {
-			return err
-		}
+	if t.dx, err = data("dx", dx); err != nil {
+		return err
+	}
+	dws, err := data("dw", dw)
+	if err != nil {
+		return err
+	}
+	dbs, err := data("db", db)
+	if err != nil {
+		return err
+	}
+	if t.x, err = data("x", x); err != nil {
+		return err
+	}
+	if t.w, err = data("w", w); err != nil {
+		return err
+	}
+	if t.gy, err = data("gy", gy); err != nil {
+		return err
 	}
 	blocks := (g.N + cpuConvBlock - 1) / cpuConvBlock
 	ckk := g.ColRows()
@@ -165,6 +182,14 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	cpuSumBlocks(dws, t.pw, blocks, g.N > 0, accW)
 	cpuSumBlocks(dbs, t.pb, blocks, g.N > 0, accB)
 	return nil
+}
+
+// convTask returns a task from the CPU's pool, so that a call allocates nothing.
+func (c *CPU) convTask() *cpuConv {
+	if t, ok := c.convTasks.Get().(*cpuConv); ok {
+		return t
+	}
+	return new(cpuConv)
 }
 
 // cpuSumBlocks stores (or adds, when acc) the sum of the blocks partial

@@ -86,7 +86,13 @@ func (t *cpuPool) plane(p int) {
 	}
 }
 
-func (c *CPU) pool(op string, t *cpuPool, x, y, idx Buffer) error {
+func (c *CPU) pool(op string, task cpuPool, x, y, idx Buffer) error {
+	t, ok := c.poolTasks.Get().(*cpuPool)
+	if !ok {
+		t = new(cpuPool)
+	}
+	defer c.poolTasks.Put(t)
+	*t = task
 	g := t.g
 	if err := CheckPool(op, g, x, y, idx); err != nil {
 		return cpuErr(err)
@@ -117,20 +123,20 @@ func (c *CPU) pool(op string, t *cpuPool, x, y, idx Buffer) error {
 // MaxPool2d writes the max pooling of x into y and the window index of
 // each maximum into idx (see Pool).
 func (c *CPU) MaxPool2d(y, idx, x Buffer, g ConvGeom) error {
-	return c.pool("max_pool2d", &cpuPool{g: g, max: true}, x, y, idx)
+	return c.pool("max_pool2d", cpuPool{g: g, max: true}, x, y, idx)
 }
 
 // MaxPool2dGrad sends each gradient to its maximum (see Pool).
 func (c *CPU) MaxPool2dGrad(dx, gy, idx Buffer, g ConvGeom, accumulate bool) error {
-	return c.pool("max_pool2d_grad", &cpuPool{g: g, max: true, back: true, accumulate: accumulate}, dx, gy, idx)
+	return c.pool("max_pool2d_grad", cpuPool{g: g, max: true, back: true, accumulate: accumulate}, dx, gy, idx)
 }
 
 // AvgPool2d writes the average pooling of x into y (see Pool).
 func (c *CPU) AvgPool2d(y, x Buffer, g ConvGeom) error {
-	return c.pool("avg_pool2d", &cpuPool{g: g}, x, y, nil)
+	return c.pool("avg_pool2d", cpuPool{g: g}, x, y, nil)
 }
 
 // AvgPool2dGrad spreads each gradient over its window (see Pool).
 func (c *CPU) AvgPool2dGrad(dx, gy Buffer, g ConvGeom, accumulate bool) error {
-	return c.pool("avg_pool2d_grad", &cpuPool{g: g, back: true, accumulate: accumulate}, dx, gy, nil)
+	return c.pool("avg_pool2d_grad", cpuPool{g: g, back: true, accumulate: accumulate}, dx, gy, nil)
 }

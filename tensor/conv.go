@@ -25,17 +25,22 @@ func geomShapes(g device.ConvGeom) (img, col []int) {
 	return []int{g.N, g.C, g.H, g.W}, []int{g.ColRows(), g.ColCols()}
 }
 
+// checkCols checks that x holds g's images and col its column matrix.
+func checkCols(op string, x, col *Tensor, g device.ConvGeom) {
+	check(op, device.CheckConvGeom(op, g), x.shape)
+	if x.Len() != g.N*g.C*g.H*g.W || col.Len() != g.ColRows()*g.ColCols() {
+		img, cs := geomShapes(g)
+		fail(op, ErrShape, x.shape, col.shape, img, cs)
+	}
+	sameDevice(op, col, x)
+}
+
 // Im2colInto writes the column matrix of x, [N, C, H, W], into col of
 // [C·KH·KW, N·OutH·OutW] (see device.Im2col), with fill in the padding.
 func Im2colInto(col, x *Tensor, g device.ConvGeom, fill float32) {
 	const op = "im2col"
-	img, cs := geomShapes(g)
-	check(op, device.CheckConvGeom(op, g), x.shape)
-	if x.Len() != numel(img) || col.Len() != numel(cs) {
-		fail(op, ErrShape, x.shape, col.shape, img, cs)
-	}
-	sameDevice(op, col, x)
-	if numel(cs) == 0 {
+	checkCols(op, x, col, g)
+	if col.Len() == 0 {
 		return
 	}
 	if d, ok := x.dev.(device.Im2col); ok {
@@ -61,13 +66,8 @@ func Im2colInto(col, x *Tensor, g device.ConvGeom, fill float32) {
 // from. It stores into x, or adds to it when accumulate.
 func Col2imInto(x, col *Tensor, g device.ConvGeom, accumulate bool) {
 	const op = "col2im"
-	img, cs := geomShapes(g)
-	check(op, device.CheckConvGeom(op, g), x.shape)
-	if x.Len() != numel(img) || col.Len() != numel(cs) {
-		fail(op, ErrShape, x.shape, col.shape, img, cs)
-	}
-	sameDevice(op, col, x)
-	if numel(img) == 0 {
+	checkCols(op, x, col, g)
+	if x.Len() == 0 {
 		return
 	}
 	if d, ok := x.dev.(device.Im2col); ok {
@@ -98,7 +98,7 @@ func Col2imInto(x, col *Tensor, g device.ConvGeom, accumulate bool) {
 	crop := Slice(rows, 3, g.PW, g.PW+g.W)
 	defer crop.Free()
 	if accumulate {
-		v := x.Reshape(img...)
+		v := x.Reshape(g.N, g.C, g.H, g.W)
 		v.AddInPlace(crop)
 		v.Free()
 	} else {
@@ -162,12 +162,6 @@ func Conv2dGrad(dx, dw, db, x, w, gy *Tensor, g device.ConvGeom, accX, accW, acc
 	l := g.OutH() * g.OutW()
 	dev := x.dev
 	if d, ok := dev.(device.Conv); ok {
-		buf := func(t *Tensor) device.Buffer {
-			if t == nil {
-				return nil
-			}
-			return t.Buffer()
-		}
 		check(op, d.Conv2dGrad(buf(dx), buf(dw), buf(db), x.Buffer(), w.Buffer(), gy.Buffer(), o, g, accX, accW, accB), x.shape, w.shape, gy.shape)
 		return
 	}
@@ -194,6 +188,14 @@ func Conv2dGrad(dx, dw, db, x, w, gy *Tensor, g device.ConvGeom, accX, accW, acc
 		check(op, dev.MatMul(col.Buffer(), w.Buffer(), gt.Buffer(), g.ColRows(), o, g.N*l, true, false, false), x.shape, w.shape)
 		Col2imInto(dx, col, g, accX)
 	}
+}
+
+// buf is t's buffer, or nil for no tensor.
+func buf(t *Tensor) device.Buffer {
+	if t == nil {
+		return nil
+	}
+	return t.Buffer()
 }
 
 // poolCol returns the column matrix of x for pooling, viewed as
