@@ -18,6 +18,7 @@ type cpuConv struct {
 	out            int
 	x, w, b, y     []float32
 	dx, gy, pw, pb []float32 // pw, pb: the partial dw and db of each block
+	wt             []float32 // w transposed, [C·KH·KW, out], for the forward product
 	back, accX     bool
 }
 
@@ -50,7 +51,8 @@ func (t *cpuConv) run(lo, hi int) {
 				}
 				beta = 1
 			}
-			t.c.sgemm1.Sgemm(false, false, out, l, ckk, 1, t.w, ckk, col, l, beta, yn, l)
+			// op(A) = wtᵀ: packing a transposed A copies rows.
+			t.c.sgemm1.Sgemm(true, false, out, l, ckk, 1, t.wt, out, col, l, beta, yn, l)
 			continue
 		}
 		gyn := t.gy[n*out*l : (n+1)*out*l]
@@ -112,6 +114,18 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	if !isNil(b) {
 		if t.b, err = cpuData(name, "b", b, out); err != nil {
 			return err
+		}
+	}
+	ckk := g.ColRows()
+	buf, err := c.Alloc(ckk * out)
+	if err != nil {
+		return err
+	}
+	defer c.Free(buf)
+	t.wt = buf.(*CPUBuffer).data
+	for o := range out {
+		for r, v := range t.w[o*ckk : (o+1)*ckk] {
+			t.wt[r*out+o] = v
 		}
 	}
 	c.run(g.N, t)
