@@ -1,0 +1,148 @@
+//go:build mpi
+
+package main
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// buildMPI builds gograd with -tags mpi and returns its path. The tests
+// need Open MPI's mpirun (Debian's openmpi-bin); as root, they set the two
+// variables that let it run.
+func buildMPI(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		t.Fatalf("this test needs mpirun: apt-get install -y openmpi-bin libopenmpi-dev (%v)", err)
+	}
+	bin := filepath.Join(t.TempDir(), "gograd")
+	if out, err := exec.Command("go", "build", "-buildvcs=false", "-tags", "mpi", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags mpi: %v\n%s", err, out)
+	}
+	t.Setenv("OMPI_ALLOW_RUN_AS_ROOT", "1")
+	t.Setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+	return bin
+}
+
+// mpirunArgs is the start of an mpirun command line: ranks of one host,
+// each line of output tagged with the rank and stream ([1,0]<stdout>:).
+var mpirunArgs = []string{"--oversubscribe", "--tag-output"}
+
+func runCmd(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// TestMPITrain trains 2 ranks with batch 64 each and one process with
+// batch 128 on the same 50 steps: the weights agree to float tolerance (the
+// order of the reductions differs), the ranks' weights are bit-identical,
+// rank 0 alone writes the run directory and prints, and -resume refuses
+// another number of processes.
+func TestMPITrain(t *testing.T) {
+	dataDir := mnistDir(t)
+	bin := buildMPI(t)
+	tmp := t.TempDir()
+	dir0, dir1 := filepath.Join(tmp, "rank0"), filepath.Join(tmp, "rank1")
+	for _, d := range []string{dir0, dir1} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 7200 images less 10% for validation: 50 steps of 128.
+	common := []string{"train", "-data", dataDir, "-limit", "7200", "-epochs", "1", "-hidden", "64,32", "-out", "run"}
+	two := append(append([]string(nil), common...), "-dist", "mpi", "-batch", "64")
+	// Each rank runs in a directory of its own: rank 1's must stay empty.
+	args := append(append([]string(nil), mpirunArgs...), "-np", "1", "-wdir", dir0, bin)
+	args = append(append(args, two...), ":", "-np", "1", "-wdir", dir1, bin)
+	args = append(args, two...)
+	out, err := runCmd("mpirun", args...)
+	if err != nil {
+		t.Fatalf("mpirun: %v\n%s", err, out)
+	}
+	t.Logf("2 ranks:\n%s", out)
+	for _, want := range []string{"[1,0]<stdout>:data-parallel: -dist mpi, 2 processes, batch 64 each (128 in all)",
+		"[1,0]<stdout>:weights after epoch 1: identical on the 2 processes", "[1,0]<stdout>:epoch 1/1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "[1,1]<") {
+		t.Errorf("rank 1 printed something:\n%s", out)
+	}
+	if ents, err := os.ReadDir(dir1); err != nil || len(ents) != 0 {
+		t.Errorf("rank 1 wrote into its directory: %v %v", ents, err)
+	}
+	run2 := filepath.Join(dir0, "run")
+	one := filepath.Join(tmp, "one")
+	oneArgs := append(append([]string(nil), common...), "-batch", "128")
+	oneArgs[len(common)-1] = one
+	if out, err := runCmd(bin, oneArgs...); err != nil {
+		t.Fatalf("one process: %v\n%s", err, out)
+	}
+	a, b := modelTensors(t, filepath.Join(run2, modelFile)), modelTensors(t, filepath.Join(one, modelFile))
+	if len(a) != len(b) || len(a) != 6 {
+		t.Fatalf("%d and %d tensors, want 6", len(a), len(b))
+	}
+	worst, bits := 0.0, 0
+	for i := range a {
+		if a[i].Name != b[i].Name || len(a[i].Data) != len(b[i].Data) {
+			t.Fatalf("tensor %d: %s of %d and %s of %d values", i, a[i].Name, len(a[i].Data), b[i].Name, len(b[i].Data))
+		}
+		for k, x := range a[i].Data {
+			y := b[i].Data[k]
+			if x != y {
+				bits++
+			}
+			d := math.Abs(float64(x-y)) / (1e-3 + math.Abs(float64(y)))
+			if d > worst || math.IsNaN(d) {
+				worst = d
+			}
+		}
+	}
+	t.Logf("2 ranks against 1 process: %d values differ, the worst by %.3g (relative)", bits, worst)
+	if !(worst < 1e-3) {
+		t.Errorf("the weights of 2 ranks of batch 64 and of 1 process of batch 128 differ by up to %.3g (relative), want < 1e-3", worst)
+	}
+	// The two runs took the same 50 steps.
+	ck2, err := readCheckpoint(filepath.Join(run2, checkpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck1, err := readCheckpoint(filepath.Join(one, checkpointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck2.Steps != 50 || ck1.Steps != 50 || ck2.WorldSize != 2 || ck1.WorldSize != 1 {
+		t.Errorf("steps %d and %d, world sizes %d and %d: want 50 steps each, world sizes 2 and 1", ck2.Steps, ck1.Steps, ck2.WorldSize, ck1.WorldSize)
+	}
+
+	// -resume with another number of processes is refused, both ways.
+	out, err = runCmd(bin, "train", "-resume", run2)
+	if code := exitCode(err); code != exitUsage || !strings.Contains(out, "the run in "+run2+" was trained by 2 processes and this job has 1 process") ||
+		!strings.Contains(out, "resume it with: mpirun -np 2 gograd train -dist mpi -resume "+run2) {
+		t.Errorf("one process resuming a 2-rank run: want exit 2 naming both sizes and the mpirun command, got exit %d:\n%s", code, out)
+	}
+	out, err = runCmd("mpirun", append(append([]string(nil), mpirunArgs...), "-np", "2", bin, "train", "-dist", "mpi", "-resume", one)...)
+	if err == nil || !strings.Contains(out, "[1,0]<stderr>:gograd train: the run in "+one+" was trained by 1 process and this job has 2 processes") ||
+		!strings.Contains(out, "resume it with: gograd train -resume "+one) || strings.Contains(out, "[1,1]<") {
+		t.Errorf("2 ranks resuming a 1-process run: want a failure that rank 0 alone reports, naming both sizes, got %v:\n%s", err, out)
+	}
+}
+
+func exitCode(err error) int {
+	if e, ok := err.(*exec.ExitError); ok {
+		return e.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
