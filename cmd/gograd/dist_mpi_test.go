@@ -3,13 +3,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // buildMPI builds gograd with -tags mpi and returns its path. The tests
@@ -134,6 +140,150 @@ func TestMPITrain(t *testing.T) {
 	if err == nil || !strings.Contains(out, "[1,0]<stderr>:gograd train: the run in "+one+" was trained by 1 process and this job has 2 processes") ||
 		!strings.Contains(out, "resume it with: gograd train -resume "+one) || strings.Contains(out, "[1,1]<") {
 		t.Errorf("2 ranks resuming a 1-process run: want a failure that rank 0 alone reports, naming both sizes, got %v:\n%s", err, out)
+	}
+}
+
+// startMPI starts mpirun with args and returns it, with a channel of its
+// output lines.
+func startMPI(t *testing.T, args ...string) (*exec.Cmd, <-chan string) {
+	t.Helper()
+	cmd := exec.Command("mpirun", append(append([]string(nil), mpirunArgs...), args...)...)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return cmd, lines
+}
+
+// waitFor reads lines until one contains want, and returns all it read.
+func waitFor(t *testing.T, lines <-chan string, want string) string {
+	t.Helper()
+	var b strings.Builder
+	timeout := time.After(5 * time.Minute)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the job ended before printing %q:\n%s", want, b.String())
+			}
+			b.WriteString(l + "\n")
+			if strings.Contains(l, want) {
+				return b.String()
+			}
+		case <-timeout:
+			t.Fatalf("no %q within 5 minutes:\n%s", want, b.String())
+		}
+	}
+}
+
+// drain returns the remaining lines.
+func drain(lines <-chan string) string {
+	var b strings.Builder
+	for l := range lines {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// rankPID returns the process id of rank of the job that mpirun started.
+func rankPID(t *testing.T, mpirun *exec.Cmd, rank int) int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 2 || f[1] != strconv.Itoa(mpirun.Process.Pid) {
+			continue
+		}
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if slices.Contains(strings.Split(string(environ), "\x00"), "OMPI_COMM_WORLD_RANK="+strconv.Itoa(rank)) {
+			return pid
+		}
+	}
+	t.Fatalf("no process of rank %d under mpirun %d", rank, mpirun.Process.Pid)
+	return 0
+}
+
+// TestMPIInterrupt interrupts a 2-rank run (mpirun passes SIGINT on to
+// the ranks, which agree to stop at the same batch), resumes it with 2
+// ranks, and compares it with an uninterrupted run: the same weights bit
+// for bit.
+func TestMPIInterrupt(t *testing.T) {
+	dataDir := mnistDir(t)
+	bin := buildMPI(t)
+	tmp := t.TempDir()
+	dir, ref := filepath.Join(tmp, "run"), filepath.Join(tmp, "ref")
+	args := []string{"-np", "2", bin, "train", "-dist", "mpi", "-data", dataDir, "-batch", "64", "-epochs", "4", "-hidden", "256,128"}
+	cmd, lines := startMPI(t, append(args, "-out", dir)...)
+	out := waitFor(t, lines, "epoch 1/4")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	out += drain(lines)
+	err := cmd.Wait()
+	t.Logf("interrupted:\n%s", out)
+	if strings.Contains(out, "done: test accuracy") {
+		t.Fatal("the run finished its 4 epochs before the interrupt reached it")
+	}
+	if err == nil || !regexp.MustCompile(`\[1,0\]<stderr>:gograd: interrupted in epoch [234] after batch \d+; saved`).MatchString(out) ||
+		!strings.Contains(out, "[1,0]<stderr>:Resume with: mpirun -np 2 gograd train -dist mpi -resume "+dir) ||
+		strings.Contains(out, "[1,1]<") {
+		t.Fatalf("want rank 0 alone to report the interrupt after epoch 1 and how to resume, and a failed job; got %v", err)
+	}
+	resumed, err := runCmd("mpirun", append(append([]string(nil), mpirunArgs...), "-np", "2", bin, "train", "-dist", "mpi", "-resume", dir)...)
+	if err != nil || !strings.Contains(resumed, "resuming "+dir+" at epoch ") || !strings.Contains(resumed, "done: test accuracy") {
+		t.Fatalf("resume: %v\n%s", err, resumed)
+	}
+	if out, err := runCmd("mpirun", append(append(append([]string(nil), mpirunArgs...), args...), "-out", ref)...); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	if d := sameBits(modelTensors(t, filepath.Join(dir, modelFile)), modelTensors(t, filepath.Join(ref, modelFile))); d != "" {
+		t.Errorf("the interrupted and resumed run differs from the uninterrupted one: %s", d)
+	}
+}
+
+// TestMPIKilledRank kills rank 1 in the middle of training: mpirun ends
+// the job at once, naming the rank.
+func TestMPIKilledRank(t *testing.T) {
+	dataDir := mnistDir(t)
+	bin := buildMPI(t)
+	cmd, lines := startMPI(t, "-np", "2", bin, "train", "-dist", "mpi", "-data", dataDir, "-batch", "64", "-epochs", "3",
+		"-out", filepath.Join(t.TempDir(), "run"))
+	out := waitFor(t, lines, "run directory:")
+	time.Sleep(500 * time.Millisecond)
+	if err := syscall.Kill(rankPID(t, cmd, 1), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	out += drain(lines)
+	err := cmd.Wait()
+	took := time.Since(killed)
+	t.Logf("the job ended %v after the kill:\n%s", took.Round(time.Millisecond), out)
+	if err == nil || !strings.Contains(out, "process rank 1") || !strings.Contains(out, "signal 9") {
+		t.Errorf("want a failed job naming rank 1, killed by signal 9; got %v", err)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the job took %v to end after rank 1 was killed, want at most 30s", took)
 	}
 }
 
