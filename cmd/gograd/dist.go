@@ -363,7 +363,16 @@ func (t *trainer) endEpoch(epoch, n int) error {
 	if err := t.lossError(epoch, n); err != nil {
 		return &agreedError{err: err, own: true}
 	}
-	return t.checkSameWeights(epoch)
+	sum, err := t.checkSameWeights(epoch)
+	if err != nil {
+		return err
+	}
+	st := t.dp.Stats()
+	waited := st.WaitTime - t.waited
+	t.waited = st.WaitTime
+	fmt.Fprintf(t.env.stdout, "epoch %d: weights identical on the %s (fnv64 %016x); %.3f ms per step waiting for the all-reduces\n",
+		epoch+1, processes(t.job.size()), sum, float64(waited)/1e6/float64(max(n, 1)))
+	return nil
 }
 
 // checkSameWeights checks, after epoch, that every rank holds rank 0's
@@ -371,7 +380,7 @@ func (t *trainer) endEpoch(epoch, n int) error {
 // steps must give: each rank compares a hash of its parameters with
 // rank 0's. Every rank fails if one differs (a nondeterministic device,
 // or ranks running different builds).
-func (t *trainer) checkSameWeights(epoch int) error {
+func (t *trainer) checkSameWeights(epoch int) (uint64, error) {
 	h := fnv.New64a()
 	var b [4]byte
 	for _, p := range t.model.Parameters() {
@@ -389,18 +398,17 @@ func (t *trainer) checkSameWeights(epoch int) error {
 	ref := tensor.FromSlice(t.dev, own, 4)
 	defer ref.Free()
 	if err := t.job.comm.Broadcast(0, ref); err != nil {
-		return err
+		return 0, err
 	}
 	differ := !slices.Equal(ref.Data(), own)
 	bad, _, err := t.job.anyRank(differ, false)
 	switch {
 	case err != nil:
-		return err
+		return 0, err
 	case len(bad) > 0:
-		return &agreedError{err: fmt.Errorf("after epoch %d the weights of %s differ from rank 0's: the ranks diverged (a nondeterministic device, or ranks running different builds of gograd)", epoch+1, rankList(bad)), own: differ}
+		return 0, &agreedError{err: fmt.Errorf("after epoch %d the weights of %s differ from rank 0's: the ranks diverged (a nondeterministic device, or ranks running different builds of gograd)", epoch+1, rankList(bad)), own: differ}
 	}
-	fmt.Fprintf(t.env.stdout, "weights after epoch %d: identical on the %s (fnv64 %016x)\n", epoch+1, processes(t.job.size()), sum)
-	return nil
+	return sum, nil
 }
 
 // describeJob prints the processes of a -dist job.

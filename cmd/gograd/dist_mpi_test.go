@@ -75,7 +75,7 @@ func TestMPITrain(t *testing.T) {
 	}
 	t.Logf("2 ranks:\n%s", out)
 	for _, want := range []string{"[1,0]<stdout>:data-parallel: -dist mpi, 2 processes, batch 64 each (128 in all)",
-		"[1,0]<stdout>:weights after epoch 1: identical on the 2 processes", "[1,0]<stdout>:epoch 1/1"} {
+		"[1,0]<stdout>:epoch 1: weights identical on the 2 processes", "[1,0]<stdout>:epoch 1/1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}

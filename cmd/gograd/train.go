@@ -397,6 +397,7 @@ type trainer struct {
 	resume *checkpoint
 	job    *job               // the processes of a -dist job; one otherwise
 	dp     *dist.DataParallel // averages the gradients in a -dist job
+	waited time.Duration      // dp's wait time at the end of the last epoch
 	// commitTo is the run directory that an -overwrite run replaces once
 	// its first epoch is saved in dir, a staging directory; empty otherwise.
 	commitTo string
