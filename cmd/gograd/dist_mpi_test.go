@@ -296,3 +296,33 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// TestMPIHungRank stops rank 1 in the middle of training: rank 0's
+// collective fails after -dist-timeout and ends the job.
+func TestMPIHungRank(t *testing.T) {
+	dataDir := mnistDir(t)
+	bin := buildMPI(t)
+	cmd, lines := startMPI(t, "-np", "2", bin, "train", "-dist", "mpi", "-dist-timeout", "2s", "-data", dataDir,
+		"-batch", "64", "-epochs", "3", "-out", filepath.Join(t.TempDir(), "run"))
+	out := waitFor(t, lines, "run directory:")
+	time.Sleep(500 * time.Millisecond)
+	pid := rankPID(t, cmd, 1)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	stopped := time.Now()
+	out += drain(lines)
+	err := cmd.Wait()
+	took := time.Since(stopped)
+	t.Logf("the job ended %v after rank 1 stopped:\n%s", took.Round(time.Millisecond), out)
+	// Stopped between collectives, rank 1 is named; stopped inside one
+	// (the likelier: a step is mostly all-reduce wait on a loaded
+	// machine), every rank has started it and no rank can be blamed.
+	if err == nil || !regexp.MustCompile(`\[1,0\]<stderr>:gograd: rank 0: .*timed out after 2s: (rank 1 .*never started it|every rank started it, but it did not complete)`).MatchString(out) {
+		t.Errorf("want rank 0 to fail after the 2s timeout, naming rank 1 where it can; got %v", err)
+	}
+	if took > 30*time.Second {
+		t.Errorf("the job took %v to end after rank 1 stopped, want about 2s", took)
+	}
+}
