@@ -420,6 +420,15 @@ func (t *trainer) describeJob(w io.Writer) {
 		processes(t.job.size()), t.cfg.Batch, t.cfg.Batch*t.job.size(), t.job.timeout)
 }
 
+// saveRun saves the run directory (trainer.save) on rank 0, which alone
+// writes it.
+func (t *trainer) saveRun(ck *checkpoint, conf [10][10]int) error {
+	if !t.job.leader() {
+		return nil
+	}
+	return t.save(ck, conf)
+}
+
 // averageLoss replaces the running loss by its mean over the ranks: at
 // the end of an epoch and before saving an interrupted one. The losses of
 // the earlier part of a resumed epoch, the same on every rank, stay as

@@ -531,7 +531,7 @@ func (t *trainer) run(ctx context.Context) error {
 		if !runUpToDate(t.dir, ck) {
 			// A kill between the checkpoint and the other files of an
 			// epoch left them behind; the checkpoint has what they need.
-			if err := t.save(ck, confusion(predictAll(t.model, t.testX), t.test.Labels)); err != nil {
+			if err := t.saveRun(ck, confusion(predictAll(t.model, t.testX), t.test.Labels)); err != nil {
 				return err
 			}
 			t.env.note(fmt.Sprintf("rewrote the model and metrics of epoch %d in %s, which an interruption had left behind the checkpoint", ck.Epoch, t.dir))
@@ -606,7 +606,7 @@ func (t *trainer) run(ctx context.Context) error {
 		ck := newCheckpoint(*cfg, t.model, t.opt)
 		ck.Epoch, ck.Metrics, ck.TrainN = epoch+1, metrics, t.train.N
 		ck.WorldSize = ranks
-		if err := t.job.agree(t.save(ck, confusion(testPred, t.test.Labels))); err != nil {
+		if err := t.job.agree(t.saveRun(ck, confusion(testPred, t.test.Labels))); err != nil {
 			return err
 		}
 		t.saved = epoch + 1
@@ -733,9 +733,6 @@ func (t *trainer) interrupted(epoch, batch int, seconds float64, metrics []metri
 
 // save writes the model, the checkpoint, the metrics and the plots.
 func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
-	if !t.job.leader() {
-		return nil // rank 0 writes the run directory
-	}
 	a := t.cfg.arch(t.train.Dim(), 10)
 	md := a.metadata()
 	last := ck.Metrics[len(ck.Metrics)-1]
