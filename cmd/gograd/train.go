@@ -688,7 +688,7 @@ func (t *trainer) lossError(epoch, batch int) error {
 		return nil
 	}
 	where := fmt.Sprintf("in epoch %d, batch %d", epoch+1, batch)
-	if t.dev.Name() != "cpu" {
+	if t.dev.Name() != "cpu" || t.job.distributed() {
 		where = fmt.Sprintf("in epoch %d, by batch %d", epoch+1, batch)
 	}
 	kept := "nothing was saved"
