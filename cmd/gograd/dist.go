@@ -160,7 +160,8 @@ func (j *job) closeDevice(d device.Device, err *error) {
 // close ends the job with the command's error *err. Without -dist it does
 // nothing. On a -dist job it prints every rank's own error, prefixed with
 // its rank, before closing the communicator (which aborts the whole job
-// after a failed collective), and turns it into a quiet exit code. An
+// after a failed collective), and turns it into a quiet exit code; a rank
+// that stops because another failed (an agreed error) prints nothing. An
 // error of this rank alone, which the other ranks did not agree on, ends
 // the process without closing the communicator: mpirun then ends the
 // other ranks at once, instead of leaving them waiting in their next
@@ -180,6 +181,9 @@ func (j *job) close(err *error) {
 		if !j.leader() {
 			*err = quietError{exitUsage}
 		}
+	case errors.As(e, &a) && !a.own:
+		// The rank that failed prints its error.
+		*err = quietError{exitError}
 	case errors.As(e, &a), errors.As(e, &de):
 		fmt.Fprintf(j.stderr, "gograd: rank %d: %s\n", j.rank(), oneLine(e.Error()))
 		*err = quietError{exitError}
@@ -276,6 +280,16 @@ func rankList(ranks []int) string {
 		return "rank " + s[0]
 	}
 	return "ranks " + strings.Join(s, ", ")
+}
+
+// refuseExisting is the refuseExisting of rank 0, which alone writes the
+// run directory, agreed by every rank.
+func (j *job) refuseExisting(dir string, overwrite bool) error {
+	var err error
+	if j.leader() {
+		err = refuseExisting(dir, overwrite)
+	}
+	return j.agree(err)
 }
 
 // batchOrder is the batches of every epoch: data.Batches in one process,

@@ -141,6 +141,12 @@ func TestMPITrain(t *testing.T) {
 		!strings.Contains(out, "resume it with: gograd train -resume "+one) || strings.Contains(out, "[1,1]<") {
 		t.Errorf("2 ranks resuming a 1-process run: want a failure that rank 0 alone reports, naming both sizes, got %v:\n%s", err, out)
 	}
+	// A new run over an existing one: rank 0 alone decides, and reports.
+	again := append(append([]string(nil), common[:len(common)-1]...), run2, "-dist", "mpi", "-batch", "64") // -out run2
+	out, err = runCmd("mpirun", append(append(append([]string(nil), mpirunArgs...), "-np", "2", bin), again...)...)
+	if err == nil || !strings.Contains(out, "[1,0]<stderr>:gograd: rank 0: "+run2+" already holds a run") || strings.Contains(out, "[1,1]<") {
+		t.Errorf("2 ranks training into an existing run: want a failure that rank 0 alone reports, got %v:\n%s", err, out)
+	}
 }
 
 // startMPI starts mpirun with args and returns it, with a channel of its

@@ -314,7 +314,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 		if dir == "" {
 			dir = filepath.Join("runs", time.Now().Format("20060102-150405"))
 		}
-		if err := refuseExisting(dir, *overwrite); err != nil {
+		if err := job.refuseExisting(dir, *overwrite); err != nil {
 			return err
 		}
 	}
