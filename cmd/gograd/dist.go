@@ -400,6 +400,9 @@ func (t *trainer) endEpoch(epoch, n int) error {
 	if err := t.lossError(epoch, n); err != nil {
 		return &agreedError{err: err, own: true}
 	}
+	if t.job.size() == 1 {
+		return nil
+	}
 	sum, err := t.checkSameWeights(epoch)
 	if err != nil {
 		return err
