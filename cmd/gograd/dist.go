@@ -40,7 +40,7 @@ type distFlags struct {
 
 func addDistFlags(fs *command) *distFlags {
 	f := &distFlags{backend: newChoice("none", "none", "mpi", "nccl")}
-	fs.Var(f.backend, "dist", "data-parallel training in several processes started by mpirun: `none|mpi|nccl` "+
+	fs.Var(f.backend, "dist", "`none|mpi|nccl`: data-parallel training in several processes started by mpirun "+
 		"(mpi: on CPUs; nccl: one GPU per process, with -device cuda); -batch is then the batch of each process")
 	fs.DurationVar(&f.timeout, "dist-timeout", dist.DefaultTimeout,
 		"with -dist, how long a collective waits for the other processes before the job fails")
