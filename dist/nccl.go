@@ -245,7 +245,7 @@ func (c *ncclComm) StartAllReduce(op Op, ts ...*tensor.Tensor) (Request, error) 
 	}
 	if mean && !c.avg { // NCCL before 2.10: the sum, then a scaling kernel
 		for _, t := range ts {
-			if err := t.Device().Unary(device.MulScalar, t.Buffer(), t.Buffer(), t.Len(), 1/float32(c.Size())); err != nil {
+			if err := t.Device().Unary(device.MulScalar, t.Buffer(), t.Buffer(), t.Len(), 1/float32(c.Size()), 0); err != nil {
 				return nil, c.breakWith(r.what, err)
 			}
 		}

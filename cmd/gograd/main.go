@@ -121,9 +121,12 @@ var errInterrupted = errors.New("interrupted")
 // report prints err and turns it into an exit code.
 func report(err error, e *env) int {
 	var u *usageError
+	var q quietError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &q):
+		return q.code // printed already, by this process or rank 0 of a -dist job
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &u):

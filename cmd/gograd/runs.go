@@ -131,7 +131,8 @@ type checkpoint struct {
 	Partial      partialEpoch
 	Metrics      []metricsRow // one row per completed epoch
 
-	TrainN int // training examples, to check that a resumed run sees the same data
+	TrainN    int // training examples, to check that a resumed run sees the same data
+	WorldSize int // processes that trained the run (-dist); 1 for one
 
 	Model []safetensors.Tensor // the model's state_dict
 	Optim map[string][]float32 // the optimizer's buffers
@@ -257,6 +258,7 @@ func (ck *checkpoint) file() (*safetensors.File, error) {
 		"dropout_calls":  string(calls),
 		"partial":        string(partial),
 		"metrics":        string(metrics),
+		"world_size":     strconv.Itoa(max(ck.WorldSize, 1)),
 	}}
 	for _, t := range ck.Model {
 		f.Tensors = append(f.Tensors, safetensors.Tensor{Name: "model." + t.Name, Shape: t.Shape, Data: t.Data})
@@ -325,6 +327,10 @@ func checkpointFromFile(f *safetensors.File) (*checkpoint, error) {
 	if err := ck.Config.validate(); err != nil {
 		return nil, fmt.Errorf("config: %v", err)
 	}
+	var err error
+	if ck.WorldSize, err = worldSizeOf(md); err != nil {
+		return nil, err
+	}
 	if err := ck.checkProgress(); err != nil {
 		return nil, err
 	}
@@ -348,7 +354,7 @@ func checkpointFromFile(f *safetensors.File) (*checkpoint, error) {
 // its training set: an epoch has TrainN/Batch batches (the last partial
 // one dropped), and every batch is one optimizer step.
 func (ck *checkpoint) checkProgress() error {
-	perEpoch := ck.TrainN / ck.Config.Batch
+	perEpoch := globalBatches(ck.TrainN, ck.Config.Batch, ck.WorldSize)
 	switch {
 	case ck.TrainN < 1 || perEpoch < 1:
 		return fmt.Errorf("metadata train_examples=%d: fewer than one batch of %d", ck.TrainN, ck.Config.Batch)

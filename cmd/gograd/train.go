@@ -16,6 +16,7 @@ import (
 	"github.com/gograd/gograd/autograd"
 	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/device"
+	"github.com/gograd/gograd/dist"
 	"github.com/gograd/gograd/internal/atomicfile"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/optim"
@@ -188,7 +189,8 @@ same weights as a run that was never interrupted.
 
 // resumeFlags are the flags that -resume accepts; every other setting
 // comes from the checkpoint.
-var resumeFlags = map[string]bool{"resume": true, "epochs": true, "device": true, "data": true}
+var resumeFlags = map[string]bool{"resume": true, "epochs": true, "device": true, "data": true,
+	"dist": true, "dist-timeout": true}
 
 func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	fs := newCommand("train", "train [flags]", trainExamples, e)
@@ -219,6 +221,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	out := fs.String("out", "", "run `directory` to write (default runs/<date>-<time>)")
 	overwrite := fs.Bool("overwrite", false, "replace a run already in -out")
 	resume := fs.String("resume", "", "continue the run in `directory` from its checkpoint")
+	df := addDistFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -227,6 +230,13 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// -dist: the communicator, before the device (see dist.go).
+	job, e, err := openJob(df, dev.value, fs, set, e)
+	if err != nil {
+		return err
+	}
+	defer job.close(&err)
 
 	var ck *checkpoint
 	dir := *out
@@ -238,9 +248,9 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 			}
 		})
 		if len(bad) > 0 {
-			return fs.usagef("%s cannot be used with -resume: a resumed run keeps the settings in its checkpoint (only -epochs, -device and -data may be given)", strings.Join(bad, ", "))
+			return fs.usagef("%s cannot be used with -resume: a resumed run keeps the settings in its checkpoint (only -epochs, -device, -data, -dist and -dist-timeout may be given)", strings.Join(bad, ", "))
 		}
-		if fi, err := os.Stat(*resume); err == nil && fi.IsDir() {
+		if fi, err := os.Stat(*resume); err == nil && fi.IsDir() && job.leader() {
 			release, err := lockRun(*resume)
 			if err != nil {
 				return err
@@ -250,8 +260,15 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 				return err
 			}
 		}
+		// The other ranks read the checkpoint once rank 0 has tidied the run.
+		if err := job.agree(nil); err != nil {
+			return err
+		}
 		var err error
 		if ck, err = readCheckpoint(filepath.Join(*resume, checkpointFile)); err != nil {
+			return err
+		}
+		if err := job.checkWorldSize(fs, ck, *resume); err != nil {
 			return err
 		}
 		epochs := cfg.Epochs
@@ -297,24 +314,24 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 		if dir == "" {
 			dir = filepath.Join("runs", time.Now().Format("20060102-150405"))
 		}
-		if err := refuseExisting(dir, *overwrite); err != nil {
+		if err := job.refuseExisting(dir, *overwrite); err != nil {
 			return err
 		}
 	}
 
-	d, err := openDevice(dev.value)
+	d, err := job.openDevice(dev.value)
 	if err != nil {
 		return err
 	}
-	defer closeDevice(d, &err)
-	t := &trainer{cfg: cfg, dir: dir, dev: d, env: e, resume: ck}
+	defer job.closeDevice(d, &err)
+	t := &trainer{cfg: cfg, dir: dir, dev: d, env: e, resume: ck, job: job}
 	if err := t.load(); err != nil {
 		return err
 	}
 	if err := checkTrainMemory(&cfg, t.train); err != nil {
 		return err
 	}
-	if ck == nil {
+	if ck == nil && job.leader() {
 		// A new run: create and lock its directory, and check again, now
 		// that no other train can write there, that it holds no run.
 		release, err := prepareNewRun(t, *overwrite)
@@ -378,6 +395,9 @@ type trainer struct {
 	dev    device.Device
 	env    *env
 	resume *checkpoint
+	job    *job               // the processes of a -dist job; one otherwise
+	dp     *dist.DataParallel // averages the gradients in a -dist job
+	waited time.Duration      // dp's wait time at the end of the last epoch
 	// commitTo is the run directory that an -overwrite run replaces once
 	// its first epoch is saved in dir, a staging directory; empty otherwise.
 	commitTo string
@@ -459,10 +479,14 @@ func (t *trainer) run(ctx context.Context) error {
 		start = ck.Epoch
 		t.saved = ck.Epoch
 	}
-	batches, err := data.NewBatches(t.train.N, cfg.Batch, true, cfg.Seed, true)
+	if err := t.startDataParallel(); err != nil {
+		return err
+	}
+	batches, err := t.job.batches(t.train.N, cfg.Batch, cfg.Seed)
 	if err != nil {
 		return err
 	}
+	ranks := t.job.size()
 
 	w := t.env.stdout
 	fmt.Fprintf(w, "device: %s\n", deviceName(t.dev))
@@ -474,6 +498,7 @@ func (t *trainer) run(ctx context.Context) error {
 		t.dataDir, t.train.N, valN, t.test.N, t.train.Rows, t.train.Cols)
 	fmt.Fprintf(w, "model: %s, %d parameters\n%v\n", a, nn.NumParams(t.model), t.model)
 	fmt.Fprintf(w, "training: %s\n", cfg.describe())
+	t.describeJob(w)
 	if t.resume != nil {
 		fmt.Fprintf(w, "resuming %s at epoch %d, batch %d of %d\n", t.dir, start+1, t.resume.Batch, batches.Len())
 	} else if t.commitTo != "" {
@@ -506,7 +531,7 @@ func (t *trainer) run(ctx context.Context) error {
 		if !runUpToDate(t.dir, ck) {
 			// A kill between the checkpoint and the other files of an
 			// epoch left them behind; the checkpoint has what they need.
-			if err := t.save(ck, confusion(predictAll(t.model, t.testX), t.test.Labels)); err != nil {
+			if err := t.saveRun(ck, confusion(predictAll(t.model, t.testX), t.test.Labels)); err != nil {
 				return err
 			}
 			t.env.note(fmt.Sprintf("rewrote the model and metrics of epoch %d in %s, which an interruption had left behind the checkpoint", ck.Epoch, t.dir))
@@ -529,10 +554,15 @@ func (t *trainer) run(ctx context.Context) error {
 		}
 		t.lossSum.Fill(float32(prior.LossSum))
 		label := fmt.Sprintf("epoch %d/%d", epoch+1, cfg.Epochs)
-		bar := newProgress(t.env.stderr, label, len(order)*cfg.Batch, first*cfg.Batch)
+		bar := newProgress(t.env.stderr, label, len(order)*cfg.Batch*ranks, first*cfg.Batch*ranks)
 		began := time.Now()
 		for b := first; b < len(order); b++ {
-			if ctx.Err() != nil {
+			stop, err := t.stopAt(ctx, epoch, b)
+			if err != nil {
+				bar.finish()
+				return err
+			}
+			if stop {
 				bar.finish()
 				return t.interrupted(epoch, b, float64(prior.Seconds)+time.Since(began).Seconds(), metrics)
 			}
@@ -551,7 +581,7 @@ func (t *trainer) run(ctx context.Context) error {
 			if bar.wantsLoss() {
 				loss = float64(t.lossSum.Item()) / float64(b+1)
 			}
-			bar.add(cfg.Batch, loss)
+			bar.add(cfg.Batch*ranks, loss)
 		}
 		if err := t.dev.Sync(); err != nil {
 			bar.finish()
@@ -559,8 +589,11 @@ func (t *trainer) run(ctx context.Context) error {
 		}
 		seconds := float64(prior.Seconds) + time.Since(began).Seconds()
 		bar.finish()
+		if err := t.endEpoch(epoch, len(order)); err != nil {
+			return err
+		}
 		row := metricsRow{Epoch: epoch + 1, LR: float64(lr), TrainLoss: float64(t.lossSum.Item()) / float64(len(order)), Seconds: seconds,
-			SamplesPerSec: float64(len(order)*cfg.Batch) / seconds}
+			SamplesPerSec: float64(len(order)*cfg.Batch*ranks) / seconds}
 		if t.val != nil {
 			row.ValAcc = accuracy(predictAll(t.model, t.valX), t.val.Labels)
 		}
@@ -572,7 +605,8 @@ func (t *trainer) run(ctx context.Context) error {
 			pct(row.TestAcc), row.Seconds, row.SamplesPerSec)
 		ck := newCheckpoint(*cfg, t.model, t.opt)
 		ck.Epoch, ck.Metrics, ck.TrainN = epoch+1, metrics, t.train.N
-		if err := t.save(ck, confusion(testPred, t.test.Labels)); err != nil {
+		ck.WorldSize = ranks
+		if err := t.job.agree(t.saveRun(ck, confusion(testPred, t.test.Labels))); err != nil {
 			return err
 		}
 		t.saved = epoch + 1
@@ -619,6 +653,9 @@ func (t *trainer) step(x *autograd.Var, idx []int) error {
 	}
 	t.lossSum.AddInPlace(loss.Value)
 	loss.Value.Free()
+	if err := t.syncGrads(); err != nil {
+		return err
+	}
 	if err := t.opt.Step(); err != nil {
 		return err
 	}
@@ -634,6 +671,9 @@ const lossCheckEvery = 16
 // after batch b of n (every step on the CPU, every lossCheckEvery steps and
 // at the epoch's end elsewhere).
 func (t *trainer) checkLoss(epoch, b, n int) error {
+	if t.job.distributed() {
+		return nil // checked by stopAt and endEpoch, with the other ranks
+	}
 	if t.dev.Name() != "cpu" && (b+1)%lossCheckEvery != 0 && b+1 != n {
 		return nil
 	}
@@ -648,7 +688,7 @@ func (t *trainer) lossError(epoch, batch int) error {
 		return nil
 	}
 	where := fmt.Sprintf("in epoch %d, batch %d", epoch+1, batch)
-	if t.dev.Name() != "cpu" {
+	if t.dev.Name() != "cpu" || t.job.distributed() {
 		where = fmt.Sprintf("in epoch %d, by batch %d", epoch+1, batch)
 	}
 	kept := "nothing was saved"
@@ -668,19 +708,26 @@ func (t *trainer) interrupted(epoch, batch int, seconds float64, metrics []metri
 	if err := t.lossError(epoch, batch); err != nil {
 		return err
 	}
+	if err := t.averageLoss(); err != nil {
+		return err
+	}
+	if !t.job.leader() {
+		return errInterrupted // rank 0 saves
+	}
 	if t.commitTo != "" {
 		fmt.Fprintf(t.env.stderr, "gograd: interrupted in epoch 1, before the new run had a complete epoch; the run in %s is unchanged\n", t.commitTo)
 		return errInterrupted
 	}
 	ck := newCheckpoint(t.cfg, t.model, t.opt)
 	ck.Epoch, ck.Batch, ck.Metrics, ck.TrainN = epoch, batch, metrics, t.train.N
+	ck.WorldSize = t.job.size()
 	ck.Partial = partialEpoch{LossSum: jsonFloat(t.lossSum.Item()), Seconds: jsonFloat(seconds)}
 	path := filepath.Join(t.dir, checkpointFile)
 	if err := ck.save(path); err != nil {
 		return err
 	}
 	fmt.Fprintf(t.env.stderr, "gograd: interrupted in epoch %d after batch %d; saved the training state to %s\n", epoch+1, batch, path)
-	fmt.Fprintf(t.env.stderr, "Resume with: gograd train -resume %s\n", t.dir)
+	fmt.Fprintf(t.env.stderr, "Resume with: %s\n", t.job.resumeCommand(t.dir))
 	return errInterrupted
 }
 
