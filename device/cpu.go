@@ -30,6 +30,7 @@ type CPU struct {
 	team        *cpuTeam  // threads-1 helper goroutines, started on first use
 	sgdTasks    sync.Pool // of *cpuSGDTask
 	gatherTasks sync.Pool // of *cpuGatherTask
+	bnTasks     sync.Pool // of *cpuBNTask
 
 	mu     sync.Mutex
 	free   map[int][]*CPUBuffer // freed buffers by exact length
@@ -77,7 +78,8 @@ func NewCPU(threads int) *CPU {
 	}
 	return &CPU{threads: threads, sgemm: sgemm.New(threads), simd: cpuSIMD(), free: make(map[int][]*CPUBuffer),
 		sgdTasks:    sync.Pool{New: func() any { return new(cpuSGDTask) }},
-		gatherTasks: sync.Pool{New: func() any { return new(cpuGatherTask) }}}
+		gatherTasks: sync.Pool{New: func() any { return new(cpuGatherTask) }},
+		bnTasks:     sync.Pool{New: func() any { return new(cpuBNTask) }}}
 }
 
 // Name returns "cpu".

@@ -8,29 +8,52 @@ import (
 	"github.com/gograd/gograd/tensor"
 )
 
-// StateDict copies m's parameters to the host, named as PyTorch names them.
+// StateDict copies m's parameters, then its buffers (see Buffered), to
+// the host, named as PyTorch names them.
 func StateDict(m Module) []safetensors.Tensor {
 	var ts []safetensors.Tensor
 	for _, p := range m.Parameters() {
 		ts = append(ts, safetensors.Tensor{Name: p.Name, Shape: p.Value.Shape(), Data: p.Value.Data()})
 	}
+	for _, b := range Buffers(m) {
+		ts = append(ts, safetensors.Tensor{Name: b.Name, Shape: b.Value.Shape(), Data: b.Value.Data(), DType: b.DType})
+	}
 	return ts
 }
 
-// LoadStateDict copies the tensors of f into m's parameters. Every
-// parameter must be present with its exact shape, and f may hold no other
-// tensors; on any mismatch nothing is loaded.
+// stateEntry is a tensor of m's state_dict: a parameter's value or a buffer.
+type stateEntry struct {
+	name  string
+	value *tensor.Tensor
+}
+
+// state lists the tensors of m's state_dict.
+func state(m Module) []stateEntry {
+	var es []stateEntry
+	for _, p := range m.Parameters() {
+		es = append(es, stateEntry{p.Name, p.Value})
+	}
+	for _, b := range Buffers(m) {
+		es = append(es, stateEntry{b.Name, b.Value})
+	}
+	return es
+}
+
+// LoadStateDict copies the tensors of f into m's parameters and buffers.
+// Every one must be present with its exact shape, and f may hold no other
+// tensors; on any mismatch nothing is loaded. An integer buffer may come
+// as I64 (as PyTorch writes num_batches_tracked) or F32.
 func LoadStateDict(m Module, f *safetensors.File) error {
-	params := m.Parameters()
+	entries := state(m)
 	want := map[string]bool{}
-	for _, p := range params {
-		want[p.Name] = true
-		t, ok := f.Lookup(p.Name)
+	for _, e := range entries {
+		want[e.name] = true
+		t, ok := f.Lookup(e.name)
 		if !ok {
-			return fmt.Errorf("nn: load: checkpoint has no tensor %q", p.Name)
+			return fmt.Errorf("nn: load: checkpoint has no tensor %q", e.name)
 		}
-		if !slices.Equal(t.Shape, p.Value.Shape()) {
-			return fmt.Errorf("nn: load: tensor %q has shape %v, the model wants %v", p.Name, t.Shape, p.Value.Shape())
+		if !slices.Equal(t.Shape, e.value.Shape()) {
+			return fmt.Errorf("nn: load: tensor %q has shape %v, the model wants %v", e.name, t.Shape, e.value.Shape())
 		}
 	}
 	for _, t := range f.Tensors {
@@ -39,9 +62,9 @@ func LoadStateDict(m Module, f *safetensors.File) error {
 		}
 	}
 	return tensor.Catch(func() {
-		for _, p := range params {
-			t, _ := f.Lookup(p.Name)
-			p.Value.CopyFrom(t.Data)
+		for _, e := range entries {
+			t, _ := f.Lookup(e.name)
+			e.value.CopyFrom(t.Data)
 		}
 	})
 }

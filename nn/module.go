@@ -255,6 +255,21 @@ func (s *Sequential) Parameters() []Param {
 	return ps
 }
 
+// Buffers names each module's buffers with its index, as Parameters
+// names the parameters.
+func (s *Sequential) Buffers() []Buffer {
+	var bs []Buffer
+	i := 0
+	for _, m := range s.Modules {
+		for _, b := range Buffers(m) {
+			b.Name = fmt.Sprintf("%d.%s", i, b.Name)
+			bs = append(bs, b)
+		}
+		i += len(span(m))
+	}
+	return bs
+}
+
 // SetTraining sets the mode of every module.
 func (s *Sequential) SetTraining(training bool) {
 	for _, m := range s.Modules {

@@ -19,6 +19,7 @@ import (
 type entry struct {
 	name       string
 	shape      []int
+	dtype      DType
 	begin, end uint64
 }
 
@@ -58,11 +59,24 @@ func decode(data []byte) (*File, error) {
 	f := &File{Tensors: make([]Tensor, len(entries)), Metadata: meta}
 	for i, e := range entries {
 		raw := body[e.begin:e.end]
-		values := make([]float32, len(raw)/4)
-		for j := range values {
-			values[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+		values := make([]float32, len(raw)/width(e.dtype))
+		if e.dtype == I64 {
+			for j := range values {
+				v := int64(binary.LittleEndian.Uint64(raw[8*j:]))
+				if v > maxI64 || v < -maxI64 {
+					return nil, fmt.Errorf("tensor %q of dtype I64 holds %d, beyond the 2^24 that float32 holds exactly", e.name, v)
+				}
+				values[j] = float32(v)
+			}
+		} else {
+			for j := range values {
+				values[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
+			}
 		}
 		f.Tensors[i] = Tensor{Name: e.name, Shape: e.shape, Data: values}
+		if e.dtype != F32 {
+			f.Tensors[i].DType = e.dtype
+		}
 	}
 	return f, nil
 }
@@ -72,7 +86,8 @@ func decode(data []byte) (*File, error) {
 // It sorts entries by offset.
 func checkLayout(entries []entry, size uint64) error {
 	for _, e := range entries {
-		n, err := numValues(e.shape)
+		w := uint64(width(e.dtype))
+		n, err := numValues(e.shape, int(w))
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", e.name, err)
 		}
@@ -82,8 +97,8 @@ func checkLayout(entries []entry, size uint64) error {
 		if e.end > size {
 			return fmt.Errorf("tensor %q has data_offsets [%d,%d] outside the %d-byte data section", e.name, e.begin, e.end, size)
 		}
-		if e.end-e.begin != 4*uint64(n) {
-			return fmt.Errorf("tensor %q has %d data bytes, shape %v needs %d", e.name, e.end-e.begin, e.shape, 4*n)
+		if e.end-e.begin != w*uint64(n) {
+			return fmt.Errorf("tensor %q has %d data bytes, shape %v needs %d (%s)", e.name, e.end-e.begin, e.shape, w*uint64(n), e.dtype)
 		}
 	}
 	slices.SortFunc(entries, func(a, b entry) int {
@@ -305,9 +320,10 @@ func (p *parser) entry(name string) (entry, error) {
 		return e, fmt.Errorf("tensor %q: missing shape", name)
 	case !hasOffsets:
 		return e, fmt.Errorf("tensor %q: missing data_offsets", name)
-	case dtype != dtypeF32:
+	case width(DType(dtype)) == 0:
 		return e, fmt.Errorf("unsupported dtype %s for tensor %q", dtype, name)
 	}
+	e.dtype = DType(dtype)
 	return e, nil
 }
 

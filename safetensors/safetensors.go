@@ -15,9 +15,23 @@ import (
 	"github.com/gograd/gograd/internal/atomicfile"
 )
 
+// DType is the element type of a tensor in the file.
+type DType string
+
+// The dtypes this package reads and writes.
 const (
-	// dtypeF32 is the only dtype this package reads and writes.
-	dtypeF32 = "F32"
+	// F32 is float32, the dtype of every tensor whose DType is empty.
+	F32 DType = "F32"
+	// I64 is int64, PyTorch's integer counters (a BatchNorm's
+	// num_batches_tracked). Its values are held in Data as float32 and must
+	// be integers of magnitude at most 2^24, which float32 holds exactly.
+	I64 DType = "I64"
+)
+
+// maxI64 is the largest magnitude of an I64 value, 2^24.
+const maxI64 = 1 << 24
+
+const (
 	// metadataKey is the header key that holds the string metadata.
 	metadataKey = "__metadata__"
 	// maxHeaderLen bounds the header length, as the reference implementation does.
@@ -28,13 +42,34 @@ const (
 	chunkValues = 16 << 10
 )
 
-// Tensor is one named float32 array. Data holds the values in row-major
-// order; its length is the product of Shape, which is 1 for a scalar
-// (an empty Shape).
+// Tensor is one named array. Data holds the values in row-major order, as
+// float32 whatever the file's dtype; its length is the product of Shape,
+// which is 1 for a scalar (an empty Shape). DType is the dtype in the file:
+// empty or F32, or I64.
 type Tensor struct {
 	Name  string
 	Shape []int
 	Data  []float32
+	DType DType
+}
+
+// dtype returns t's dtype, F32 when it is empty.
+func (t *Tensor) dtype() DType {
+	if t.DType == "" {
+		return F32
+	}
+	return t.DType
+}
+
+// width returns the bytes per value of a dtype this package supports, or 0.
+func width(d DType) int {
+	switch d {
+	case F32:
+		return 4
+	case I64:
+		return 8
+	}
+	return 0
 }
 
 // File is the content of a safetensors file. Decode returns Tensors sorted
@@ -91,15 +126,24 @@ func encode(w io.Writer, f *File) error {
 	for _, t := range f.Tensors {
 		total += len(t.Data)
 	}
-	buf := make([]byte, 4*min(total, chunkValues))
+	buf := make([]byte, 8*min(total, chunkValues))
 	for _, i := range order {
 		t := &f.Tensors[i]
+		wide := t.dtype() == I64
 		for data := t.Data; len(data) > 0; {
 			n := min(len(data), chunkValues)
-			for j, v := range data[:n] {
-				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
+			k := 4 * n
+			if wide {
+				k = 8 * n
+				for j, v := range data[:n] {
+					binary.LittleEndian.PutUint64(buf[8*j:], uint64(int64(v)))
+				}
+			} else {
+				for j, v := range data[:n] {
+					binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
+				}
 			}
-			if _, err := w.Write(buf[:4*n]); err != nil {
+			if _, err := w.Write(buf[:k]); err != nil {
 				return fmt.Errorf("writing tensor %q: %w", t.Name, err)
 			}
 			data = data[n:]
@@ -121,12 +165,22 @@ func checkFile(f *File) ([]int, error) {
 		case !utf8.ValidString(t.Name):
 			return nil, fmt.Errorf("tensor name %q is not valid UTF-8", t.Name)
 		}
-		n, err := numValues(t.Shape)
+		if width(t.dtype()) == 0 {
+			return nil, fmt.Errorf("tensor %q has unsupported dtype %s", t.Name, t.DType)
+		}
+		n, err := numValues(t.Shape, width(t.dtype()))
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
 		}
 		if len(t.Data) != n {
 			return nil, fmt.Errorf("tensor %q has %d values, shape %v needs %d", t.Name, len(t.Data), t.Shape, n)
+		}
+		if t.dtype() == I64 {
+			for _, v := range t.Data {
+				if v != float32(math.Trunc(float64(v))) || v > maxI64 || v < -maxI64 {
+					return nil, fmt.Errorf("tensor %q of dtype I64 holds %g, not an integer of magnitude at most 2^24", t.Name, v)
+				}
+			}
 		}
 	}
 	for k, v := range f.Metadata {
@@ -148,14 +202,15 @@ func checkFile(f *File) ([]int, error) {
 }
 
 // numValues returns the number of values a shape holds. It fails on a
-// negative dimension, or when the size in bytes would overflow an int.
-func numValues(shape []int) (int, error) {
+// negative dimension, or when the size in bytes, of width bytes per value,
+// would overflow an int.
+func numValues(shape []int, width int) (int, error) {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
 			return 0, fmt.Errorf("negative dimension %d in shape %v", d, shape)
 		}
-		if d != 0 && n > math.MaxInt/4/d {
+		if d != 0 && n > math.MaxInt/width/d {
 			return 0, fmt.Errorf("shape %v overflows", shape)
 		}
 		n *= d
@@ -193,7 +248,9 @@ func encodeHeader(f *File, order []int) []byte {
 			b = append(b, ',')
 		}
 		b = appendString(b, t.Name)
-		b = append(b, `:{"dtype":"F32","shape":[`...)
+		b = append(b, `:{"dtype":"`...)
+		b = append(b, t.dtype()...)
+		b = append(b, `","shape":[`...)
 		for j, d := range t.Shape {
 			if j > 0 {
 				b = append(b, ',')
@@ -202,7 +259,7 @@ func encodeHeader(f *File, order []int) []byte {
 		}
 		b = append(b, `],"data_offsets":[`...)
 		b = strconv.AppendInt(b, int64(offset), 10)
-		offset += 4 * len(t.Data)
+		offset += width(t.dtype()) * len(t.Data)
 		b = append(b, ',')
 		b = strconv.AppendInt(b, int64(offset), 10)
 		b = append(b, "]}"...)

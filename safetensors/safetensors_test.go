@@ -44,6 +44,9 @@ func sameFile(got, want *File) error {
 		if !slices.Equal(g.Shape, w.Shape) {
 			return errors.New("tensor " + g.Name + ": shapes differ")
 		}
+		if g.dtype() != w.dtype() {
+			return errors.New("tensor " + g.Name + ": dtypes differ")
+		}
 		if len(g.Data) != len(w.Data) {
 			return errors.New("tensor " + g.Name + ": lengths differ")
 		}
