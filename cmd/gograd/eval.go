@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/gograd/gograd/autograd"
-	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/tensor"
 )
@@ -129,7 +128,7 @@ const evalExamples = `  gograd eval -model runs/mnist/model.safetensors
 func evalCommand(args []string, e *env) (err error) {
 	fs := newCommand("eval", "eval -model FILE [flags]", evalExamples, e)
 	modelPath := fs.String("model", "", "model `file` written by train or a PyTorch state_dict of Linear layers in safetensors (required), e.g. runs/mnist/model.safetensors")
-	dataDir := fs.String("data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
+	dataDir := fs.String("data", "", "test data: `mnist|fashion-mnist|DIR`, a directory of IDX files or an image folder (default: the data the model was trained on, else MNIST)")
 	dev := newChoice("cpu", "cpu", "cuda", "auto")
 	fs.Var(dev, "device", "where to run: `cpu|cuda|auto`")
 	act := newChoice("", activations...)
@@ -148,25 +147,13 @@ func evalCommand(args []string, e *env) (err error) {
 		return err
 	}
 	defer closeDevice(d, &err)
-	model, a, err := loadModel(*modelPath, d, act.value)
+	model, a, md, err := loadModel(*modelPath, d, act.value)
 	if err != nil {
 		return err
 	}
-	dir := *dataDir
-	if dir == "" {
-		if dir, err = data.DefaultMNISTDir(); err != nil {
-			return err
-		}
-	}
-	test, err := data.LoadMNISTTest(dir)
+	test, dir, err := evalData(*dataDir, a, e.stderr, md)
 	if err != nil {
 		return err
-	}
-	if a.Out != 10 {
-		return fmt.Errorf("model %s has %d outputs, but MNIST has 10 classes", *modelPath, a.Out)
-	}
-	if test.Dim() != a.In {
-		return fmt.Errorf("model %s takes %d inputs, but the images in %s have %d pixels", *modelPath, a.In, dir, test.Dim())
 	}
 	var pred []int
 	err = tensor.Catch(func() {

@@ -72,7 +72,7 @@ type layerSpec struct {
 const (
 	maxSpecLen    = 4096
 	maxSpecLayers = 256
-	maxSpecWidth  = 1 << 16
+	maxSpecWidth  = 1 << 24
 	maxSpecKernel = 1 << 10
 )
 
@@ -375,7 +375,7 @@ func resolve(layers []layerSpec, in netShape) ([]layerSpec, [][]int, error) {
 			if l.N == 0 {
 				l.N = in.Classes
 			}
-			if shape[0] > maxSpecWidth*maxSpecWidth/16 {
+			if int64(shape[0]) > 1<<40 {
 				return fail(i, "%d input features are too many", shape[0])
 			}
 			shape = []int{l.N}
