@@ -99,7 +99,7 @@ func (d *modelDesc) String() string {
 	if d.MLP != nil {
 		return d.MLP.String()
 	}
-	if d.Name != "" && d.Name != d.Spec() {
+	if _, named := namedModels[d.Name]; named {
 		return fmt.Sprintf("%s (%s), %s", d.Name, d.Spec(), s)
 	}
 	return fmt.Sprintf("%s, %s", d.Spec(), s)

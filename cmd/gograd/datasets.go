@@ -171,7 +171,7 @@ func imageShape(s *data.Set) string {
 func describeAugment(a *data.Augment) string {
 	var s []string
 	if a.Pad() > 0 {
-		s = append(s, fmt.Sprintf("random crops with %d pixels of padding", a.Pad()))
+		s = append(s, fmt.Sprintf("random crops with %s of padding", plural(a.Pad(), "pixel")))
 	}
 	if a.Flips() {
 		s = append(s, "random horizontal flips")

@@ -468,6 +468,9 @@ func (t *trainer) release() {
 		for _, p := range t.model.Parameters() {
 			p.Free()
 		}
+		for _, b := range nn.Buffers(t.model) {
+			b.Value.Free()
+		}
 	}
 }
 
