@@ -79,6 +79,10 @@ echo "# environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_
 if [ "$MODEL" = cnn ]; then
 	echo "# PyTorch's build (torch.__config__.show()):" | tee -a "$RES"
 	$PY -c 'import torch; print(torch.__config__.show())' | sed 's/^/#   /' | tee -a "$RES"
+	# The BLAS it loaded: the shared libraries mapped after a product.
+	$PY -c 'import torch; a = torch.ones(256, 256); a @ a
+print("BLAS loaded: " + " ".join(sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.lower()})))' |
+		sed 's/^/# /' | tee -a "$RES"
 	batches=468
 	[ "$MAX_BATCHES" -gt 0 ] && [ "$MAX_BATCHES" -lt 468 ] && batches=$MAX_BATCHES
 fi
