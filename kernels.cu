@@ -1047,3 +1047,56 @@ extern "C" __global__ void sgemm_splitk_sum_f32(float* C, const float* W, long l
 		C[i] = s;
 	}
 }
+
+// ---------------------------------------------------------------------------
+// Convolutions and pooling: im2col and col2im over [N, C, H, W] images, with
+// the layout of device.Im2col: col [C, KH, KW, N, OH, OW].
+
+// ConvGeom is device.ConvGeom, passed as twelve long longs.
+#define CONV_GEOM_ARGS                                                                                         \
+	long long N, long long C, long long H, long long W, long long KH, long long KW, long long SH, long long SW, \
+	    long long PH, long long PW, long long DH, long long DW
+
+// im2col_f32: col[c,i,j,n,oh,ow] = x[n, c, oh*SH + i*DH - PH, ow*SW + j*DW - PW],
+// or fill in the padding; one thread per element of col.
+extern "C" __global__ void im2col_f32(float* col, const float* x, CONV_GEOM_ARGS, float fill) {
+	const long long OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1, OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+	const long long total = C * KH * KW * N * OH * OW;
+	for (long long e = grid_start(); e < total; e += grid_stride()) {
+		long long r = e;
+		const long long ow = r % OW; r /= OW;
+		const long long oh = r % OH; r /= OH;
+		const long long n = r % N; r /= N;
+		const long long j = r % KW; r /= KW;
+		const long long i = r % KH;
+		const long long c = r / KH;
+		const long long h = oh * SH + i * DH - PH, w = ow * SW + j * DW - PW;
+		col[e] = (h >= 0 && h < H && w >= 0 && w < W) ? x[((n * C + c) * H + h) * W + w] : fill;
+	}
+}
+
+// col2im_f32: x[n,c,h,w] (+)= the sum of the elements of col read from it, in
+// the order (i, j); one thread per pixel, so no two threads write one value
+// and the sums are deterministic.
+extern "C" __global__ void col2im_f32(float* x, const float* col, CONV_GEOM_ARGS, int accumulate) {
+	const long long OH = (H + 2 * PH - DH * (KH - 1) - 1) / SH + 1, OW = (W + 2 * PW - DW * (KW - 1) - 1) / SW + 1;
+	const long long total = N * C * H * W, L = OH * OW;
+	for (long long e = grid_start(); e < total; e += grid_stride()) {
+		long long r = e;
+		const long long w = r % W; r /= W;
+		const long long h = r % H; r /= H;
+		const long long c = r % C;
+		const long long n = r / C;
+		float s = accumulate ? x[e] : 0.0f;
+		for (long long i = 0; i < KH; i++) {
+			const long long ph = h + PH - i * DH;
+			if (ph < 0 || ph % SH != 0 || ph / SH >= OH) continue;
+			for (long long j = 0; j < KW; j++) {
+				const long long pw = w + PW - j * DW;
+				if (pw < 0 || pw % SW != 0 || pw / SW >= OW) continue;
+				s += col[(((c * KH + i) * KW + j) * N + n) * L + (ph / SH) * OW + pw / SW];
+			}
+		}
+		x[e] = s;
+	}
+}

@@ -28,16 +28,19 @@ func (o ConvOptions) withDefaults() ConvOptions {
 	return o
 }
 
-// geomArgs are a window geometry's kernel, stride, padding and dilation
-// as a node keeps them (height, then width).
-func geomArgs(g device.ConvGeom) []int {
-	return []int{g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW}
+// withGeom keeps a window geometry's kernel, strides, padding and
+// dilations as the node's four integer arguments, each a pair (height
+// in the high 32 bits, width in the low), which fit the node without an
+// allocation.
+func (v *Var) withGeom(g device.ConvGeom) *Var {
+	return v.args(g.KH<<32|g.KW, g.SH<<32|g.SW, g.PH<<32|g.PW, g.DH<<32|g.DW)
 }
 
 // geomOf rebuilds the geometry of an op on x from its arguments.
 func geomOf(x *tensor.Tensor, a []int) device.ConvGeom {
+	const lo = 1<<32 - 1
 	return device.ConvGeom{N: x.Dim(0), C: x.Dim(1), H: x.Dim(2), W: x.Dim(3),
-		KH: a[0], KW: a[1], SH: a[2], SW: a[3], PH: a[4], PW: a[5], DH: a[6], DW: a[7]}
+		KH: a[0] >> 32, KW: a[0] & lo, SH: a[1] >> 32, SW: a[1] & lo, PH: a[2] >> 32, PW: a[2] & lo, DH: a[3] >> 32, DW: a[3] & lo}
 }
 
 // Conv2d returns the 2-d convolution (PyTorch's cross-correlation) of x,
@@ -98,7 +101,7 @@ func Conv2d(x, w, b *Var, opt ConvOptions) *Var {
 		bv = b.Value
 	}
 	tensor.Conv2dInto(y, xv, wv, bv, g)
-	return out.args(geomArgs(g)...)
+	return out.withGeom(g)
 }
 
 // groupedConv is Conv2d with groups, as the concatenation of one
@@ -167,7 +170,7 @@ func MaxPool2d(x *Var, kernel, stride, padding int) *Var {
 	y := out.newValue(x.Value, g.N, g.C, g.OutH(), g.OutW())
 	idx := out.newSaved(0, x.Value, g.C, g.ColCols())
 	tensor.MaxPool2dInto(y, idx, x.Value, g)
-	return out.args(geomArgs(g)...)
+	return out.withGeom(g)
 }
 
 func maxPoolBackward(out *Var, t *temps) {
@@ -190,7 +193,7 @@ func avgPool(op string, x *Var, g device.ConvGeom) *Var {
 	out := begin(op, avgPoolBackward, x)
 	y := out.newValue(x.Value, g.N, g.C, g.OutH(), g.OutW())
 	tensor.AvgPool2dInto(y, x.Value, g)
-	return out.args(geomArgs(g)...)
+	return out.withGeom(g)
 }
 
 func avgPoolBackward(out *Var, t *temps) {

@@ -170,3 +170,63 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestConvLargeBatch compares the CPU's native convolution, which splits
+// a batch into blocks of images across threads, with the strided-copy
+// one, at a batch of several blocks, with gradients accumulated over two
+// passes (the stored and the added paths).
+func TestConvLargeBatch(t *testing.T) {
+	run := func(d device.Device) [][]float32 {
+		r := rand.New(rand.NewPCG(3, 4))
+		x := autograd.Param(away(d, r, 37, 3, 9, 8))
+		w := autograd.Param(away(d, r, 5, 3, 3, 3))
+		b := autograd.Param(away(d, r, 5))
+		wt := autograd.Const(away(d, r, 37, 5, 5, 4))
+		var out [][]float32
+		for range 2 {
+			y := autograd.Conv2d(x, w, b, autograd.ConvOptions{Stride: 2, Padding: 1})
+			out = append(out, y.Value.Data())
+			if err := autograd.SumAll(autograd.Mul(y, wt)).Backward(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return append(out, x.Grad.Data(), w.Grad.Data(), b.Grad.Data())
+	}
+	native := run(device.NewCPU(2))
+	walks := run(walksOnly{device.NewCPU(2)})
+	for i, name := range []string{"y", "y again", "dx", "dw", "db"} {
+		testutil.AllClose(t, name, native[i], walks[i], 1e-4, 1e-4)
+	}
+	again := run(device.NewCPU(2))
+	for i := range native {
+		testutil.AllClose(t, "rerun", again[i], native[i], 0, 0)
+	}
+}
+
+// TestPoolLargeBatch compares the CPU's native pooling, split across
+// threads by image plane, with the strided-copy one, at a batch large
+// enough to split, with gradients accumulated over two passes.
+func TestPoolLargeBatch(t *testing.T) {
+	run := func(d device.Device) [][]float32 {
+		r := rand.New(rand.NewPCG(5, 6))
+		x := autograd.Param(distinct(d, r, 37, 3, 9, 8))
+		var out [][]float32
+		for pass := range 2 {
+			m := autograd.MaxPool2d(x, 3, 2, 1)
+			a := autograd.AvgPool2d(x, 2, 1, 1)
+			out = append(out, m.Value.Data(), a.Value.Data())
+			wm := autograd.Const(away(d, r, m.Shape()...))
+			wa := autograd.Const(away(d, r, a.Shape()...))
+			loss := autograd.Add(autograd.SumAll(autograd.Mul(m, wm)), autograd.SumAll(autograd.Mul(a, wa)))
+			if err := loss.Backward(); err != nil {
+				t.Fatalf("pass %d: %v", pass, err)
+			}
+		}
+		return append(out, x.Grad.Data())
+	}
+	native := run(device.NewCPU(2))
+	walks := run(walksOnly{device.NewCPU(2)})
+	for i, name := range []string{"max", "avg", "max again", "avg again", "dx"} {
+		testutil.AllClose(t, name, native[i], walks[i], 1e-5, 1e-5)
+	}
+}

@@ -39,6 +39,8 @@ const (
 	kSgemm64
 	kSgemm32
 	kSgemmSum
+	kIm2col
+	kCol2im
 	numKernels
 )
 
@@ -47,6 +49,7 @@ var kernelNames = [numKernels]string{
 	"reduce_rows_f32", "reduce_partial_f32", "reduce_final_f32", "reduce_cols_f32",
 	"softmax_f32", "softmax_ce_f32", "bias_act_f32", "bias_act_grad_f32", "gather_f32", "dropout_f32",
 	"sgd_f32", "adam_f32", "sgd_multi_f32", "adam_multi_f32", "sgemm_128_f32", "sgemm_64_f32", "sgemm_32_f32", "sgemm_splitk_sum_f32",
+	"im2col_f32", "col2im_f32",
 }
 
 const (
@@ -643,4 +646,47 @@ func (c *Context) SgemmKernel(m, k, n int) string {
 		return fmt.Sprintf("%s split-K %d", kernelNames[kern], splits)
 	}
 	return kernelNames[kern]
+}
+
+// ConvGeom is the geometry of a sliding window over [N, C, H, W] images
+// (device.ConvGeom): kernel, strides, padding and dilations.
+type ConvGeom struct {
+	N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW int
+}
+
+func (g *ConvGeom) args(args []uint64) []uint64 {
+	for _, v := range [...]int{g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW} {
+		args = append(args, intArg(v))
+	}
+	return args
+}
+
+// Im2col writes the column matrix of x, of cols values, into col
+// (device.Im2col), with fill in the padding.
+func (c *Context) Im2col(col, x Ptr, g *ConvGeom, cols int, fill float32) error {
+	if cols <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	var buf [16]uint64
+	args := append(g.args(append(buf[:0], ptrArg(col), ptrArg(x))), floatArg(fill))
+	return c.launch(kIm2col, c.blocks(cols), block1, args...)
+}
+
+// Col2im stores (or adds, when accumulate) into x, of pixels values, the
+// sums of the elements of col read from each pixel (device.Im2col).
+func (c *Context) Col2im(x, col Ptr, g *ConvGeom, pixels int, accumulate bool) error {
+	if pixels <= 0 {
+		return nil
+	}
+	if err := c.enter(); err != nil {
+		return err
+	}
+	defer c.leave()
+	var buf [16]uint64
+	args := append(g.args(append(buf[:0], ptrArg(x), ptrArg(col))), boolArg(accumulate))
+	return c.launch(kCol2im, c.blocks(pixels), block1, args...)
 }

@@ -74,3 +74,89 @@ func CheckIm2col(op string, col, x Buffer, g ConvGeom) error {
 	}
 	return need(name, "col", col, g.ColRows()*g.ColCols())
 }
+
+// Conv is implemented by devices with a native convolution of groups 1,
+// which may avoid materialising the column matrix of the whole batch (the
+// CPU's works image by image, each column matrix staying in cache).
+// x is [N, C, H, W], w [out, C·KH·KW], b [out] or nil, and y and gy
+// [N, out, OutH, OutW].
+type Conv interface {
+	// Conv2d computes y = w · im2col(x) + b.
+	Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error
+	// Conv2dGrad computes, from gy, the gradients dx, dw and db (each may
+	// be nil, and is stored, or added to when its flag is set).
+	Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX, accW, accB bool) error
+}
+
+// CheckConv checks the arguments of Conv2d and Conv2dGrad: the geometry,
+// and that each buffer given holds its tensor (dst and the optional ones
+// may be nil where opt says so).
+func CheckConv(op string, g ConvGeom, out int, names []string, bufs []Buffer, optional []bool) error {
+	if err := CheckConvGeom(op, g); err != nil {
+		return err
+	}
+	name := opName{kind: op}
+	if out <= 0 {
+		return argErr(name, "%d output channels", out)
+	}
+	for i, b := range bufs {
+		if optional[i] && isNil(b) {
+			continue
+		}
+		if err := need(name, names[i], b, convSize(names[i], g, out)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// convSize is the number of values of a convolution's argument.
+func convSize(arg string, g ConvGeom, out int) int {
+	switch arg {
+	case "x", "dx":
+		return g.N * g.C * g.H * g.W
+	case "w", "dw":
+		return out * g.ColRows()
+	case "b", "db":
+		return out
+	}
+	return g.N * out * g.OutH() * g.OutW() // y, gy
+}
+
+// Pool is implemented by devices with native pooling kernels over [N, C,
+// H, W] images x and [N, C, OutH, OutW] outputs y (gy their gradients).
+// Padding reads nothing: max pooling never picks it, average pooling
+// counts it as zeros (PyTorch's count_include_pad). idx, [C, N·OutH·OutW],
+// holds the window index i·KW + j of each maximum, the first in row-major
+// order (or the first NaN).
+type Pool interface {
+	MaxPool2d(y, idx, x Buffer, g ConvGeom) error
+	// MaxPool2dGrad adds each gradient to the pixel of its maximum, storing
+	// into dx (or adding to it, when accumulate).
+	MaxPool2dGrad(dx, gy, idx Buffer, g ConvGeom, accumulate bool) error
+	AvgPool2d(y, x Buffer, g ConvGeom) error
+	// AvgPool2dGrad spreads each gradient evenly over its window's pixels
+	// (the padding's share is dropped), into dx.
+	AvgPool2dGrad(dx, gy Buffer, g ConvGeom, accumulate bool) error
+}
+
+// CheckPool checks the arguments of the Pool methods: the geometry, x (or
+// dx) of N·C·H·W values, y (or gy) and idx, which may be nil, of
+// N·C·OutH·OutW.
+func CheckPool(op string, g ConvGeom, x, y, idx Buffer) error {
+	if err := CheckConvGeom(op, g); err != nil {
+		return err
+	}
+	name := opName{kind: op}
+	if err := need(name, "x", x, g.N*g.C*g.H*g.W); err != nil {
+		return err
+	}
+	out := g.N * g.C * g.OutH() * g.OutW()
+	if err := need(name, "y", y, out); err != nil {
+		return err
+	}
+	if idx != nil {
+		return need(name, "idx", idx, out)
+	}
+	return nil
+}

@@ -24,6 +24,7 @@ import (
 type CPU struct {
 	threads int
 	sgemm   *sgemm.Context // every matrix product, on threads goroutines
+	sgemm1  *sgemm.Context // products inside work already split across threads (convolutions)
 	simd    bool           // the AVX2 kernels of cpu_amd64.s can run
 
 	teamOnce    sync.Once
@@ -31,6 +32,9 @@ type CPU struct {
 	sgdTasks    sync.Pool // of *cpuSGDTask
 	gatherTasks sync.Pool // of *cpuGatherTask
 	bnTasks     sync.Pool // of *cpuBNTask
+	convTasks   sync.Pool // of *cpuConv
+	colTasks    sync.Pool // of *cpuConvTask
+	poolTasks   sync.Pool // of *cpuPool
 
 	mu     sync.Mutex
 	free   map[int][]*CPUBuffer // freed buffers by exact length
@@ -76,7 +80,7 @@ func NewCPU(threads int) *CPU {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	return &CPU{threads: threads, sgemm: sgemm.New(threads), simd: cpuSIMD(), free: make(map[int][]*CPUBuffer),
+	return &CPU{threads: threads, sgemm: sgemm.New(threads), sgemm1: sgemm.New(1), simd: cpuSIMD(), free: make(map[int][]*CPUBuffer),
 		sgdTasks:    sync.Pool{New: func() any { return new(cpuSGDTask) }},
 		gatherTasks: sync.Pool{New: func() any { return new(cpuGatherTask) }},
 		bnTasks:     sync.Pool{New: func() any { return new(cpuBNTask) }}}

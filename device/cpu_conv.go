@@ -49,7 +49,12 @@ func (c *CPU) convCols(op string, col, x Buffer, g ConvGeom, fill float32, back,
 	if err != nil {
 		return err
 	}
-	t := &cpuConvTask{col: cs, x: xs, g: g, fill: fill, back: back, acc: acc}
+	t, ok := c.colTasks.Get().(*cpuConvTask)
+	if !ok {
+		t = new(cpuConvTask)
+	}
+	defer c.colTasks.Put(t)
+	*t = cpuConvTask{col: cs, x: xs, g: g, fill: fill, back: back, acc: acc}
 	n := g.ColRows() * g.N
 	if back {
 		n = g.N * g.C

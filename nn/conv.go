@@ -175,15 +175,16 @@ type Flatten struct{}
 
 // Forward flattens every axis of x but the first.
 func (Flatten) Forward(x *autograd.Var) *autograd.Var {
-	s := x.Shape()
-	if len(s) < 1 {
-		panic(&tensor.Error{Op: "flatten", Shapes: [][]int{s}, Err: fmt.Errorf("%w: nn: flatten of a scalar", tensor.ErrShape)})
+	v := x.Value
+	if v.Dims() < 1 {
+		panic(&tensor.Error{Op: "flatten", Shapes: [][]int{v.Shape()}, Err: fmt.Errorf("%w: nn: flatten of a scalar", tensor.ErrShape)})
 	}
-	rest := 1
-	for _, d := range s[1:] {
-		rest *= d
+	n := v.Dim(0)
+	rest := 0
+	if n > 0 {
+		rest = v.Len() / n
 	}
-	return autograd.Reshape(x, s[0], rest)
+	return autograd.Reshape(x, n, rest)
 }
 
 // Parameters returns nil: Flatten has none.

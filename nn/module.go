@@ -44,6 +44,11 @@ func eachVar(m Module, fn func(*autograd.Var)) {
 		if m.Bias != nil {
 			fn(m.Bias)
 		}
+	case *Conv2d:
+		fn(m.Weight)
+		if m.Bias != nil {
+			fn(m.Bias)
+		}
 	default:
 		for _, p := range m.Parameters() {
 			fn(p.Var)

@@ -25,17 +25,22 @@ func geomShapes(g device.ConvGeom) (img, col []int) {
 	return []int{g.N, g.C, g.H, g.W}, []int{g.ColRows(), g.ColCols()}
 }
 
+// checkCols checks that x holds g's images and col its column matrix.
+func checkCols(op string, x, col *Tensor, g device.ConvGeom) {
+	check(op, device.CheckConvGeom(op, g), x.shape)
+	if x.Len() != g.N*g.C*g.H*g.W || col.Len() != g.ColRows()*g.ColCols() {
+		img, cs := geomShapes(g)
+		fail(op, ErrShape, x.shape, col.shape, img, cs)
+	}
+	sameDevice(op, col, x)
+}
+
 // Im2colInto writes the column matrix of x, [N, C, H, W], into col of
 // [C·KH·KW, N·OutH·OutW] (see device.Im2col), with fill in the padding.
 func Im2colInto(col, x *Tensor, g device.ConvGeom, fill float32) {
 	const op = "im2col"
-	img, cs := geomShapes(g)
-	check(op, device.CheckConvGeom(op, g), x.shape)
-	if x.Len() != numel(img) || col.Len() != numel(cs) {
-		fail(op, ErrShape, x.shape, col.shape, img, cs)
-	}
-	sameDevice(op, col, x)
-	if numel(cs) == 0 {
+	checkCols(op, x, col, g)
+	if col.Len() == 0 {
 		return
 	}
 	if d, ok := x.dev.(device.Im2col); ok {
@@ -61,13 +66,8 @@ func Im2colInto(col, x *Tensor, g device.ConvGeom, fill float32) {
 // from. It stores into x, or adds to it when accumulate.
 func Col2imInto(x, col *Tensor, g device.ConvGeom, accumulate bool) {
 	const op = "col2im"
-	img, cs := geomShapes(g)
-	check(op, device.CheckConvGeom(op, g), x.shape)
-	if x.Len() != numel(img) || col.Len() != numel(cs) {
-		fail(op, ErrShape, x.shape, col.shape, img, cs)
-	}
-	sameDevice(op, col, x)
-	if numel(img) == 0 {
+	checkCols(op, x, col, g)
+	if x.Len() == 0 {
 		return
 	}
 	if d, ok := x.dev.(device.Im2col); ok {
@@ -98,7 +98,7 @@ func Col2imInto(x, col *Tensor, g device.ConvGeom, accumulate bool) {
 	crop := Slice(rows, 3, g.PW, g.PW+g.W)
 	defer crop.Free()
 	if accumulate {
-		v := x.Reshape(img...)
+		v := x.Reshape(g.N, g.C, g.H, g.W)
 		v.AddInPlace(crop)
 		v.Free()
 	} else {
@@ -127,6 +127,14 @@ func Conv2dInto(y, x, w, b *Tensor, g device.ConvGeom) {
 	o := w.shape[0]
 	l := g.OutH() * g.OutW()
 	dev := x.dev
+	if d, ok := dev.(device.Conv); ok {
+		var bb device.Buffer
+		if b != nil {
+			bb = b.Buffer()
+		}
+		check(op, d.Conv2d(y.Buffer(), x.Buffer(), w.Buffer(), bb, o, g), x.shape, w.shape)
+		return
+	}
 	col := New(dev, g.ColRows(), g.ColCols())
 	defer col.Free()
 	Im2colInto(col, x, g, 0)
@@ -153,6 +161,10 @@ func Conv2dGrad(dx, dw, db, x, w, gy *Tensor, g device.ConvGeom, accX, accW, acc
 	o := w.shape[0]
 	l := g.OutH() * g.OutW()
 	dev := x.dev
+	if d, ok := dev.(device.Conv); ok {
+		check(op, d.Conv2dGrad(buf(dx), buf(dw), buf(db), x.Buffer(), w.Buffer(), gy.Buffer(), o, g, accX, accW, accB), x.shape, w.shape, gy.shape)
+		return
+	}
 	gt := New(dev, o, g.N*l) // gy as [O, N, L]
 	defer gt.Free()
 	check(op, dev.Copy(gt.Buffer(), gy.Buffer(), walkOf([]int{o, g.N, l}, []int{l, o * l, 1}, 0)), gy.shape)
@@ -178,6 +190,14 @@ func Conv2dGrad(dx, dw, db, x, w, gy *Tensor, g device.ConvGeom, accX, accW, acc
 	}
 }
 
+// buf is t's buffer, or nil for no tensor.
+func buf(t *Tensor) device.Buffer {
+	if t == nil {
+		return nil
+	}
+	return t.Buffer()
+}
+
 // poolCol returns the column matrix of x for pooling, viewed as
 // [C, KH·KW, N·L], with fill in the padding.
 func poolCol(x *Tensor, g device.ConvGeom, fill float32) *Tensor {
@@ -198,6 +218,10 @@ func fromCL(op string, dst, src *Tensor, g device.ConvGeom) {
 // PyTorch picks it. Padding is never chosen over a value of x.
 func MaxPool2dInto(y, idx, x *Tensor, g device.ConvGeom) {
 	const op = "max_pool2d"
+	if d, ok := x.dev.(device.Pool); ok {
+		check(op, d.MaxPool2d(y.Buffer(), idx.Buffer(), x.Buffer(), g), x.shape, y.shape)
+		return
+	}
 	col := poolCol(x, g, float32(math.Inf(-1)))
 	defer col.Free()
 	kk, nl := g.KH*g.KW, g.ColCols()
@@ -213,6 +237,10 @@ func MaxPool2dInto(y, idx, x *Tensor, g device.ConvGeom) {
 // overlap, into dx (stored, or added to when accumulate).
 func MaxPool2dGrad(dx, gy, idx *Tensor, g device.ConvGeom, accumulate bool) {
 	const op = "max_pool2d_grad"
+	if d, ok := dx.dev.(device.Pool); ok {
+		check(op, d.MaxPool2dGrad(dx.Buffer(), gy.Buffer(), idx.Buffer(), g, accumulate), dx.shape, gy.shape)
+		return
+	}
 	kk, nl, l := g.KH*g.KW, g.ColCols(), g.OutH()*g.OutW()
 	iota := make([]float32, kk)
 	for i := range iota {
@@ -236,6 +264,10 @@ func MaxPool2dGrad(dx, gy, idx *Tensor, g device.ConvGeom, accumulate bool) {
 // PyTorch's count_include_pad=True.
 func AvgPool2dInto(y, x *Tensor, g device.ConvGeom) {
 	const op = "avg_pool2d"
+	if d, ok := x.dev.(device.Pool); ok {
+		check(op, d.AvgPool2d(y.Buffer(), x.Buffer(), g), x.shape, y.shape)
+		return
+	}
 	col := poolCol(x, g, 0)
 	defer col.Free()
 	m := New(x.dev, g.C, g.ColCols())
@@ -249,6 +281,10 @@ func AvgPool2dInto(y, x *Tensor, g device.ConvGeom) {
 // when accumulate).
 func AvgPool2dGrad(dx, gy *Tensor, g device.ConvGeom, accumulate bool) {
 	const op = "avg_pool2d_grad"
+	if d, ok := dx.dev.(device.Pool); ok {
+		check(op, d.AvgPool2dGrad(dx.Buffer(), gy.Buffer(), g, accumulate), dx.shape, gy.shape)
+		return
+	}
 	kk, nl, l := g.KH*g.KW, g.ColCols(), g.OutH()*g.OutW()
 	col := New(dx.dev, g.ColRows(), nl)
 	defer col.Free()

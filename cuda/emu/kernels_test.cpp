@@ -10,7 +10,8 @@
 // the op table against float64 references (group "ops"); 6-axis binary,
 // ternary and padded, dst-strided copy walks with offsets (group "walks");
 // the multi-tensor optimizer steps against one launch per tensor, bit for bit,
-// maximize against the step on -g, and Adam (with AMSGrad) against float64.
+// maximize against the step on -g, and Adam (with AMSGrad) against float64;
+// im2col and col2im at odd window geometries (group "conv").
 // A failure prints the kernel, the shape and the first mismatching indices.
 #include "kernels.cu"
 #include <cstdio>
@@ -553,14 +554,58 @@ void test_optim() {
 		}
 	}
 }
+// test_conv runs im2col_f32 and col2im_f32 (stored and accumulated) at odd
+// geometries (stride, padding, dilation, non-square images and kernels,
+// batch 1) against plain loops in float64.
+void test_conv() {
+	struct G { long long N, C, H, W, KH, KW, SH, SW, PH, PW, DH, DW; } gs[] = {
+		{2, 3, 7, 5, 3, 3, 2, 2, 1, 1, 1, 1}, {1, 2, 6, 7, 3, 2, 1, 3, 2, 0, 2, 1}, {3, 1, 5, 4, 2, 2, 2, 2, 0, 0, 1, 1},
+		{1, 4, 9, 8, 5, 5, 2, 1, 2, 2, 1, 2}, {2, 2, 4, 3, 1, 1, 3, 2, 0, 1, 1, 1}, {5, 3, 11, 13, 3, 3, 1, 1, 1, 1, 1, 1}};
+	for (auto& g : gs) {
+		long long OH = (g.H + 2 * g.PH - g.DH * (g.KH - 1) - 1) / g.SH + 1, OW = (g.W + 2 * g.PW - g.DW * (g.KW - 1) - 1) / g.SW + 1;
+		long long L = OH * OW, rows = g.C * g.KH * g.KW, cols = g.N * L, pixels = g.N * g.C * g.H * g.W;
+		auto x = rnd(pixels);
+		std::vector<double> want(rows * cols), back(pixels, 0);
+		auto colv = rnd(rows * cols);
+		auto x0 = rnd(pixels);
+		for (long long c = 0; c < g.C; c++)
+			for (long long i = 0; i < g.KH; i++)
+				for (long long j = 0; j < g.KW; j++)
+					for (long long n = 0; n < g.N; n++)
+						for (long long oh = 0; oh < OH; oh++)
+							for (long long ow = 0; ow < OW; ow++) {
+								long long h = oh * g.SH + i * g.DH - g.PH, w = ow * g.SW + j * g.DW - g.PW;
+								long long e = (((c * g.KH + i) * g.KW + j) * g.N + n) * L + oh * OW + ow;
+								bool in = h >= 0 && h < g.H && w >= 0 && w < g.W;
+								long long p = ((n * g.C + c) * g.H + h) * g.W + w;
+								want[e] = in ? x[p] : -2.5;
+								if (in) back[p] += colv[e];
+							}
+		std::vector<float> col(rows * cols, 777);
+		emu_launch([&] { im2col_f32(col.data(), x.data(), g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, -2.5f); },
+		           g1(rows * cols), {256, 1, 1});
+		char name[128];
+		snprintf(name, sizeof name, "im2col %lldx%lldx%lldx%lld k%lldx%lld s%lldx%lld p%lldx%lld d%lldx%lld", g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW);
+		expect(name, col, want, 0, 0);
+		for (int acc = 0; acc < 2; acc++) {
+			auto xs = x0;
+			std::vector<double> w2(pixels);
+			for (long long p = 0; p < pixels; p++) w2[p] = back[p] + (acc ? x0[p] : 0);
+			emu_launch([&] { col2im_f32(xs.data(), colv.data(), g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.DH, g.DW, acc); },
+			           g1(pixels), {256, 1, 1});
+			snprintf(name, sizeof name, "col2im acc=%d %lldx%lldx%lldx%lld k%lldx%lld s%lldx%lld", acc, g.N, g.C, g.H, g.W, g.KH, g.KW, g.SH, g.SW);
+			expect(name, xs, w2, 1e-6, 1e-6);
+		}
+	}
+}
 // main runs every group of tests, or only those named as arguments
-// (elementwise, ops, walks, optim, rows, bias_act_grad, softmax, reduce, gemm).
+// (elementwise, ops, walks, optim, rows, bias_act_grad, softmax, reduce, gemm, conv).
 int main(int argc, char** argv) {
 	alarm(900); // a lane that skips a barrier or shuffle deadlocks
 	struct { const char* name; void (*fn)(); } groups[] = {
 		{"elementwise", test_elementwise}, {"ops", test_new_ops}, {"walks", test_walks6}, {"optim", test_optim},
 		{"rows", test_rows}, {"bias_act_grad", test_bias_act_grad}, {"softmax", test_softmax},
-		{"reduce", test_reduce}, {"gemm", test_gemm},
+		{"reduce", test_reduce}, {"gemm", test_gemm}, {"conv", test_conv},
 	};
 	for (auto& g : groups) {
 		bool run = argc == 1;

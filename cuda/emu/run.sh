@@ -5,7 +5,7 @@
 # cores, most of it creating threads. Needs g++ (C++20). `make cuda-check
 # CUDA_EMU=1` runs it too. Arguments name the groups of tests to run
 # (elementwise, ops, walks, optim, rows, bias_act_grad, softmax, reduce,
-# gemm); with none, all run.
+# gemm, conv); with none, all run.
 set -eu
 D=$(cd "$(dirname "$0")" && pwd)
 R=$(cd "$D/../.." && pwd)
