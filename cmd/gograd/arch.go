@@ -379,6 +379,6 @@ func netMemory(cfg *trainConfig, d *modelDesc) float64 {
 		}
 		width += n
 	}
-	acts := 4*float64(cfg.Batch)*width + 2*evalBatch*width
+	acts := 4*float64(cfg.Batch)*width + 2*float64(evalBatch)*width
 	return 4 * (d.params()*(2+bufs)*2 + acts)
 }

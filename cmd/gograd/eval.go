@@ -10,11 +10,27 @@ import (
 	"github.com/gograd/gograd/tensor"
 )
 
-// evalBatch is the number of images evaluated at once.
-const evalBatch = 1000
+// evalBatch is the number of images evaluated at once; evalConvBatch for
+// a network with convolutions, whose activations are larger.
+const (
+	evalBatch     = 1000
+	evalConvBatch = 250
+)
+
+// evalRows is the number of images model evaluates at once.
+func evalRows(model nn.Module) int {
+	if s, ok := model.(*nn.Sequential); ok {
+		for _, m := range s.Modules {
+			if _, conv := m.(*nn.Conv2d); conv {
+				return evalConvBatch
+			}
+		}
+	}
+	return evalBatch
+}
 
 // forEachBatch runs model in evaluation mode over the rows of x, a [n, dim]
-// tensor on the model's device, evalBatch rows at a time and without
+// tensor on the model's device, evalRows(model) rows at a time and without
 // recording gradients. fn gets the first row of each batch and the model's
 // output, which is freed when fn returns.
 func forEachBatch(model nn.Module, x *tensor.Tensor, fn func(lo int, out *tensor.Tensor)) {
@@ -28,9 +44,10 @@ func forEachBatch(model nn.Module, x *tensor.Tensor, fn func(lo int, out *tensor
 		idx.Free()
 		xb.Free()
 	}()
-	host := make([]float32, evalBatch)
-	for lo := 0; lo < n; lo += evalBatch {
-		m := min(evalBatch, n-lo)
+	rows := evalRows(model)
+	host := make([]float32, rows)
+	for lo := 0; lo < n; lo += rows {
+		m := min(rows, n-lo)
 		if idx == nil || idx.Len() != m {
 			idx.Free()
 			xb.Free()
