@@ -324,6 +324,9 @@ func resolve(layers []layerSpec, in netShape) ([]layerSpec, [][]int, error) {
 	if in.C < 1 || in.H < 1 || in.W < 1 || in.Classes < 1 {
 		return nil, nil, fmt.Errorf("input %dx%dx%d with %d classes: want positive sizes", in.C, in.H, in.W, in.Classes)
 	}
+	if in.C > maxSpecWidth || in.H > maxSpecWidth || in.W > maxSpecWidth || in.Classes > maxSpecWidth || int64(in.C)*int64(in.H)*int64(in.W) > 1<<31 {
+		return nil, nil, fmt.Errorf("input %dx%dx%d with %d classes: too large", in.C, in.H, in.W, in.Classes)
+	}
 	out := make([]layerSpec, len(layers))
 	copy(out, layers)
 	var shapes [][]int

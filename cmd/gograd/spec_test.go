@@ -156,3 +156,33 @@ func FuzzParseSpec(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDescMetadata feeds arbitrary layer metadata to descFromMetadata,
+// which eval and predict use to rebuild a network. It must not panic; an
+// accepted description must survive its own metadata; errors are one line.
+func FuzzDescMetadata(f *testing.F) {
+	f.Add(namedModels["cnn"], "1,28,28", "10", "")
+	f.Add("conv8k3s2,bn,relu,gap,flatten,fc3", "3,17,9", "3", `["a","b","c"]`)
+	f.Add("fc10", "1,1,784", "10", "[]")
+	f.Add("conv8,flatten,fc", "1,x,28", "-1", `{"a":1}`)
+	f.Fuzz(func(t *testing.T, layers, input, classes, names string) {
+		md := map[string]string{mdLayers: layers, mdInput: input, mdClasses: classes}
+		if names != "" {
+			md[mdClassNames] = names
+		}
+		d, err := descFromMetadata(md)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error of several lines: %q", err)
+			}
+			return
+		}
+		back, err := descFromMetadata(d.metadata())
+		if err != nil {
+			t.Fatalf("the metadata of %+v does not load: %v", d, err)
+		}
+		if back.Spec() != d.Spec() || back.In != d.In || !slices.Equal(back.ClassNames, d.ClassNames) {
+			t.Fatalf("%+v comes back as %+v", d, back)
+		}
+	})
+}
