@@ -206,3 +206,14 @@ func TestImageFolderEndToEnd(t *testing.T) {
 		t.Errorf("predict does not name a class: %v", r)
 	}
 }
+
+func TestBatchCosine(t *testing.T) {
+	for _, c := range []struct {
+		step, total int
+		want        float32
+	}{{0, 10, 0.05}, {5, 10, 0.025}, {10, 10, 0}} {
+		if got := batchCosine(0.05, c.step, c.total); got < c.want-1e-7 || got > c.want+1e-7 {
+			t.Errorf("batchCosine(0.05, %d, %d) = %v, want %v", c.step, c.total, got, c.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -191,4 +192,11 @@ func (t *trainer) augment() {
 	t.xb.CopyTo(t.hostX)
 	t.aug.Apply(t.augX, t.hostX, [4]int{n, t.train.C(), t.train.Rows, t.train.Cols}, t.at[0], t.at[1])
 	t.xb.CopyFrom(t.augX)
+}
+
+// batchCosine is the learning rate of -schedule cosine-batch at step of
+// total: base annealed to 0 along half a cosine, as
+// bench/torch_mnist_cnn.py --cosine sets it before every step.
+func batchCosine(base float64, step, total int) float32 {
+	return float32(base * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(total))))
 }

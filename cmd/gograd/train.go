@@ -132,7 +132,7 @@ func (c *trainConfig) validate() error {
 		return errors.New("-nesterov needs a -momentum above 0")
 	}
 	switch c.Schedule {
-	case "none", "step", "cosine":
+	case "none", "step", "cosine", "cosine-batch":
 	default:
 		return fmt.Errorf("-schedule %q: want none, step or cosine", c.Schedule)
 	}
@@ -145,7 +145,9 @@ func (c *trainConfig) schedule() optim.Schedule {
 	switch c.Schedule {
 	case "step":
 		return optim.StepLR{Base: lr, StepSize: c.StepSize, Gamma: float32(c.Gamma)}
-	case "cosine":
+	case "cosine", "cosine-batch":
+		// cosine-batch: the rate of each epoch's first batch; train sets
+		// the others.
 		return optim.CosineAnnealing{Base: lr, TMax: c.Epochs}
 	}
 	return optim.Constant{Base: lr}
@@ -185,6 +187,8 @@ func (c *trainConfig) describe() string {
 	switch c.Schedule {
 	case "cosine":
 		s += fmt.Sprintf(", cosine schedule over %d epochs", c.Epochs)
+	case "cosine-batch":
+		s += fmt.Sprintf(", cosine schedule over the batches of %d epochs", c.Epochs)
 	case "step":
 		s += fmt.Sprintf(", lr x%g every %d epochs", c.Gamma, c.StepSize)
 	}
@@ -228,8 +232,8 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	fs.Float64Var(&cfg.Momentum, "momentum", defaultMomentum, "SGD momentum")
 	fs.Float64Var(&cfg.WeightDecay, "weight-decay", 0, fmt.Sprintf("L2 penalty; decoupled for adamw (default 0, %g for adamw)", defaultWDAdamW))
 	fs.BoolVar(&cfg.Nesterov, "nesterov", false, "use Nesterov momentum (sgd)")
-	sched := newChoice(defaultSchedule, "none", "step", "cosine")
-	fs.Var(sched, "schedule", "learning rate schedule: `none|step|cosine` (step: x gamma every step-size epochs; cosine: to 0 over the epochs)")
+	sched := newChoice(defaultSchedule, "none", "step", "cosine", "cosine-batch")
+	fs.Var(sched, "schedule", "learning rate schedule: `none|step|cosine|cosine-batch` (step: x gamma every step-size epochs; cosine: to 0 over the epochs; cosine-batch: the same curve, updated every batch)")
 	fs.IntVar(&cfg.StepSize, "step-size", defaultStepSize, "epochs between learning rate drops of -schedule step")
 	fs.Float64Var(&cfg.Gamma, "gamma", defaultGamma, "learning rate factor of -schedule step")
 	fs.Float64Var(&cfg.Dropout, "dropout", 0, "dropout probability after each hidden activation of -model mlp")
@@ -289,7 +293,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 			if epochs < ck.Epoch {
 				return fs.usagef("-epochs %d: the run in %s has already trained %d epochs", epochs, *resume, ck.Epoch)
 			}
-			if cfg.Schedule == "cosine" {
+			if cfg.Schedule == "cosine" || cfg.Schedule == "cosine-batch" {
 				return fs.usagef("-epochs %d: the run in %s anneals its learning rate to 0 over %d epochs (-schedule cosine), so it cannot be extended; start a new run instead", epochs, *resume, cfg.Epochs)
 			}
 			cfg.Epochs = epochs
@@ -580,6 +584,9 @@ func (t *trainer) run(ctx context.Context) error {
 				return t.interrupted(epoch, b, float64(prior.Seconds)+time.Since(began).Seconds(), metrics)
 			}
 			t.at = [2]int{epoch, b}
+			if cfg.Schedule == "cosine-batch" {
+				t.opt.SetLR(batchCosine(cfg.LR, epoch*len(order)+b, cfg.Epochs*len(order)))
+			}
 			if err := t.step(x, order[b]); err != nil {
 				bar.finish()
 				return err
