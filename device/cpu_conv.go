@@ -167,3 +167,56 @@ func cpuCol2imPlane(x, col []float32, g *ConvGeom, p int, acc bool) {
 		}
 	}
 }
+
+// cpuIm2colImage writes the column matrix of one image x, [C, H, W], into
+// col, [C·KH·KW, oh·ow], walking (c, i, j) directly so that no row index
+// is divided apart, with the valid ranges of each kernel offset computed
+// once.
+func cpuIm2colImage(col, x []float32, g *ConvGeom, oh, ow int, fill float32) {
+	l := oh * ow
+	hw := g.H * g.W
+	r := 0
+	for c := range g.C {
+		plane := x[c*hw : (c+1)*hw]
+		for i := range g.KH {
+			hlo, hhi := cpuValid(oh, g.H, g.SH, i, g.DH, g.PH)
+			for j := range g.KW {
+				wlo, whi := cpuValid(ow, g.W, g.SW, j, g.DW, g.PW)
+				dst := col[r*l : (r+1)*l]
+				r++
+				if whi <= wlo || hhi <= hlo {
+					for k := range dst {
+						dst[k] = fill
+					}
+					continue
+				}
+				for k := range dst[:hlo*ow] {
+					dst[k] = fill
+				}
+				for k := hhi * ow; k < l; k++ {
+					dst[k] = fill
+				}
+				n := whi - wlo
+				base := wlo*g.SW + j*g.DW - g.PW
+				for y := hlo; y < hhi; y++ {
+					for k := y * ow; k < y*ow+wlo; k++ {
+						dst[k] = fill
+					}
+					for k := y*ow + whi; k < (y+1)*ow; k++ {
+						dst[k] = fill
+					}
+					row := dst[y*ow+wlo : y*ow+whi]
+					src := plane[(y*g.SH+i*g.DH-g.PH)*g.W+base:]
+					if g.SW == 1 {
+						copy(row, src[:n])
+						continue
+					}
+					src = src[:(n-1)*g.SW+1]
+					for k := range row {
+						row[k] = src[k*g.SW]
+					}
+				}
+			}
+		}
+	}
+}

@@ -26,7 +26,8 @@ func (t *cpuConv) run(lo, hi int) {
 	g := t.g
 	g1 := g
 	g1.N = 1
-	ckk, l, out := g.ColRows(), g.OutH()*g.OutW(), t.out
+	oh, ow := g.OutH(), g.OutW()
+	ckk, l, out := g.ColRows(), oh*ow, t.out
 	img := g.C * g.H * g.W
 	buf, err := t.c.Alloc(ckk * l)
 	if err != nil {
@@ -37,9 +38,7 @@ func (t *cpuConv) run(lo, hi int) {
 	for n := lo; n < hi; n++ {
 		xn := t.x[n*img : (n+1)*img]
 		if !t.back {
-			for r := range ckk {
-				cpuIm2colRow(col, xn, &g1, r, 0)
-			}
+			cpuIm2colImage(col, xn, &g, oh, ow, 0)
 			yn := t.y[n*out*l : (n+1)*out*l]
 			var beta float32
 			if t.b != nil {
@@ -62,9 +61,7 @@ func (t *cpuConv) run(lo, hi int) {
 			beta = 1
 		}
 		if t.pw != nil {
-			for r := range ckk {
-				cpuIm2colRow(col, xn, &g1, r, 0)
-			}
+			cpuIm2colImage(col, xn, &g, oh, ow, 0)
 			t.c.sgemm1.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {
