@@ -217,3 +217,31 @@ func TestBatchCosine(t *testing.T) {
 		}
 	}
 }
+
+// A model file written before layer specs (MLP metadata only) still loads,
+// as an MLP of 28x28 images.
+func TestLoadOldMLPFile(t *testing.T) {
+	dev := device.NewCPU(1)
+	m, err := nn.NewMLP(dev, nn.MLPConfig{In: 784, Hidden: []int{16}, Out: 10, Activation: "tanh", Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.safetensors")
+	md := map[string]string{"format": modelFormat, "in": "784", "hidden": "16", "out": "10", "activation": "tanh", "dropout": "0"}
+	if err := nn.Save(path, m, md); err != nil {
+		t.Fatal(err)
+	}
+	got, d, _, err := loadModel(path, dev, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.legacy || d.In != (netShape{C: 1, H: 28, W: 28, Classes: 10}) || d.String() != "784-16-10 tanh" {
+		t.Errorf("old MLP file described as %+v (%s)", d, d)
+	}
+	want, have := nn.StateDict(m), nn.StateDict(got)
+	for i := range want {
+		if want[i].Name != have[i].Name || !slices.Equal(want[i].Data, have[i].Data) {
+			t.Errorf("tensor %s differs", want[i].Name)
+		}
+	}
+}
