@@ -20,20 +20,43 @@
 # QUIET_WAIT seconds (default 60), for a second in which other processes use
 # less than a fifth of the CPUs, and it records how busy that second was.
 #
+# MODEL=cnn compares the conv net instead: `gograd train -model cnn` against
+# bench/torch_mnist_cnn.py (the same [conv3x3-BN-ReLU]x2-pool-[conv3x3-BN-
+# ReLU]x2-pool-fc128-fc10, batch 128, SGD lr 0.05 momentum 0.9, constant
+# rate), PyTorch with its default threads ("torch-cnn-1t") and with 2
+# ("torch-cnn-2t", OMP_NUM_THREADS=2), after printing the BLAS and oneDNN
+# that PyTorch was built with (torch.__config__.show()). EPOCHS defaults to
+# 2 there (the first a warm-up), MAX_BATCHES (0: all 468) shortens each
+# epoch on both sides, and the products are skipped unless GEMM=1.
+#
 # Results go to OUTDIR (default $TMPDIR/gograd-cpu-compare): results.tsv
 # (raw), summary.md (the tables of bench/cpureport) and cpu_compare.png.
 # Environment: ROUNDS (3), EPOCHS (3), GEMM=0 skips the products, PNG
-# (where to write the plot), GOGRAD_BIN (a directory of prebuilt gograd,
-# cpugemm and cpureport, with a VERSION line: then no Go toolchain is used
-# and MNIST comes from $MNIST_DIR; the benchmark image sets both). Installs
-# python3-torch, python3-numpy and libopenblas0-pthread with apt-get when
-# they are missing.
+# (where to write the plot), MODEL (mlp or cnn), GOGRAD_BIN (a directory
+# of prebuilt gograd, cpugemm and cpureport, with a VERSION line: then no Go
+# toolchain is used and MNIST comes from $MNIST_DIR; the benchmark image sets
+# both). Installs python3-torch, python3-numpy and libopenblas0-pthread with
+# apt-get when they are missing.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
 ROUNDS=${ROUNDS:-3}
-EPOCHS=${EPOCHS:-3}
-GEMM=${GEMM:-1}
+MODEL=${MODEL:-mlp}
+case $MODEL in
+mlp)
+	EPOCHS=${EPOCHS:-3}
+	GEMM=${GEMM:-1}
+	;;
+cnn)
+	EPOCHS=${EPOCHS:-2}
+	GEMM=${GEMM:-0}
+	MAX_BATCHES=${MAX_BATCHES:-0}
+	;;
+*)
+	echo "cpu_compare.sh: MODEL=$MODEL: want mlp or cnn" >&2
+	exit 2
+	;;
+esac
 OUT=${1:-${TMPDIR:-/tmp}/gograd-cpu-compare}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -61,6 +84,16 @@ else
 fi
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, $(free -g | awk '/Mem:/{print $2}') GiB" | tee -a "$RES"
 echo "# environment: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE-<unset>}" | tee -a "$RES"
+if [ "$MODEL" = cnn ]; then
+	echo "# PyTorch's build (torch.__config__.show()):" | tee -a "$RES"
+	$PY -c 'import torch; print(torch.__config__.show())' | sed 's/^/#   /' | tee -a "$RES"
+	# The BLAS it loaded: the shared libraries mapped after a product.
+	$PY -c 'import torch; a = torch.ones(256, 256); a @ a
+print("BLAS loaded: " + " ".join(sorted({l.split()[-1] for l in open("/proc/self/maps") if "blas" in l.lower()})))' |
+		sed 's/^/# /' | tee -a "$RES"
+	batches=468
+	[ "$MAX_BATCHES" -gt 0 ] && [ "$MAX_BATCHES" -lt 468 ] && batches=$MAX_BATCHES
+fi
 if [ -z "${GOGRAD_BIN:-}" ]; then
 	CGO_ENABLED=0 go build -o "$GOGRAD" ./cmd/gograd
 	CGO_ENABLED=0 go build -o "$CPUGEMM" ./bench/cpugemm
@@ -105,6 +138,25 @@ train() {
 		awk -F, -v r="$r" 'NR>1{print "train gograd " r " epoch " $1 " " $6; acc=$5} END{print "train gograd " r " acc " acc}' \
 			"$OUT/run-$r/metrics.csv" >>"$RES"
 		;;
+	gograd-cnn)
+		local limit=()
+		[ "$batches" -lt 468 ] && limit=(-limit $((batches * 128)))
+		/usr/bin/time -v -o "$log.time" "$GOGRAD" train -model cnn -epochs "$EPOCHS" -lr 0.05 -momentum 0.9 -batch 128 \
+			-schedule none -val 0 -seed "$r" "${limit[@]}" -out "$OUT/run-cnn-$r" -overwrite >"$log.log" 2>&1
+		awk -F, -v r="$r" 'NR>1{print "train gograd-cnn " r " epoch " $1 " " $6; acc=$5} END{print "train gograd-cnn " r " acc " acc}' \
+			"$OUT/run-cnn-$r/metrics.csv" >>"$RES"
+		echo "train gograd-cnn $r samples $((batches * 128))" >>"$RES"
+		;;
+	torch-cnn-1t | torch-cnn-2t)
+		local envcmd=(env)
+		[ "$cfg" = torch-cnn-2t ] && envcmd=(env OMP_NUM_THREADS=2)
+		"${envcmd[@]}" /usr/bin/time -v -o "$log.time" $PY bench/torch_mnist_cnn.py --model cnn --epochs "$EPOCHS" \
+			--seed "$r" --max-batches "$MAX_BATCHES" >"$log.log" 2>&1
+		# epoch N train_s S samples_per_s R test_acc A
+		awk -v c="$cfg" -v r="$r" '/^epoch /{print "train " c " " r " epoch " $2 " " $4; acc=$8} END{print "train " c " " r " acc " acc}' \
+			"$log.log" >>"$RES"
+		echo "train $cfg $r samples $((batches * 128))" >>"$RES"
+		;;
 	torch-env | torch-unset)
 		local envcmd=(env)
 		[ "$cfg" = torch-unset ] && envcmd=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
@@ -120,6 +172,7 @@ train() {
 }
 
 configs=(gograd torch-env torch-unset)
+[ "$MODEL" = cnn ] && configs=(gograd-cnn torch-cnn-1t torch-cnn-2t)
 for r in $(seq 1 "$ROUNDS"); do
 	echo "round $r/$ROUNDS: training"
 	for i in 0 1 2; do # each round starts with the next configuration

@@ -191,6 +191,9 @@ func LoadImageFolder(dir string, opts FolderOptions) (*Dataset, error) {
 			}
 		}
 		compact(s, errs[k])
+		if len(files) == 0 {
+			return nil, fmt.Errorf("data: image folder %s has no %s images", dir, [...]string{"training", "test"}[k])
+		}
 		if s.N == 0 {
 			last := ds.Skipped[len(ds.Skipped)-1]
 			return nil, fmt.Errorf("data: image folder %s: none of the %d %s images can be read; the last: %w",

@@ -403,10 +403,7 @@ func (h *Handler) decodeImage(ex *exchange, b []byte, name string) error {
 		where = strconv.Quote(name)
 	}
 	s := h.cfg.Shape
-	if s.Channels != 1 || s.Height != s.Width {
-		return &inputError{http.StatusUnsupportedMediaType, "unsupported_format",
-			fmt.Sprintf("the model takes %v inputs, not grayscale square images: send JSON", s)}
-	}
+	digits := s.Channels == 1 && s.Height == s.Width // read as predict reads digits
 	if !bytes.HasPrefix(b, []byte(pngSignature)) && !bytes.HasPrefix(b, []byte(jpegSignature)) {
 		return &inputError{http.StatusUnsupportedMediaType, "unsupported_format",
 			fmt.Sprintf("%s is %s, not a PNG or JPEG image (or send application/json or multipart/form-data)", where, http.DetectContentType(b))}
@@ -416,7 +413,12 @@ func (h *Handler) decodeImage(ex *exchange, b []byte, name string) error {
 	if err == nil {
 		var px []float32
 		var inverted bool
-		if px, inverted, err = data.DigitInput(img, s.Width); err == nil {
+		if digits {
+			px, inverted, err = data.DigitInput(img, s.Width)
+		} else {
+			px, err = data.ImageInput(img, s.Channels, s.Height, s.Width)
+		}
+		if err == nil {
 			ex.x = append(ex.x, px...)
 			ex.names = append(ex.names, name)
 			ex.flags = append(ex.flags, inverted)

@@ -10,6 +10,8 @@
 //	train <config> <round> epoch <n> <seconds>   the training loop of epoch n
 //	train <config> <round> acc <fraction>        test accuracy after the last epoch
 //	train <config> <round> rss_mib <MiB>         peak resident memory of the run
+//	train <config> <round> samples <n>           training samples per epoch
+//	                                             (default: 468 batches of 128)
 //	gemm <config> <round> <product> <GFLOP/s>    one matrix product
 //
 // Configurations named gograd are gograd's; the others are PyTorch
@@ -94,13 +96,16 @@ type results struct {
 	runs   map[string]map[int][]float64 // config: round: epoch seconds
 	acc    map[string][]float64         // config: accuracy of each run
 	rss    map[string][]float64         // config: peak MiB of each run
-	gemm   map[string]map[string][]float64
-	prods  []string // products in input order
+	// samples is a configuration's training samples per epoch, where a
+	// record gives it; samplesPerEpoch otherwise.
+	samples map[string]float64
+	gemm    map[string]map[string][]float64
+	prods   []string // products in input order
 }
 
 func parse(r io.Reader) (*results, error) {
 	res := &results{epochs: map[string][]float64{}, runs: map[string]map[int][]float64{}, acc: map[string][]float64{},
-		rss: map[string][]float64{}, gemm: map[string]map[string][]float64{}}
+		rss: map[string][]float64{}, samples: map[string]float64{}, gemm: map[string]map[string][]float64{}}
 	sc := bufio.NewScanner(r)
 	for line := 1; sc.Scan(); line++ {
 		f := strings.Fields(sc.Text())
@@ -130,6 +135,8 @@ func parse(r io.Reader) (*results, error) {
 			res.acc[cfg] = append(res.acc[cfg], v)
 		case f[0] == "train" && f[3] == "rss_mib":
 			res.rss[cfg] = append(res.rss[cfg], v)
+		case f[0] == "train" && f[3] == "samples":
+			res.samples[cfg] = v
 		case f[0] == "gemm":
 			if res.gemm[cfg] == nil {
 				res.gemm[cfg] = map[string][]float64{}
@@ -179,6 +186,7 @@ type trainRow struct {
 	accLo, accHi   float64
 	accMean        float64
 	rssMiB         float64 // largest over the runs
+	samples        float64 // training samples per epoch
 	hasAcc, hasRSS bool
 }
 
@@ -213,7 +221,10 @@ func (res *results) trainTable() []trainRow {
 	var rows []trainRow
 	for _, cfg := range configs(res.epochs) {
 		e := res.epochs[cfg]
-		r := trainRow{config: cfg, epoch: median(e), best: slices.Min(e), runs: len(e)}
+		r := trainRow{config: cfg, epoch: median(e), best: slices.Min(e), runs: len(e), samples: samplesPerEpoch}
+		if n := res.samples[cfg]; n > 0 {
+			r.samples = n
+		}
 		if torchMed > 0 {
 			r.ratio, r.ratioB = r.epoch/torchMed, r.best/torchBest
 		}
@@ -252,7 +263,7 @@ func printTrain(w io.Writer, rows []trainRow) {
 			ratio, ratioB = fmt.Sprintf("%.2fx", r.ratio), fmt.Sprintf("%.2fx", r.ratioB)
 		}
 		fmt.Fprintf(w, "| %s | %.3f (%d runs) | %.3f | %.0f | %s | %s | %s | %s |\n", r.config, r.epoch, r.runs, r.best,
-			samplesPerEpoch/r.epoch, ratio, ratioB, acc, rss)
+			r.samples/r.epoch, ratio, ratioB, acc, rss)
 	}
 	fmt.Fprintln(w)
 }

@@ -164,7 +164,7 @@ func checkRunLoads(t *testing.T, dir string) {
 		var err error
 		switch name := e.Name(); {
 		case name == modelFile:
-			_, _, err = loadModel(path, device.NewCPU(1), "")
+			_, _, _, err = loadModel(path, device.NewCPU(1), "")
 		case name == checkpointFile:
 			_, err = readCheckpoint(path)
 		case name == metricsFile:

@@ -89,7 +89,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{"missing data dir", func(t *testing.T) ([]string, string) {
 			tmp := t.TempDir()
 			return []string{"train", "-data", filepath.Join(tmp, "nope"), "-out", filepath.Join(tmp, "run")}, tmp
-		}, []string{"MNIST directory", "nope", "no such file"}},
+		}, []string{"nope", "does not exist", "fashion-mnist"}},
 		{"truncated IDX file", func(t *testing.T) ([]string, string) {
 			d := copyMNIST(t)
 			matches, _ := filepath.Glob(filepath.Join(d, "train-labels-idx1-ubyte*"))

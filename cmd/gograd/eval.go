@@ -6,16 +6,31 @@ import (
 	"math"
 
 	"github.com/gograd/gograd/autograd"
-	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/tensor"
 )
 
-// evalBatch is the number of images evaluated at once.
-const evalBatch = 1000
+// evalBatch is the number of images evaluated at once; evalConvBatch for
+// a network with convolutions, whose activations are larger.
+const (
+	evalBatch     = 1000
+	evalConvBatch = 250
+)
+
+// evalRows is the number of images model evaluates at once.
+func evalRows(model nn.Module) int {
+	if s, ok := model.(*nn.Sequential); ok {
+		for _, m := range s.Modules {
+			if _, conv := m.(*nn.Conv2d); conv {
+				return evalConvBatch
+			}
+		}
+	}
+	return evalBatch
+}
 
 // forEachBatch runs model in evaluation mode over the rows of x, a [n, dim]
-// tensor on the model's device, evalBatch rows at a time and without
+// tensor on the model's device, evalRows(model) rows at a time and without
 // recording gradients. fn gets the first row of each batch and the model's
 // output, which is freed when fn returns.
 func forEachBatch(model nn.Module, x *tensor.Tensor, fn func(lo int, out *tensor.Tensor)) {
@@ -29,9 +44,10 @@ func forEachBatch(model nn.Module, x *tensor.Tensor, fn func(lo int, out *tensor
 		idx.Free()
 		xb.Free()
 	}()
-	host := make([]float32, evalBatch)
-	for lo := 0; lo < n; lo += evalBatch {
-		m := min(evalBatch, n-lo)
+	rows := evalRows(model)
+	host := make([]float32, rows)
+	for lo := 0; lo < n; lo += rows {
+		m := min(rows, n-lo)
 		if idx == nil || idx.Len() != m {
 			idx.Free()
 			xb.Free()
@@ -129,7 +145,7 @@ const evalExamples = `  gograd eval -model runs/mnist/model.safetensors
 func evalCommand(args []string, e *env) (err error) {
 	fs := newCommand("eval", "eval -model FILE [flags]", evalExamples, e)
 	modelPath := fs.String("model", "", "model `file` written by train or a PyTorch state_dict of Linear layers in safetensors (required), e.g. runs/mnist/model.safetensors")
-	dataDir := fs.String("data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
+	dataDir := fs.String("data", "", "test data: `mnist|fashion-mnist|DIR`, a directory of IDX files or an image folder (default: the data the model was trained on, else MNIST)")
 	dev := newChoice("cpu", "cpu", "cuda", "auto")
 	fs.Var(dev, "device", "where to run: `cpu|cuda|auto`")
 	act := newChoice("", activations...)
@@ -148,25 +164,13 @@ func evalCommand(args []string, e *env) (err error) {
 		return err
 	}
 	defer closeDevice(d, &err)
-	model, a, err := loadModel(*modelPath, d, act.value)
+	model, a, md, err := loadModel(*modelPath, d, act.value)
 	if err != nil {
 		return err
 	}
-	dir := *dataDir
-	if dir == "" {
-		if dir, err = data.DefaultMNISTDir(); err != nil {
-			return err
-		}
-	}
-	test, err := data.LoadMNISTTest(dir)
+	test, dir, err := evalData(*dataDir, a, e.stderr, md)
 	if err != nil {
 		return err
-	}
-	if a.Out != 10 {
-		return fmt.Errorf("model %s has %d outputs, but MNIST has 10 classes", *modelPath, a.Out)
-	}
-	if test.Dim() != a.In {
-		return fmt.Errorf("model %s takes %d inputs, but the images in %s have %d pixels", *modelPath, a.In, dir, test.Dim())
 	}
 	var pred []int
 	err = tensor.Catch(func() {

@@ -156,7 +156,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"train", "-hidden", "512,-3"}, `invalid value "512,-3" for flag -hidden`},
 		{[]string{"train", "-optimizer", "foo"}, `invalid value "foo" for flag -optimizer: want sgd, adam or adamw`},
 		{[]string{"train", "-activation", "gelu"}, `want relu, sigmoid or tanh`},
-		{[]string{"train", "-schedule", "linear"}, `want none, step or cosine`},
+		{[]string{"train", "-schedule", "linear"}, `want none, step, cosine or cosine-batch`},
 		{[]string{"train", "-device", "tpu"}, `want cpu, cuda or auto`},
 		{[]string{"train", "-epochs", "0"}, "-epochs 0: want at least 1"},
 		{[]string{"train", "-epochs", "ten"}, `invalid value "ten" for flag -epochs`},

@@ -44,7 +44,16 @@ func trainMemory(cfg *trainConfig, in int) float64 {
 
 // checkTrainMemory refuses a run whose model cannot fit in the memory
 // available, before anything is allocated for it.
-func checkTrainMemory(cfg *trainConfig, train *data.Set) error {
+func checkTrainMemory(cfg *trainConfig, train *data.Set, d *modelDesc) error {
+	if d != nil && d.MLP == nil {
+		need := netMemory(cfg, d)
+		avail, ok := availableMemory()
+		if !ok || need <= avail {
+			return nil
+		}
+		return fmt.Errorf("the model (%s, %.4g parameters) needs about %s of memory to train, but only %s is available: choose a smaller -model or a smaller -batch",
+			d.Spec(), d.params(), bytesText(need), bytesText(avail))
+	}
 	need := trainMemory(cfg, train.Dim())
 	avail, ok := availableMemory()
 	if !ok || need <= avail {

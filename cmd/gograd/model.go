@@ -220,20 +220,31 @@ func nonFinite(ts []safetensors.Tensor) (n int, first string) {
 }
 
 // loadModel rebuilds the model stored at path on dev: a model file written
-// by train, or a PyTorch state_dict of Linear layers saved as safetensors
-// (its activation from activationFlag). A model whose weights are not all
-// finite is refused.
-func loadModel(path string, dev device.Device, activationFlag string) (*nn.Sequential, arch, error) {
+// by train (its layers from its metadata), or a PyTorch state_dict saved as
+// safetensors: of Linear layers (its activation from activationFlag), or
+// of any network with the layer metadata of a model file. A model whose
+// weights are not all finite is refused.
+func loadModel(path string, dev device.Device, activationFlag string) (*nn.Sequential, *modelDesc, map[string]string, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
-		return nil, arch{}, fmt.Errorf("reading the model: %w", err)
+		return nil, nil, nil, fmt.Errorf("reading the model: %w", err)
+	}
+	if f.Metadata["format"] == netFormat || (f.Metadata["format"] == "" && f.Metadata[mdLayers] != "") {
+		if activationFlag != "" {
+			return nil, nil, nil, fmt.Errorf("model %s: -activation applies only to a file without layer metadata; its layers are %s", path, f.Metadata[mdLayers])
+		}
+		model, d, err := loadNet(f, dev)
+		if err != nil {
+			return nil, d, nil, fmt.Errorf("model %s: %w", path, err)
+		}
+		return model, d, f.Metadata, nil
 	}
 	a, layers, err := modelArch(f, activationFlag)
 	if err != nil {
-		return nil, a, fmt.Errorf("model %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("model %s: %w", path, err)
 	}
 	if n, first := nonFinite(f.Tensors); n > 0 {
-		return nil, a, fmt.Errorf("model %s: %d weights are NaN or infinite (the first in %s): the training that wrote it diverged; train again with a lower -lr",
+		return nil, nil, nil, fmt.Errorf("model %s: %d weights are NaN or infinite (the first in %s): the training that wrote it diverged; train again with a lower -lr",
 			path, n, first)
 	}
 	// The dropout layers (identities when evaluating) are left out, and
@@ -253,7 +264,21 @@ func loadModel(path string, dev device.Device, activationFlag string) (*nn.Seque
 		}
 	})
 	if err = cmp.Or(err, loadErr); err != nil {
-		return nil, a, fmt.Errorf("model %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("model %s: %w", path, err)
 	}
-	return model, a, nil
+	d := legacyDesc(a)
+	if _, ok := f.Metadata[mdLayers]; ok {
+		// An MLP written with layer metadata: the images it takes and
+		// the names of its classes.
+		g, err := descFromMetadata(f.Metadata)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("model %s: %w", path, err)
+		}
+		if g.Dim() != a.In || g.In.Classes != a.Out {
+			return nil, nil, nil, fmt.Errorf("model %s: metadata %s=%s and %s=%d do not fit the MLP's %d inputs and %d outputs",
+				path, mdInput, f.Metadata[mdInput], mdClasses, g.In.Classes, a.In, a.Out)
+		}
+		d.In, d.ClassNames, d.legacy = g.In, g.ClassNames, false
+	}
+	return model, d, f.Metadata, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -15,11 +14,15 @@ import (
 const predictExamples = `  gograd predict -model runs/mnist/model.safetensors digit.png
   gograd predict -model runs/mnist/model.safetensors scans/*.png
 
-PNG and JPEG images of up to 4096x4096 pixels are converted to grayscale,
+For a model of 28x28 gray images (MNIST's), PNG and JPEG images of up to
+4096x4096 pixels are converted to grayscale,
 padded to a square and resampled to 28x28. Transparent pixels are filled
 with the background the ink implies: white behind dark ink, black behind
 light ink. MNIST digits are light on a dark background: an image that is
-mostly light is inverted first, and the output says so.
+mostly light is inverted first, and the output says so. For a model of
+other images (trained on an image folder), each image is resized to the
+model's input, gray or RGB, as the folder's images were, and the classes
+are named as the folder's subfolders.
 `
 
 func predictCommand(args []string, e *env) (err error) {
@@ -43,13 +46,12 @@ func predictCommand(args []string, e *env) (err error) {
 		return err
 	}
 	defer closeDevice(d, &err)
-	model, a, err := loadModel(*modelPath, d, act.value)
+	model, a, _, err := loadModel(*modelPath, d, act.value)
 	if err != nil {
 		return err
 	}
-	side := int(math.Round(math.Sqrt(float64(a.In))))
-	if side*side != a.In {
-		return fmt.Errorf("model %s takes %d inputs, which is not a square image", *modelPath, a.In)
+	if a.legacy && a.In.H == 1 {
+		return fmt.Errorf("model %s takes %d inputs, which is not a square image", *modelPath, a.Dim())
 	}
 
 	// Read every image; report the ones that fail and classify the rest.
@@ -58,7 +60,7 @@ func predictCommand(args []string, e *env) (err error) {
 	var inverted []bool
 	failed := 0
 	for _, path := range fs.Args() {
-		img, inv, err := readDigit(path, side)
+		img, inv, err := readInput(path, a)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "gograd: %v\n", err)
 			failed++
@@ -71,14 +73,14 @@ func predictCommand(args []string, e *env) (err error) {
 	if len(names) > 0 {
 		var probs [][]float32
 		err := tensor.Catch(func() {
-			x := tensor.FromSlice(d, pixels, len(names), a.In)
+			x := tensor.FromSlice(d, pixels, len(names), a.Dim())
 			defer x.Free()
 			forEachBatch(model, x, func(lo int, out *tensor.Tensor) {
 				sm := tensor.Softmax(out, 1)
 				defer sm.Free()
 				v := sm.Data()
 				for i := range out.Dim(0) {
-					probs = append(probs, v[i*a.Out:(i+1)*a.Out])
+					probs = append(probs, v[i*a.In.Classes:(i+1)*a.In.Classes])
 				}
 			})
 		})
@@ -86,7 +88,7 @@ func predictCommand(args []string, e *env) (err error) {
 			return err
 		}
 		for i, name := range names {
-			fmt.Fprintf(e.stdout, "%s: %s", name, topK(probs[i], 3))
+			fmt.Fprintf(e.stdout, "%s: %s", name, topK(probs[i], 3, a.className))
 			if inverted[i] {
 				fmt.Fprint(e.stdout, "  (inverted: dark digit on a light background)")
 			}
@@ -100,7 +102,7 @@ func predictCommand(args []string, e *env) (err error) {
 }
 
 // topK formats the k most probable classes with their probabilities.
-func topK(p []float32, k int) string {
+func topK(p []float32, k int, name func(int) string) string {
 	idx := make([]int, len(p))
 	for i := range idx {
 		idx[i] = i
@@ -108,7 +110,7 @@ func topK(p []float32, k int) string {
 	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(p[b], p[a]) })
 	var parts []string
 	for _, c := range idx[:min(k, len(idx))] {
-		parts = append(parts, fmt.Sprintf("%d (%.4g%%)", c, 100*p[c]))
+		parts = append(parts, fmt.Sprintf("%s (%.4g%%)", name(c), 100*p[c]))
 	}
 	return strings.Join(parts, "  ")
 }
@@ -116,6 +118,29 @@ func topK(p []float32, k int) string {
 // maxImagePixels is the most pixels predict decodes from one image file:
 // 4096x4096. The header is checked before any pixel is decoded.
 const maxImagePixels = 1 << 24
+
+// readInput reads the image at path as the input of the model d: as a
+// digit (see readDigit) for a model of 28x28 gray images or an MLP file
+// without layer metadata, else resized to d's input as an image folder's files are.
+func readInput(path string, d *modelDesc) (pixels []float32, inverted bool, err error) {
+	if d.legacy || d.digits() {
+		return readDigit(path, d.In.H)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	img, err := data.DecodeImage(f, maxImagePixels)
+	if err == nil {
+		pixels, err = data.ImageInput(img, d.In.C, d.In.H, d.In.W)
+	}
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "data: image: ")
+		return nil, false, fmt.Errorf("%s: %s", path, strings.TrimPrefix(msg, "data: "))
+	}
+	return pixels, false, nil
+}
 
 // readDigit decodes the PNG or JPEG at path into side*side pixels in [0, 1],
 // light on dark like MNIST; inverted reports that the image was mostly light

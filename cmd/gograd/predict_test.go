@@ -62,7 +62,7 @@ func TestPredict(t *testing.T) {
 	dir := t.TempDir()
 	modelPath := filepath.Join(run, modelFile)
 	dev := device.NewCPU(0)
-	model, _, err := loadModel(modelPath, dev, "")
+	model, _, _, err := loadModel(modelPath, dev, "")
 	if err != nil {
 		t.Fatal(err)
 	}

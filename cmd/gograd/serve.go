@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"time"
 
@@ -76,14 +75,11 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 		return err
 	}
 	defer closeDevice(d, &err)
-	model, a, err := loadModel(*modelPath, d, act.value)
+	model, a, _, err := loadModel(*modelPath, d, act.value)
 	if err != nil {
 		return err
 	}
-	shape := serve.Shape{Channels: 1, Height: 1, Width: a.In} // JSON only
-	if side := int(math.Round(math.Sqrt(float64(a.In)))); side*side == a.In {
-		shape.Height, shape.Width = side, side
-	}
+	shape := serve.Shape{Channels: a.In.C, Height: a.In.H, Width: a.In.W}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -92,7 +88,7 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 		return err
 	}
 	b, err := serve.NewBatcher(serve.BatcherConfig{
-		Model: model, Device: d, Inputs: a.In, Classes: a.Out,
+		Model: model, Device: d, Inputs: a.Dim(), Classes: a.In.Classes,
 		MaxBatch: *maxBatch, MaxDelay: *maxDelay, Workers: *workers, MaxQueue: *maxQueue,
 		Metrics: metrics, Logger: log,
 	})

@@ -44,6 +44,12 @@ type trainConfig struct {
 	Val         float64 `json:"val"`
 	Limit       int     `json:"limit"`
 	Data        string  `json:"data"` // as given; empty for the default
+	// Model is -model: mlp (or empty, in a checkpoint written before
+	// -model), lenet5, cnn or a layer spec.
+	Model     string    `json:"model,omitempty"`
+	ImageSize imageSize `json:"image_size,omitzero"`
+	Channels  int       `json:"channels,omitempty"`
+	Augment   string    `json:"augment,omitempty"`
 }
 
 // Defaults of the train flags. With them, `gograd train` reaches 98% test
@@ -69,8 +75,10 @@ func (c *trainConfig) validate() error {
 		return fmt.Errorf("-epochs %d: want at least 1", c.Epochs)
 	case c.Batch < 1:
 		return fmt.Errorf("-batch %d: want at least 1", c.Batch)
-	case len(c.Hidden) == 0:
+	case len(c.Hidden) == 0 && c.isMLP():
 		return errors.New("-hidden: want at least one hidden layer width")
+	case c.Channels != 0 && c.Channels != 1 && c.Channels != 3:
+		return fmt.Errorf("-channels %d: want 1 (gray) or 3 (RGB)", c.Channels)
 	case !(c.LR > 0) || math.IsInf(c.LR, 0):
 		return fmt.Errorf("-lr %v: want a positive learning rate", c.LR)
 	case math.IsInf(float64(float32(c.LR)), 0) || float32(c.LR) == 0:
@@ -97,6 +105,16 @@ func (c *trainConfig) validate() error {
 			return fmt.Errorf("-hidden %s: widths must be positive", joinInts(c.Hidden))
 		}
 	}
+	if !c.isMLP() {
+		if _, ok := namedModels[c.Model]; !ok {
+			if _, err := parseSpec(c.Model); err != nil {
+				return fmt.Errorf("-model %q: want %s or a layer spec: %v", c.Model, orList(modelNames), err)
+			}
+		}
+	}
+	if _, err := augmentation(c.Augment, c.Seed); err != nil {
+		return err
+	}
 	switch c.Activation {
 	case "relu", "sigmoid", "tanh":
 	default:
@@ -115,7 +133,7 @@ func (c *trainConfig) validate() error {
 		return errors.New("-nesterov needs a -momentum above 0")
 	}
 	switch c.Schedule {
-	case "none", "step", "cosine":
+	case "none", "step", "cosine", "cosine-batch":
 	default:
 		return fmt.Errorf("-schedule %q: want none, step or cosine", c.Schedule)
 	}
@@ -128,7 +146,9 @@ func (c *trainConfig) schedule() optim.Schedule {
 	switch c.Schedule {
 	case "step":
 		return optim.StepLR{Base: lr, StepSize: c.StepSize, Gamma: float32(c.Gamma)}
-	case "cosine":
+	case "cosine", "cosine-batch":
+		// cosine-batch: the rate of each epoch's first batch; train sets
+		// the others.
 		return optim.CosineAnnealing{Base: lr, TMax: c.Epochs}
 	}
 	return optim.Constant{Base: lr}
@@ -151,6 +171,9 @@ func (c *trainConfig) arch(in, out int) arch {
 	return arch{In: in, Hidden: c.Hidden, Out: out, Activation: c.Activation, Dropout: c.Dropout}
 }
 
+// isMLP reports whether the model is the MLP of -hidden.
+func (c *trainConfig) isMLP() bool { return c.Model == "" || c.Model == "mlp" }
+
 func (c *trainConfig) describe() string {
 	s := fmt.Sprintf("%s lr %g", c.Optimizer, c.LR)
 	if c.Optimizer == "sgd" {
@@ -165,6 +188,8 @@ func (c *trainConfig) describe() string {
 	switch c.Schedule {
 	case "cosine":
 		s += fmt.Sprintf(", cosine schedule over %d epochs", c.Epochs)
+	case "cosine-batch":
+		s += fmt.Sprintf(", cosine schedule over the batches of %d epochs", c.Epochs)
 	case "step":
 		s += fmt.Sprintf(", lr x%g every %d epochs", c.Gamma, c.StepSize)
 	}
@@ -209,13 +234,17 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	fs.Float64Var(&cfg.Momentum, "momentum", defaultMomentum, "SGD momentum")
 	fs.Float64Var(&cfg.WeightDecay, "weight-decay", 0, fmt.Sprintf("L2 penalty; decoupled for adamw (default 0, %g for adamw)", defaultWDAdamW))
 	fs.BoolVar(&cfg.Nesterov, "nesterov", false, "use Nesterov momentum (sgd)")
-	sched := newChoice(defaultSchedule, "none", "step", "cosine")
-	fs.Var(sched, "schedule", "learning rate schedule: `none|step|cosine` (step: x gamma every step-size epochs; cosine: to 0 over the epochs)")
+	sched := newChoice(defaultSchedule, "none", "step", "cosine", "cosine-batch")
+	fs.Var(sched, "schedule", "learning rate schedule: `none|step|cosine|cosine-batch` (step: x gamma every step-size epochs; cosine: to 0 over the epochs; cosine-batch: the same curve, updated every batch)")
 	fs.IntVar(&cfg.StepSize, "step-size", defaultStepSize, "epochs between learning rate drops of -schedule step")
 	fs.Float64Var(&cfg.Gamma, "gamma", defaultGamma, "learning rate factor of -schedule step")
-	fs.Float64Var(&cfg.Dropout, "dropout", 0, "dropout probability after each hidden activation")
+	fs.Float64Var(&cfg.Dropout, "dropout", 0, "dropout probability after each hidden activation of -model mlp")
+	fs.StringVar(&cfg.Model, "model", "mlp", "the network: `mlp|lenet5|cnn|SPEC`, where mlp is made by -hidden, -activation and -dropout, and SPEC is a layer spec such as conv32k3p1,bn,relu,pool2,flatten,fc128,relu,fc (see the README)")
+	fs.Var(&cfg.ImageSize, "image-size", "size `HxW` the images of an image folder are resized to (default 28x28)")
+	fs.IntVar(&cfg.Channels, "channels", 0, "channels of an image folder's images: `1|3`, gray or RGB (default 1)")
+	fs.StringVar(&cfg.Augment, "augment", "", "training augmentation: `none|cropN[,flip]` (default none): random crops with N pixels of zero padding, random horizontal flips (leave flip off for digits)")
 	fs.Uint64Var(&cfg.Seed, "seed", defaultSeed, "seeds the initialisation, the validation split, the batch order and dropout")
-	fs.StringVar(&cfg.Data, "data", "", "`directory` of the MNIST IDX files (default: $MNIST_DIR or the GoMNIST module in the Go module cache)")
+	fs.StringVar(&cfg.Data, "data", "", "training data: `mnist|fashion-mnist|DIR`, where DIR holds the four MNIST-layout IDX files or is an image folder (DIR/train/<class>/*.png and DIR/test/<class>/*.png, or DIR/<class>/*.png split by the seed) (default: MNIST, from $MNIST_DIR or the GoMNIST module in the Go module cache)")
 	fs.Float64Var(&cfg.Val, "val", defaultVal, "fraction of the training set held out for validation")
 	fs.IntVar(&cfg.Limit, "limit", 0, "use only the first `N` training images (0: all), for quick runs")
 	out := fs.String("out", "", "run `directory` to write (default runs/<date>-<time>)")
@@ -281,7 +310,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 			if epochs < ck.Epoch {
 				return fs.usagef("-epochs %d: the run in %s has already trained %d epochs", epochs, *resume, ck.Epoch)
 			}
-			if cfg.Schedule == "cosine" {
+			if cfg.Schedule == "cosine" || cfg.Schedule == "cosine-batch" {
 				return fs.usagef("-epochs %d: the run in %s anneals its learning rate to 0 over %d epochs (-schedule cosine), so it cannot be extended; start a new run instead", epochs, *resume, cfg.Epochs)
 			}
 			cfg.Epochs = epochs
@@ -292,6 +321,9 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 			return nil
 		}
 	} else {
+		if cfg.Model == "mlp" {
+			cfg.Model = "" // as before -model, so that an MLP's checkpoint is unchanged
+		}
 		cfg.Hidden = hidden
 		cfg.Activation = act.value
 		cfg.Optimizer = opt.value
@@ -328,7 +360,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	if err := t.load(); err != nil {
 		return err
 	}
-	if err := checkTrainMemory(&cfg, t.train); err != nil {
+	if err := checkTrainMemory(&cfg, t.train, t.desc); err != nil {
 		return err
 	}
 	if ck == nil && job.leader() {
@@ -376,18 +408,6 @@ func deviceName(d device.Device) string {
 	return d.Name()
 }
 
-// loadData reads MNIST from dir, or from the default place when dir is
-// empty, and returns the directory it used.
-func loadData(dir string) (train, test *data.Set, used string, err error) {
-	if dir == "" {
-		if dir, err = data.DefaultMNISTDir(); err != nil {
-			return nil, nil, "", err
-		}
-	}
-	train, test, err = data.LoadMNIST(dir)
-	return train, test, dir, err
-}
-
 // trainer holds a training run: its data and model on the device.
 type trainer struct {
 	cfg    trainConfig
@@ -406,6 +426,12 @@ type trainer struct {
 
 	dataDir          string
 	train, val, test *data.Set
+	desc             *modelDesc
+	aug              *data.Augment
+	// at is the epoch and batch of the step, which the augmentation of
+	// its batch depends on; hostX and augX hold that batch on the host.
+	at          [2]int
+	hostX, augX []float32
 
 	model *nn.Sequential
 	opt   optim.Optimizer
@@ -422,11 +448,21 @@ type trainer struct {
 // load reads the data, checks that there is at least one batch, and
 // checks a resumed run's data.
 func (t *trainer) load() error {
-	train, test, dir, err := loadData(t.cfg.Data)
+	ds, err := resolveData(t.cfg.Data, folderOptions(t.cfg.ImageSize, t.cfg.Channels, t.cfg.Seed), t.env.stderr)
 	if err != nil {
 		return err
 	}
+	train, test, dir := ds.Train, ds.Test, ds.Dir
 	t.dataDir = dir
+	if !t.cfg.isMLP() {
+		// An MLP's memory is checked before its spec (checkTrainMemory).
+		if err := t.describe(train); err != nil {
+			return err
+		}
+	}
+	if t.aug, err = augmentation(t.cfg.Augment, t.cfg.Seed); err != nil {
+		return err
+	}
 	if t.cfg.Limit > 0 {
 		train = train.Subset(t.cfg.Limit)
 	}
@@ -456,6 +492,9 @@ func (t *trainer) release() {
 		for _, p := range t.model.Parameters() {
 			p.Free()
 		}
+		for _, b := range nn.Buffers(t.model) {
+			b.Value.Free()
+		}
 	}
 }
 
@@ -463,9 +502,14 @@ func (t *trainer) release() {
 func (t *trainer) run(ctx context.Context) error {
 	cfg := &t.cfg
 	dim := t.train.Dim()
-	a := cfg.arch(dim, 10)
+	if t.desc == nil {
+		if err := t.describe(t.train); err != nil {
+			return err
+		}
+	}
+	a := t.desc
 	var err error
-	if t.model, err = a.mlp(t.dev, cfg.Seed); err != nil {
+	if t.model, err = a.build(t.dev, cfg.Seed); err != nil {
 		return err
 	}
 	if t.opt, err = cfg.optimizer(t.model); err != nil {
@@ -494,8 +538,11 @@ func (t *trainer) run(ctx context.Context) error {
 	if t.val != nil {
 		valN = t.val.N
 	}
-	fmt.Fprintf(w, "data: %s: %d training, %d validation, %d test images of %dx%d\n",
-		t.dataDir, t.train.N, valN, t.test.N, t.train.Rows, t.train.Cols)
+	fmt.Fprintf(w, "data: %s: %d training, %d validation, %d test images of %s\n",
+		t.dataDir, t.train.N, valN, t.test.N, imageShape(t.train))
+	if t.aug != nil {
+		fmt.Fprintf(w, "augmentation: %s\n", describeAugment(t.aug))
+	}
 	fmt.Fprintf(w, "model: %s, %d parameters\n%v\n", a, nn.NumParams(t.model), t.model)
 	fmt.Fprintf(w, "training: %s\n", cfg.describe())
 	t.describeJob(w)
@@ -565,6 +612,10 @@ func (t *trainer) run(ctx context.Context) error {
 			if stop {
 				bar.finish()
 				return t.interrupted(epoch, b, float64(prior.Seconds)+time.Since(began).Seconds(), metrics)
+			}
+			t.at = [2]int{epoch, b}
+			if cfg.Schedule == "cosine-batch" {
+				t.opt.SetLR(batchCosine(cfg.LR, epoch*len(order)+b, cfg.Epochs*len(order)))
 			}
 			if err := t.step(x, order[b]); err != nil {
 				bar.finish()
@@ -646,6 +697,9 @@ func (t *trainer) step(x *autograd.Var, idx []int) error {
 	t.idx.CopyFrom(t.hostIdx)
 	tensor.GatherInto(t.xb, t.images, t.idx)
 	tensor.GatherInto(t.yb, t.labels, t.idx)
+	if t.aug != nil {
+		t.augment()
+	}
 	logits := t.model.Forward(x)
 	loss := nn.CrossEntropyLoss(logits, t.yb)
 	if err := loss.Backward(); err != nil {
@@ -733,8 +787,10 @@ func (t *trainer) interrupted(epoch, batch int, seconds float64, metrics []metri
 
 // save writes the model, the checkpoint, the metrics and the plots.
 func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
-	a := t.cfg.arch(t.train.Dim(), 10)
-	md := a.metadata()
+	md := t.desc.metadata()
+	if t.cfg.Data != "" {
+		md[mdData] = t.cfg.Data
+	}
 	last := ck.Metrics[len(ck.Metrics)-1]
 	md["epochs"] = fmt.Sprint(ck.Epoch)
 	md["test_accuracy"] = fmt.Sprintf("%.4f", last.TestAcc)
