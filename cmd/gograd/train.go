@@ -585,9 +585,10 @@ func (t *trainer) run(ctx context.Context) error {
 		}
 	}
 	runStart := time.Now()
-	// The tape recycles its nodes and buffers from one step to the next, and
-	// the input leaf always holds the batch buffer, so a step allocates
-	// almost nothing.
+	// Each step is a pass on the tape: its nodes live in one slab and its
+	// buffers return to the device pool when Backward ends, and the input
+	// leaf always holds the batch buffer, so a step allocates almost
+	// nothing.
 	tape := autograd.NewTape()
 	defer tape.Free()
 	x := tape.Var(t.xb, false)
