@@ -22,6 +22,104 @@ func (t *cpuPool) run(lo, hi int) {
 
 // plane pools plane p = n·C + c.
 func (t *cpuPool) plane(p int) {
+	if g := &t.g; g.PH == 0 && g.PW == 0 && g.DH == 1 && g.DW == 1 {
+		t.planeInside(p)
+		return
+	}
+	t.planeGeneric(p)
+}
+
+// planeInside pools plane p when every window lies inside the image (no
+// padding, no dilation), as planeGeneric would: the same maxima and
+// indices (the first NaN, else the first maximum, of a window in row
+// order), and the same sums in the same order.
+func (t *cpuPool) planeInside(p int) {
+	g := &t.g
+	oh, ow := g.OutH(), g.OutW()
+	l := oh * ow
+	n, c := p/g.C, p%g.C
+	w, kh, kw, sh, sw := g.W, g.KH, g.KW, g.SH, g.SW
+	x := t.x[p*g.H*w : (p+1)*g.H*w]
+	y := t.y[p*l : (p+1)*l]
+	var idx []float32
+	if t.max {
+		idx = t.idx[(c*g.N+n)*l : (c*g.N+n+1)*l]
+		idx = idx[:len(y)]
+	}
+	if t.back && !t.accumulate {
+		clear(x)
+	}
+	inv := 1 / float32(kh*kw)
+	for yo := range oh {
+		top := yo * sh * w
+		yr := y[yo*ow : (yo+1)*ow]
+		switch {
+		case t.max && t.back:
+			ir := idx[yo*ow : (yo+1)*ow]
+			for xo, v := range yr {
+				k := int(ir[xo])
+				x[top+k/kw*w+xo*sw+k%kw] += v
+			}
+		case t.max && kh == 2 && kw == 2:
+			r0, r1 := x[top:top+w], x[top+w:top+2*w]
+			ir := idx[yo*ow : (yo+1)*ow]
+			for xo := range yr {
+				j := xo * sw
+				best, at := r0[j], 0
+				if v := r0[j+1]; v > best || v != v && best == best {
+					best, at = v, 1
+				}
+				if v := r1[j]; v > best || v != v && best == best {
+					best, at = v, 2
+				}
+				if v := r1[j+1]; v > best || v != v && best == best {
+					best, at = v, 3
+				}
+				yr[xo], ir[xo] = best, float32(at)
+			}
+		case t.max:
+			ir := idx[yo*ow : (yo+1)*ow]
+			for xo := range yr {
+				j0 := top + xo*sw
+				best, at := x[j0], 0
+				for i := range kh {
+					row := x[j0+i*w : j0+i*w+kw]
+					for j, v := range row {
+						if v > best || v != v && best == best {
+							best, at = v, i*kw+j
+						}
+					}
+				}
+				yr[xo], ir[xo] = best, float32(at)
+			}
+		case t.back:
+			for xo, gv := range yr {
+				v := gv * inv
+				j0 := top + xo*sw
+				for i := range kh {
+					row := x[j0+i*w : j0+i*w+kw]
+					for j := range row {
+						row[j] += v
+					}
+				}
+			}
+		default:
+			for xo := range yr {
+				j0 := top + xo*sw
+				var s float32
+				for i := range kh {
+					for _, v := range x[j0+i*w : j0+i*w+kw] {
+						s += v
+					}
+				}
+				yr[xo] = s * inv
+			}
+		}
+	}
+}
+
+// planeGeneric pools plane p for any geometry.
+func (t *cpuPool) planeGeneric(p int) {
 	g := &t.g
 	oh, ow := g.OutH(), g.OutW()
 	l := oh * ow
