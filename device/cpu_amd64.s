@@ -101,6 +101,54 @@ biasAddAVX_done:
 	VZEROUPPER
 	RET
 
+// func reluAVX(dst *float32, x *float32, n int)
+// Requires: AVX
+TEXT ·reluAVX(SB), NOSPLIT, $0-24
+	MOVQ   dst+0(FP), DI
+	MOVQ   x+8(FP), SI
+	MOVQ   n+16(FP), CX
+	VXORPS Y15, Y15, Y15
+
+reluAVX_by4:
+	CMPQ    CX, $0x20
+	JL      reluAVX_by1
+	VMOVUPS (SI), Y0
+	VMAXPS  Y0, Y15, Y0
+	VADDPS  Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	VMOVUPS 32(SI), Y1
+	VMAXPS  Y1, Y15, Y1
+	VADDPS  Y15, Y1, Y1
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS 64(SI), Y2
+	VMAXPS  Y2, Y15, Y2
+	VADDPS  Y15, Y2, Y2
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS 96(SI), Y3
+	VMAXPS  Y3, Y15, Y3
+	VADDPS  Y15, Y3, Y3
+	VMOVUPS Y3, 96(DI)
+	ADDQ    $0x00000080, DI
+	ADDQ    $0x00000080, SI
+	SUBQ    $0x20, CX
+	JMP     reluAVX_by4
+
+reluAVX_by1:
+	TESTQ   CX, CX
+	JZ      reluAVX_done
+	VMOVUPS (SI), Y0
+	VMAXPS  Y0, Y15, Y0
+	VADDPS  Y15, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $0x00000020, DI
+	ADDQ    $0x00000020, SI
+	SUBQ    $0x08, CX
+	JMP     reluAVX_by1
+
+reluAVX_done:
+	VZEROUPPER
+	RET
+
 // func reluGradBiasAVX(dx *float32, db *float32, y *float32, grad *float32, n int)
 // Requires: AVX
 TEXT ·reluGradBiasAVX(SB), NOSPLIT, $0-40

@@ -187,8 +187,12 @@ func cpuUnary(op UnaryOp, d, x []float32, alpha, beta float32) {
 			d[i] = float32(math.Log(float64(v)))
 		}
 	case Relu:
-		for i, v := range x {
-			d[i] = cpuRelu(v)
+		k := 0
+		if cpuSIMD() {
+			k = reluVec(d, x)
+		}
+		for i, v := range x[k:] {
+			d[k+i] = cpuRelu(v)
 		}
 	case Sigmoid:
 		for i, v := range x {
@@ -432,7 +436,11 @@ func cpuBinaryRow(op BinaryOp, d, a []float32, sa int, b []float32, sb int, alph
 			}
 			return
 		case ReluGrad:
-			for i := range d {
+			k := 0
+			if cpuSIMD() {
+				k = reluGradVec(d, nil, a, b)
+			}
+			for i := k; i < n; i++ {
 				d[i] = cpuReluGrad(a[i], b[i])
 			}
 			return

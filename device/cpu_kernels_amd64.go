@@ -14,6 +14,11 @@ func biasReluAVX(dst *float32, x *float32, bias *float32, n int)
 //go:noescape
 func biasAddAVX(dst *float32, x *float32, bias *float32, n int)
 
+// reluAVX sets dst[j] = max(x[j], 0) for j < n, a multiple of 8, as Go's max: NaN stays NaN, -0 becomes +0.
+//
+//go:noescape
+func reluAVX(dst *float32, x *float32, n int)
+
 // reluGradBiasAVX sets dx[j] = grad[j] where y[j] > 0, else 0, and adds dx[j] to db[j],
 // for j < n, a multiple of 8.
 //

@@ -23,6 +23,16 @@ func biasReluVec(d, x, b []float32) int {
 	return n
 }
 
+func reluVec(d, x []float32) int {
+	n := len(d) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_ = x[n-1]
+	reluAVX(&d[0], &x[0], n)
+	return n
+}
+
 func biasAddVec(d, x, b []float32) int {
 	n := len(d) &^ 7
 	if n == 0 {

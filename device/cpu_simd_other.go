@@ -10,6 +10,7 @@ func cpuSIMD() bool { return false }
 
 func biasReluVec(d, x, b []float32) int                                 { return 0 }
 func biasAddVec(d, x, b []float32) int                                  { return 0 }
+func reluVec(d, x []float32) int                                        { return 0 }
 func reluGradVec(dx, db, y, g []float32) int                            { return 0 }
 func sgdMomentumVec(p, g, buf []float32, lr, mom, damp, wd float32) int { return 0 }
 func bnSumsVec(acc *[16]float32, x []float32, shift float32) int        { return 0 }

@@ -50,6 +50,17 @@ func TestSIMDMatchesGo(t *testing.T) {
 			cpuBiasActRows(got, x, b, n, act, true, 0, 1)
 			same(fmt.Sprintf("bias act %d n=%d", act, n), got, want, 0)
 		}
+		want, got := make([]float32, n), make([]float32, n)
+		for i, v := range x {
+			want[i] = cpuRelu(v)
+		}
+		cpuUnary(Relu, got, x, 0, 0)
+		same(fmt.Sprintf("relu n=%d", n), got, want, 0)
+		for i := range want {
+			want[i] = cpuReluGrad(x[i], g[i])
+		}
+		cpuBinaryRow(ReluGrad, got, x, 1, g, 1, 0, 0)
+		same(fmt.Sprintf("relu grad n=%d", n), got, want, 0)
 		y := make([]float32, n)
 		cpuBiasActRows(y, x, b, n, ActRelu, false, 0, 1)
 		for _, withBias := range []bool{false, true} {

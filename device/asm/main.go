@@ -20,6 +20,7 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 	genBiasAct("biasReluAVX", true)
 	genBiasAct("biasAddAVX", false)
+	genRelu()
 	genReluGrad("reluGradBiasAVX", true)
 	genReluGrad("reluGradAVX", false)
 	genSGD()
@@ -89,6 +90,28 @@ func genBiasAct(name string, relu bool) {
 		}
 		VMOVUPS(acc[v], Mem{Base: dst, Disp: off})
 	}, func(bytes int) { addAll(bytes, dst, x, bias) })
+}
+
+// genRelu emits dst[j] = max(x[j], 0) as Go's max computes it: a NaN stays
+// NaN and -0 becomes +0 (VMAXPS keeps x when either is NaN or both are
+// zeros; adding +0 then turns -0 into +0 and changes nothing else).
+func genRelu() {
+	TEXT("reluAVX", NOSPLIT, "func(dst, x *float32, n int)")
+	Pragma("noescape")
+	Doc("reluAVX sets dst[j] = max(x[j], 0) for j < n, a multiple of 8, as Go's max: NaN stays NaN, -0 becomes +0.")
+	dst, x, n := RDI, RSI, RCX
+	Load(Param("dst"), dst)
+	Load(Param("x"), x)
+	Load(Param("n"), n)
+	zero := Y15
+	VXORPS(zero, zero, zero)
+	acc := []VecPhysical{Y0, Y1, Y2, Y3}
+	loop("reluAVX", n, func(v, off int) {
+		VMOVUPS(Mem{Base: x, Disp: off}, acc[v])
+		VMAXPS(acc[v], zero, acc[v])
+		VADDPS(zero, acc[v], acc[v])
+		VMOVUPS(acc[v], Mem{Base: dst, Disp: off})
+	}, func(bytes int) { addAll(bytes, dst, x) })
 }
 
 // genReluGrad emits dx[j] = g[j] where y[j] > 0 and 0 elsewhere (NaN
