@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -11,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gograd/gograd/data"
 	"github.com/gograd/gograd/safetensors"
@@ -54,8 +57,8 @@ func writeGridPNGs(t *testing.T, dir string, classes []string, n int, seed uint6
 // An image folder of 13 classes, more than a confusion matrix of digits
 // has, trains end to end: the run directory has a confusion plot sized for
 // 13 classes and a metrics row, the model file names the 13 classes, eval
-// reports every class by name with a 13x13 matrix, and predict answers
-// with one of the folder's classes.
+// reports every class by name with a 13x13 matrix, predict answers with
+// one of the folder's classes, and serve with all 13.
 func TestThirteenClassFolder(t *testing.T) {
 	classes := []string{"ant", "bat", "cat", "cow", "dog", "eel", "elk", "fox", "gnu", "hen", "owl", "pig", "rat"}
 	root := t.TempDir()
@@ -130,8 +133,46 @@ func TestThirteenClassFolder(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("predict: %v", r)
 	}
-	if !regexp.MustCompile(`img00.png: (` + strings.Join(classes, "|") + `) \(`).MatchString(r.stdout) {
-		t.Errorf("predict does not name one of the folder's classes: %v", r)
+	m := regexp.MustCompile(`img00.png: (` + strings.Join(classes, "|") + `) \(`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("predict does not name one of the folder's classes: %v", r)
+	}
+
+	// serve answers with all 13 classes, the first the class predict named.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- runCommand(ctx, []string{"serve", "-model", model, "-addr", "127.0.0.1:0"}, &env{stdout: &stdout, stderr: &stderr})
+	}()
+	url := "http://" + waitListening(t, &stderr, exited)
+	body, err := os.ReadFile(filepath.Join(root, "test", "owl", "img00.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, answer := postTo(t, url+"/v1/predict?top_k=20", "image/png", body)
+	var a struct {
+		Predictions []struct{ Top []struct{ Class int } }
+	}
+	if err := json.Unmarshal(answer, &a); code != 200 || err != nil || len(a.Predictions) != 1 {
+		t.Fatalf("serve answered %d %s (%v)", code, answer, err)
+	}
+	seen := map[int]bool{}
+	for _, c := range a.Predictions[0].Top {
+		seen[c.Class] = true
+	}
+	if top := a.Predictions[0].Top; len(top) != 13 || len(seen) != 13 || classes[top[0].Class] != m[1] {
+		t.Errorf("serve answered %s; want the 13 classes, %s (%d) first as predict", answer, m[1], slices.Index(classes, m[1]))
+	}
+	cancel()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("serve exited %d:\n%s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not stop:\n%s", stderr.String())
 	}
 }
 
