@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -195,5 +196,48 @@ func TestFolderClassCount(t *testing.T) {
 	r = gograd("train", "-data", many, "-image-size", "8x8", "-model", "fc", "-out", filepath.Join(t.TempDir(), "run"))
 	if r.code == 0 || !strings.Contains(r.stderr, fmt.Sprintf("has %d classes, more than the %d supported", data.MaxClasses+1, data.MaxClasses)) {
 		t.Errorf("train on %d classes: %v", data.MaxClasses+1, r)
+	}
+}
+
+// bench/torch_load.py prints the report gograd eval prints, line for line,
+// for digits, for 13 named classes and for more than it prints as a matrix.
+func TestTorchReportClasses(t *testing.T) {
+	needTorch(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{10, 13, textMatrixClasses + 1, 100} {
+		var names []string
+		if n != 10 {
+			for k := range n {
+				names = append(names, fmt.Sprintf("class %d", k))
+			}
+		}
+		var pred []int
+		var labels []uint8
+		for range 40 * n {
+			k := rng.IntN(n)
+			labels = append(labels, uint8(k))
+			if rng.IntN(3) == 0 {
+				k = rng.IntN(n)
+			}
+			pred = append(pred, k)
+		}
+		c := confusion(n, pred, labels)
+		var want strings.Builder
+		writeReport(&want, c, names)
+		rows := make([][]int, n)
+		for r := range rows {
+			rows[r] = c.counts[r*n : (r+1)*n]
+		}
+		matrix, _ := json.Marshal(rows)
+		namesJSON, _ := json.Marshal(names)
+		script := fmt.Sprintf("import json, sys\nimport numpy as np\nsys.path.insert(0, %q)\nimport torch_load\ntorch_load.report(np.array(json.loads(%q), dtype=np.int64), json.loads(%q))\n",
+			filepath.Join("..", "..", "bench"), matrix, namesJSON)
+		out, err := exec.Command(torchPython, "-c", script).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%d classes: %v\n%s", n, err, out)
+		}
+		if string(out) != want.String() {
+			t.Errorf("%d classes: torch_load.py's report:\n%s\ngograd's:\n%s", n, out, want.String())
+		}
 	}
 }
