@@ -218,20 +218,46 @@ def pct(x):
     return "-" if x != x else "%.2f%%" % (100 * x)
 
 
-def report(c):
-    """Prints the lines of gograd eval's report for confusion matrix c."""
+TEXT_MATRIX_CLASSES = 20  # the most classes whose matrix report prints
+TOP_CONFUSIONS = 20  # the confusions it lists for more
+
+
+def class_names(meta):
+    """The names report gives the classes: None where the model file names
+    none, or names digits, which their indices name."""
+    if "class_names" not in meta:
+        return None
+    names = json.loads(meta["class_names"])
+    if len(names) != int(meta.get("classes", meta.get("out", -1))) or names == [str(k) for k in range(10)]:
+        return None
+    return names
+
+
+def report(c, names=None):
+    """Prints the lines of gograd eval's report for confusion matrix c, an
+    n x n array of counts (rows: true class), and the class names."""
+    n = len(c)
     total, correct = int(c.sum()), int(np.trace(c))
     print("test accuracy: %s (%d/%d)\n" % (pct(correct / total), correct, total))
-    print("class  precision  recall  support")
-    for k in range(10):
+    print("class  precision  recall  support" + ("  name" if names else ""))
+    for k in range(n):
         pred, actual = int(c[:, k].sum()), int(c[k, :].sum())
         prec = c[k, k] / pred if pred else float("nan")
         rec = c[k, k] / actual if actual else float("nan")
-        print("%5d  %9s  %6s  %7d" % (k, pct(prec), pct(rec), actual))
+        print("%5d  %9s  %6s  %7d" % (k, pct(prec), pct(rec), actual) + ("  " + names[k] if names else ""))
+    if n > TEXT_MATRIX_CLASSES:
+        pairs = sorted((-int(c[t, p]), t, p) for t in range(n) for p in range(n) if t != p and c[t, p] > 0)
+        errors = -sum(q[0] for q in pairs)
+        print("\nconfusion matrix: %dx%d, too large to print; the commonest of %d confusions of %d errors:" % (n, n, len(pairs), errors))
+        print(" true  predicted   images")
+        for count, t, p in pairs[:TOP_CONFUSIONS]:
+            print("%5d  %9d  %7d" % (t, p, -count) + ("  %s -> %s" % (names[t], names[p]) if names else ""))
+        return
+    width = max(5, len(str(int(c.max())) if n else ""))
     print("\nconfusion matrix (rows: true class, columns: predicted class)")
-    print("true\\pred" + "".join(" %5d" % p for p in range(10)))
-    for t in range(10):
-        print("%9d" % t + "".join(" %5d" % c[t, p] for p in range(10)))
+    print("true\\pred" + "".join(" %*d" % (width, p) for p in range(n)))
+    for t in range(n):
+        print("%9d" % t + "".join(" %*d" % (width, c[t, p]) for p in range(n)))
 
 
 def load_set(d, prefix):
@@ -241,8 +267,8 @@ def load_set(d, prefix):
     return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / np.float32(255)), torch.from_numpy(y)
 
 
-def evaluate(model, images, shape, x, y):
-    """The confusion matrix of model on x, y."""
+def evaluate(model, images, shape, x, y, classes=10):
+    """The classes x classes confusion matrix of model on x, y."""
     model.eval()
     pred = []
     with torch.no_grad():
@@ -252,7 +278,7 @@ def evaluate(model, images, shape, x, y):
                 xb = xb.reshape(len(xb), *shape)
             pred.append(model(xb).argmax(1))
     pred = torch.cat(pred).numpy()
-    c = np.zeros((10, 10), dtype=np.int64)
+    c = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(c, (y.numpy(), pred), 1)
     return c
 
@@ -308,13 +334,16 @@ def main():
     data = args.data or (meta.get("data") if meta.get("data") in ("mnist", "fashion-mnist") else "")
     d = find_data_dir(data)
     x, y = load_set(d, "t10k")
+    classes = int(meta["classes"] if "classes" in meta else meta["out"])
+    if classes != 10:
+        sys.exit("torch_load: the model has %d outputs, but %s has 10 classes" % (classes, d))
     shape = tuple(int(v) for v in meta["input"].split(",")) if images else None
-    c = evaluate(model, images, shape, x, y)
+    c = evaluate(model, images, shape, x, y, classes)
 
     print("model: %s (%s, %d parameters)" % (args.model, arch, nparams))
     print("device: torch %s cpu (%d threads)" % (torch.__version__, torch.get_num_threads()))
     print("data: %s: %d test images" % (d, len(x)))
-    report(c)
+    report(c, class_names(meta))
 
 
 if __name__ == "__main__":

@@ -317,6 +317,16 @@ func (d *modelDesc) className(k int) string {
 	return strconv.Itoa(k)
 }
 
+// classNames are the names that reports and plots give the classes: nil
+// where the classes are digits or have no names, and their indices name
+// them.
+func (d *modelDesc) classNames() []string {
+	if len(d.ClassNames) != d.In.Classes || slices.Equal(d.ClassNames, data.DigitClasses) {
+		return nil
+	}
+	return d.ClassNames
+}
+
 // describe makes t.desc for the images and classes of train.
 func (t *trainer) describe(train *data.Set) error {
 	in := netShape{C: train.C(), H: train.Rows, W: train.Cols, Classes: train.NumClasses()}

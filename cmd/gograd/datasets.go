@@ -12,10 +12,6 @@ import (
 	"github.com/gograd/gograd/data"
 )
 
-// maxClasses is the most classes train and eval handle: the confusion
-// matrix and its plot have ten rows.
-const maxClasses = 10
-
 // imageSize is the -image-size flag: HxW, or one number for a square.
 type imageSize struct{ H, W int }
 
@@ -62,9 +58,6 @@ func resolveData(spec string, opts data.FolderOptions, stderr io.Writer) (*data.
 	if len(ds.Skipped) > 0 {
 		fmt.Fprintf(stderr, "gograd: %s could not be read and %s left out\n", plural(len(ds.Skipped), "file"),
 			map[bool]string{true: "is", false: "are"}[len(ds.Skipped) == 1])
-	}
-	if n := ds.Train.NumClasses(); n > maxClasses {
-		return nil, fmt.Errorf("%s has %d classes: gograd handles at most %d", ds.Dir, n, maxClasses)
 	}
 	return ds, nil
 }

@@ -462,7 +462,7 @@ func (t *trainer) describeJob(w io.Writer) {
 
 // saveRun saves the run directory (trainer.save) on rank 0, which alone
 // writes it.
-func (t *trainer) saveRun(ck *checkpoint, conf [10][10]int) error {
+func (t *trainer) saveRun(ck *checkpoint, conf *confusionMatrix) error {
 	if !t.job.leader() {
 		return nil
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"math"
 
 	"github.com/gograd/gograd/autograd"
 	"github.com/gograd/gograd/nn"
@@ -87,57 +85,6 @@ func accuracy(pred []int, labels []uint8) float64 {
 	return float64(correct) / float64(len(pred))
 }
 
-// confusion counts [true][predicted] pairs.
-func confusion(pred []int, labels []uint8) [10][10]int {
-	var c [10][10]int
-	for i, p := range pred {
-		if p >= 0 && p < 10 {
-			c[labels[i]][p]++
-		}
-	}
-	return c
-}
-
-// writeReport prints the accuracy, a per-class precision and recall table
-// and the confusion matrix. bench/torch_load.py prints the same lines.
-func writeReport(w io.Writer, c [10][10]int) {
-	correct, total := 0, 0
-	var predicted, actual [10]int
-	for t := range 10 {
-		for p := range 10 {
-			total += c[t][p]
-			predicted[p] += c[t][p]
-			actual[t] += c[t][p]
-		}
-		correct += c[t][t]
-	}
-	fmt.Fprintf(w, "test accuracy: %s (%d/%d)\n\n", pct(float64(correct)/float64(total)), correct, total)
-	fmt.Fprintf(w, "class  precision  recall  support\n")
-	for k := range 10 {
-		fmt.Fprintf(w, "%5d  %9s  %6s  %7d\n", k, pct(ratio(c[k][k], predicted[k])), pct(ratio(c[k][k], actual[k])), actual[k])
-	}
-	fmt.Fprintf(w, "\nconfusion matrix (rows: true class, columns: predicted class)\n")
-	fmt.Fprintf(w, "true\\pred")
-	for p := range 10 {
-		fmt.Fprintf(w, " %5d", p)
-	}
-	fmt.Fprintln(w)
-	for t := range 10 {
-		fmt.Fprintf(w, "%9d", t)
-		for p := range 10 {
-			fmt.Fprintf(w, " %5d", c[t][p])
-		}
-		fmt.Fprintln(w)
-	}
-}
-
-func ratio(a, b int) float64 {
-	if b == 0 {
-		return math.NaN()
-	}
-	return float64(a) / float64(b)
-}
-
 const evalExamples = `  gograd eval -model runs/mnist/model.safetensors
   gograd eval -model runs/mnist/model.safetensors -data ~/mnist -device cuda
 `
@@ -185,6 +132,6 @@ func evalCommand(args []string, e *env) (err error) {
 	fmt.Fprintf(w, "model: %s (%s, %d parameters)\n", *modelPath, a, nn.NumParams(model))
 	fmt.Fprintf(w, "device: %s\n", deviceName(d))
 	fmt.Fprintf(w, "data: %s: %d test images\n", dir, test.N)
-	writeReport(w, confusion(pred, test.Labels))
+	writeReport(w, confusion(a.In.Classes, pred, test.Labels), a.classNames())
 	return nil
 }

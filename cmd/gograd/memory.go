@@ -21,11 +21,12 @@ func mlpParams(in int, hidden []int, out int) float64 {
 	return n
 }
 
-// trainMemory estimates the bytes a training run needs beyond its data:
-// the weights, their gradients, the optimizer's buffers, the host copies of
-// all three that a checkpoint takes, and the activations of a training
-// batch and of an evaluation batch, forward and backward.
-func trainMemory(cfg *trainConfig, in int) float64 {
+// trainMemory estimates the bytes that training an MLP of in inputs and
+// classes outputs needs beyond its data: the weights, their gradients, the
+// optimizer's buffers, the host copies of all three that a checkpoint
+// takes, and the activations of a training batch and of an evaluation
+// batch, forward and backward.
+func trainMemory(cfg *trainConfig, in, classes int) float64 {
 	bufs := 0.0
 	switch {
 	case cfg.Optimizer == "adam" || cfg.Optimizer == "adamw":
@@ -33,8 +34,8 @@ func trainMemory(cfg *trainConfig, in int) float64 {
 	case cfg.Momentum > 0:
 		bufs = 1
 	}
-	params := mlpParams(in, cfg.Hidden, 10)
-	width := float64(in + 10)
+	params := mlpParams(in, cfg.Hidden, classes)
+	width := float64(in + classes)
 	for _, h := range cfg.Hidden {
 		width += float64(h)
 	}
@@ -54,13 +55,13 @@ func checkTrainMemory(cfg *trainConfig, train *data.Set, d *modelDesc) error {
 		return fmt.Errorf("the model (%s, %.4g parameters) needs about %s of memory to train, but only %s is available: choose a smaller -model or a smaller -batch",
 			d.Spec(), d.params(), bytesText(need), bytesText(avail))
 	}
-	need := trainMemory(cfg, train.Dim())
+	need := trainMemory(cfg, train.Dim(), train.NumClasses())
 	avail, ok := availableMemory()
 	if !ok || need <= avail {
 		return nil
 	}
 	return fmt.Errorf("the model (-hidden %s, %.4g parameters) needs about %s of memory to train, but only %s is available: choose smaller -hidden widths or a smaller -batch",
-		joinInts(cfg.Hidden), mlpParams(train.Dim(), cfg.Hidden, 10), bytesText(need), bytesText(avail))
+		joinInts(cfg.Hidden), mlpParams(train.Dim(), cfg.Hidden, train.NumClasses()), bytesText(need), bytesText(avail))
 }
 
 // availableMemory is the memory this process may still allocate: the

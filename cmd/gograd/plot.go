@@ -142,12 +142,12 @@ func epochAxis(p *plot.Plot, n int) {
 // confusionGrid is a confusion matrix as a heat map grid: column c is the
 // predicted class, row r the true class, and the value the log of the count,
 // so that the few errors show next to the large diagonal.
-type confusionGrid [10][10]int
+type confusionGrid struct{ m *confusionMatrix }
 
-func (g *confusionGrid) Dims() (c, r int)   { return 10, 10 }
-func (g *confusionGrid) Z(c, r int) float64 { return math.Log1p(float64(g[r][c])) }
-func (g *confusionGrid) X(c int) float64    { return float64(c) }
-func (g *confusionGrid) Y(r int) float64    { return float64(r) }
+func (g confusionGrid) Dims() (c, r int)   { return g.m.n, g.m.n }
+func (g confusionGrid) Z(c, r int) float64 { return math.Log1p(float64(g.m.at(r, c))) }
+func (g confusionGrid) X(c int) float64    { return float64(c) }
+func (g confusionGrid) Y(r int) float64    { return float64(r) }
 
 // blues is a white to dark blue colour ramp.
 type blues struct{}
@@ -162,20 +162,25 @@ func (blues) Colors() []color.Color {
 	return cs
 }
 
-// plotConfusion draws the 10x10 confusion matrix as a heat map with the
-// count in every cell, true classes down and predicted classes across.
-func plotConfusion(w io.Writer, m [10][10]int, when string) error {
-	g := confusionGrid(m)
-	correct, total, maxCount := 0, 0, 0
-	for t := range 10 {
-		for p := range 10 {
-			total += m[t][p]
-			maxCount = max(maxCount, m[t][p])
-		}
-		correct += m[t][t]
-	}
-	hm := plotter.NewHeatMap(&g, blues{})
-	hm.Min, hm.Max = 0, math.Log1p(float64(max(maxCount, 1)))
+// plotAllClasses is the most classes the confusion plot labels one by
+// one, with the count in every cell; for more it labels every few classes
+// by index and leaves the cells to their colour.
+const plotAllClasses = 20
+
+// maxTickName is the most characters of a class name a tick label shows.
+const maxTickName = 14
+
+// plotConfusion draws the confusion matrix m as a heat map, true classes
+// down and predicted classes across, under a title with the count of
+// correct predictions. Up to plotAllClasses classes every row and column
+// is labelled, with names (nil for digits, labelled by index), and every
+// cell shows its count; more classes are labelled by index every few rows.
+func plotConfusion(w io.Writer, m *confusionMatrix, names []string, when string) error {
+	n := m.n
+	g := confusionGrid{m}
+	correct, total := m.correct(), m.total()
+	hm := plotter.NewHeatMap(g, blues{})
+	hm.Min, hm.Max = 0, math.Log1p(float64(max(m.maxCount(), 1)))
 
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Test confusion matrix, %s: %d/%d correct (%s)", when, correct, total, pct(float64(correct)/float64(max(total, 1))))
@@ -184,50 +189,120 @@ func plotConfusion(w io.Writer, m [10][10]int, when string) error {
 	p.Y.Label.Text = "true"
 	p.X.Label.TextStyle.Font.Size = vg.Points(13)
 	p.Y.Label.TextStyle.Font.Size = vg.Points(13)
+	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	p.Y.Scale = plot.InvertedScale{Normalizer: plot.LinearScale{}}
-	var ticks []plot.Tick
-	for k := range 10 {
-		ticks = append(ticks, plot.Tick{Value: float64(k), Label: strconv.Itoa(k)})
+	ticks := classTicks(n, names)
+	p.X.Tick.Marker = ticks
+	p.Y.Tick.Marker = ticks
+	tickSize := vg.Points(12)
+	if n > 10 {
+		tickSize = vg.Points(10)
 	}
-	p.X.Tick.Marker = plot.ConstantTicks(ticks)
-	p.Y.Tick.Marker = plot.ConstantTicks(ticks)
-	p.X.Tick.Label.Font.Size = vg.Points(12)
-	p.Y.Tick.Label.Font.Size = vg.Points(12)
+	p.X.Tick.Label.Font.Size = tickSize
+	p.Y.Tick.Label.Font.Size = tickSize
+	if n <= plotAllClasses && names != nil {
+		// Names run down from the x axis, so that long ones do not
+		// overlap.
+		p.X.Tick.Label.Rotation = math.Pi / 2
+		p.X.Tick.Label.XAlign = text.XRight
+		p.X.Tick.Label.YAlign = text.YCenter
+	}
 	p.Add(hm)
+	if n <= plotAllClasses {
+		lb, err := cellCounts(m, g, hm.Max)
+		if err != nil {
+			return err
+		}
+		p.Add(lb)
+	}
 
+	// The canvas grows with the classes, from 6.5x6 inches for ten to
+	// 8x7.5 for twenty and more.
+	grow := vg.Length(min(max(n-10, 0), 10)) * 0.15 * vg.Inch
+	c := vgimg.NewWith(vgimg.UseWH(6.5*vg.Inch+grow, 6*vg.Inch+grow), vgimg.UseDPI(plotDPI))
+	dc := draw.New(c)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+	p.Draw(draw.Crop(dc, vg.Inch/8, -vg.Inch/4, vg.Inch/8, -vg.Inch/8))
+	_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(w)
+	return err
+}
+
+// classTicks are the ticks of the confusion plot's axes for n classes:
+// up to plotAllClasses, every class labelled with its name (or index, where
+// names is nil); for more, an index label every 2, 5, 10, 20, 50 or 100
+// classes, at most ten or so, with unlabelled ticks between up to 50
+// classes.
+func classTicks(n int, names []string) plot.ConstantTicks {
+	var ticks []plot.Tick
+	if n <= plotAllClasses {
+		for k := range n {
+			label := strconv.Itoa(k)
+			if names != nil {
+				label = shortName(names[k])
+			}
+			ticks = append(ticks, plot.Tick{Value: float64(k), Label: label})
+		}
+		return ticks
+	}
+	step := 100
+	for _, s := range []int{2, 5, 10, 20, 50} {
+		if (n-1)/s < 12 {
+			step = s
+			break
+		}
+	}
+	for k := range n {
+		switch {
+		case k%step == 0:
+			ticks = append(ticks, plot.Tick{Value: float64(k), Label: strconv.Itoa(k)})
+		case n <= 50:
+			ticks = append(ticks, plot.Tick{Value: float64(k)})
+		}
+	}
+	return ticks
+}
+
+// shortName is a class name cut to maxTickName characters for a tick label.
+func shortName(s string) string {
+	r := []rune(s)
+	if len(r) <= maxTickName {
+		return s
+	}
+	return string(r[:maxTickName-1]) + "…"
+}
+
+// cellCounts labels every cell of the confusion plot with its count, in
+// a font that shrinks as the cells do, white on the dark cells.
+func cellCounts(m *confusionMatrix, g confusionGrid, zmax float64) (*plotter.Labels, error) {
+	n := m.n
 	var xys plotter.XYs
 	var labels []string
-	for t := range 10 {
-		for pr := range 10 {
+	for t := range n {
+		for pr := range n {
 			xys = append(xys, plotter.XY{X: float64(pr), Y: float64(t)})
-			labels = append(labels, strconv.Itoa(m[t][pr]))
+			labels = append(labels, strconv.Itoa(m.at(t, pr)))
 		}
 	}
 	lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
 	if err != nil {
-		return fmt.Errorf("plot confusion: %w", err)
+		return nil, fmt.Errorf("plot confusion: %w", err)
 	}
+	size := vg.Points(min(10, 140/float64(n)))
 	for i := range lb.TextStyle {
-		count := m[i/10][i%10]
+		t, pr := i/n, i%n
 		st := &lb.TextStyle[i]
 		st.XAlign, st.YAlign = text.XCenter, text.YCenter
-		st.Font.Size = vg.Points(10)
+		st.Font.Size = size
 		switch {
-		case count == 0:
+		case m.at(t, pr) == 0:
 			st.Color = color.Gray{Y: 190}
-		case g.Z(i%10, i/10) > 0.6*hm.Max:
+		case g.Z(pr, t) > 0.6*zmax:
 			st.Color = color.White
 		default:
 			st.Color = color.Black
 		}
 	}
-	p.Add(lb)
-
-	c := vgimg.NewWith(vgimg.UseWH(6.5*vg.Inch, 6*vg.Inch), vgimg.UseDPI(plotDPI))
-	dc := draw.New(c)
-	dc.SetColor(color.White)
-	dc.Fill(dc.Rectangle.Path())
-	p.Draw(draw.Crop(dc, vg.Inch/8, -vg.Inch/4, vg.Inch/8, -vg.Inch/8))
-	_, err = vgimg.PngCanvas{Canvas: c}.WriteTo(w)
-	return err
+	return lb, nil
 }

@@ -454,6 +454,10 @@ func (t *trainer) load() error {
 	}
 	train, test, dir := ds.Train, ds.Test, ds.Dir
 	t.dataDir = dir
+	if n := train.NumClasses(); n < 2 {
+		// The cross-entropy of one output is always 0: nothing is learnt.
+		return fmt.Errorf("%s has only %d class %q: a classifier needs at least 2 classes to train", dir, n, train.Classes)
+	}
 	if !t.cfg.isMLP() {
 		// An MLP's memory is checked before its spec (checkTrainMemory).
 		if err := t.describe(train); err != nil {
@@ -578,7 +582,7 @@ func (t *trainer) run(ctx context.Context) error {
 		if !runUpToDate(t.dir, ck) {
 			// A kill between the checkpoint and the other files of an
 			// epoch left them behind; the checkpoint has what they need.
-			if err := t.saveRun(ck, confusion(predictAll(t.model, t.testX), t.test.Labels)); err != nil {
+			if err := t.saveRun(ck, confusion(t.desc.In.Classes, predictAll(t.model, t.testX), t.test.Labels)); err != nil {
 				return err
 			}
 			t.env.note(fmt.Sprintf("rewrote the model and metrics of epoch %d in %s, which an interruption had left behind the checkpoint", ck.Epoch, t.dir))
@@ -658,7 +662,7 @@ func (t *trainer) run(ctx context.Context) error {
 		ck := newCheckpoint(*cfg, t.model, t.opt)
 		ck.Epoch, ck.Metrics, ck.TrainN = epoch+1, metrics, t.train.N
 		ck.WorldSize = ranks
-		if err := t.job.agree(t.saveRun(ck, confusion(testPred, t.test.Labels))); err != nil {
+		if err := t.job.agree(t.saveRun(ck, confusion(t.desc.In.Classes, testPred, t.test.Labels))); err != nil {
 			return err
 		}
 		t.saved = epoch + 1
@@ -787,7 +791,7 @@ func (t *trainer) interrupted(epoch, batch int, seconds float64, metrics []metri
 }
 
 // save writes the model, the checkpoint, the metrics and the plots.
-func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
+func (t *trainer) save(ck *checkpoint, conf *confusionMatrix) error {
 	md := t.desc.metadata()
 	if t.cfg.Data != "" {
 		md[mdData] = t.cfg.Data
@@ -819,7 +823,7 @@ func (t *trainer) save(ck *checkpoint, conf [10][10]int) error {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(t.dir, confusionFile), func(w io.Writer) error {
-		return plotConfusion(w, conf, fmt.Sprintf("epoch %d", ck.Epoch))
+		return plotConfusion(w, conf, t.desc.classNames(), fmt.Sprintf("epoch %d", ck.Epoch))
 	})
 }
 
