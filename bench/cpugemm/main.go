@@ -9,6 +9,12 @@
 // bench/cpu_compare.sh can compare them. Each figure is the median of -reps
 // timed batches of about -batch seconds, after a warm-up batch; operands are
 // uniform in [-1, 1), stored as the training step stores them.
+//
+// With -peak it prints instead the rate of a loop of independent FMAs with
+// no memory traffic, the machine's FMA peak against which the products'
+// rates can be read, on 1 thread and on -threads at once:
+//
+//	peak <avx512|avx2> threads <t> <gflops>
 package main
 
 import (
@@ -16,6 +22,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"slices"
 	"time"
 
@@ -53,10 +60,22 @@ func main() {
 	reps := flag.Int("reps", 5, "timed batches per product; the median is printed")
 	batch := flag.Duration("batch", 200*time.Millisecond, "length of one timed batch")
 	threads := flag.Int("threads", 0, "threads (0: GOMAXPROCS)")
+	peakOnly := flag.Bool("peak", false, "print the FMA units' peak instead: GFLOP/s of an FMA loop with no memory traffic, on 1 and -threads threads")
 	flag.Parse()
 	if *reps < 1 || *batch <= 0 {
 		fmt.Fprintln(os.Stderr, "cpugemm: -reps and -batch must be positive")
 		os.Exit(2)
+	}
+	if *peakOnly {
+		t := *threads
+		if t <= 0 {
+			t = runtime.GOMAXPROCS(0)
+		}
+		if err := peak(t, *reps, *batch); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx := sgemm.New(*threads)
 	fmt.Printf("# gograd sgemm: kernel %s, %d threads\n", ctx.Kernel(), ctx.Threads())
