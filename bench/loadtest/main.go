@@ -41,6 +41,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,6 +65,7 @@ func main() {
 		"semicolon-separated `name=serve flags` server configurations")
 	requests := flag.Int("requests", 20000, "most requests per concurrency level")
 	duration := flag.Duration("duration", 5*time.Second, "most time per concurrency level")
+	clientKind := flag.String("client", "raw", "HTTP client of the load test: `raw|net/http` (a minimal HTTP/1.1 client, or net/http's; the soak uses net/http)")
 	rounds := flag.Int("rounds", 1, "measure every level this many times, the servers alternating at each, and print the median req/s")
 	warmup := flag.Duration("warmup", 500*time.Millisecond, "unmeasured load before each level")
 	payload := flag.String("payload", "png", "request body of the load test: `png|json` (a 28x28 PNG, or its pixels as JSON)")
@@ -92,7 +94,7 @@ func main() {
 			}
 			defer pprof.StopCPUProfile()
 		}
-		return runLoad(*gograd, *model, *configs, *concurrency, *payload, *profile, *rounds, *requests, *duration, *warmup)
+		return runLoad(*gograd, *model, *configs, *concurrency, *payload, *clientKind, *profile, *rounds, *requests, *duration, *warmup)
 	}()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -285,6 +287,151 @@ func (p *poster) post(contentType string, body []byte) (int, []byte, error) {
 	return resp.StatusCode, p.answer.Bytes(), err
 }
 
+// rawPoster is a minimal HTTP/1.1 client of one keep-alive connection,
+// for the load test: it writes each request, header and body, in one
+// write, and reads the answer, which must have a Content-Length (the
+// server's answers are small). It costs the load generator a fraction of
+// what net/http's Transport does per request, so that more of the shared
+// cores go to the server; the soak uses net/http.
+type rawPoster struct {
+	addr, path string
+	conn       net.Conn
+	br         *bufio.Reader
+	req        []byte
+	answer     []byte
+}
+
+func newRawPoster(url string) *rawPoster {
+	hostPath := strings.TrimPrefix(url, "http://")
+	host, path, _ := strings.Cut(hostPath, "/")
+	return &rawPoster{addr: host, path: "/" + path}
+}
+
+// post sends body and returns the status and the answer, which is valid
+// until the next post. After an error the connection is closed, and the
+// next post opens a new one.
+func (p *rawPoster) post(contentType string, body []byte) (code int, answer []byte, err error) {
+	if p.conn == nil {
+		if p.conn, err = net.Dial("tcp", p.addr); err != nil {
+			return 0, nil, err
+		}
+		if p.br == nil {
+			p.br = bufio.NewReaderSize(p.conn, 4096)
+		} else {
+			p.br.Reset(p.conn)
+		}
+	}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	b := append(p.req[:0], "POST "...)
+	b = append(b, p.path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, p.addr...)
+	b = append(b, "\r\nUser-Agent: gograd-loadtest\r\nContent-Type: "...)
+	b = append(b, contentType...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	p.req = b
+	if _, err := p.conn.Write(b); err != nil {
+		return 0, nil, err
+	}
+	line, err := p.br.ReadSlice('\n')
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the status line: %w", err)
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, nil, fmt.Errorf("status line %q", line)
+	}
+	if code, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, nil, fmt.Errorf("status line %q", line)
+	}
+	length, keep := -1, true
+	for {
+		line, err := p.br.ReadSlice('\n')
+		if err != nil {
+			return 0, nil, fmt.Errorf("reading the header: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, nil, fmt.Errorf("header line %q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
+				return 0, nil, fmt.Errorf("header line %q", line)
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return 0, nil, fmt.Errorf("answer with Transfer-Encoding %q: this client reads only Content-Length", value)
+		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")):
+			keep = false
+		}
+	}
+	if length < 0 {
+		return 0, nil, errors.New("answer without Content-Length")
+	}
+	if cap(p.answer) < length {
+		p.answer = make([]byte, length)
+	}
+	p.answer = p.answer[:length]
+	if _, err := io.ReadFull(p.br, p.answer); err != nil {
+		return 0, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	if !keep {
+		p.close()
+	}
+	return code, p.answer, nil
+}
+
+func (p *rawPoster) close() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+}
+
+// sender is one client of the load test: a poster (net/http) or a
+// rawPoster.
+type sender interface {
+	post(contentType string, body []byte) (int, []byte, error)
+	close()
+}
+
+func (p *poster) close() {}
+
+// senders returns c clients of url of the kind -client names.
+func senders(kind, url string, c int) ([]sender, func()) {
+	ss := make([]sender, c)
+	var client *http.Client
+	for i := range ss {
+		if kind == "raw" {
+			ss[i] = newRawPoster(url)
+			continue
+		}
+		if client == nil {
+			client = newClient(c)
+		}
+		ss[i] = newPoster(client, url)
+	}
+	return ss, func() {
+		for _, s := range ss {
+			s.close()
+		}
+		if client != nil {
+			client.CloseIdleConnections()
+		}
+	}
+}
+
 // topClass returns the first class an answer names, or -1.
 func topClass(answer []byte) int {
 	const key = `"class":`
@@ -344,7 +491,7 @@ func pixelsJSON(b []byte) []byte {
 	return out
 }
 
-func runLoad(gograd, model, configs, concurrency, payload, profile string, rounds, requests int, duration, warmup time.Duration) error {
+func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile string, rounds, requests int, duration, warmup time.Duration) error {
 	contentType := "image/png"
 	switch payload {
 	case "png":
@@ -355,6 +502,9 @@ func runLoad(gograd, model, configs, concurrency, payload, profile string, round
 	}
 	if rounds < 1 {
 		return fmt.Errorf("-rounds %d: want at least 1", rounds)
+	}
+	if clientKind != "raw" && clientKind != "net/http" {
+		return fmt.Errorf("-client %q: want raw or net/http", clientKind)
 	}
 	var levels []int
 	for f := range strings.SplitSeq(concurrency, ",") {
@@ -405,8 +555,8 @@ func runLoad(gograd, model, configs, concurrency, payload, profile string, round
 		for li, c := range levels {
 			rps[li] = slices.Grow(rps[li], len(servers))[:len(servers)]
 			for i, s := range servers {
-				client := newClient(c)
-				level(client, s.url, contentType, bodies, want, c, 1<<30, warmup)
+				clients, closeClients := senders(clientKind, s.url+"/v1/predict", c)
+				level(clients, contentType, bodies, want, 1<<30, warmup)
 				rows0, passes0 := s.metric("gograd_serve_batch_size_sum"), s.metric("gograd_serve_batch_size_count")
 				fwd0 := s.metric("gograd_serve_forward_seconds_sum")
 				cpu0, err := s.cpu()
@@ -414,7 +564,7 @@ func runLoad(gograd, model, configs, concurrency, payload, profile string, round
 					return err
 				}
 				own0 := ownCPU()
-				r := level(client, s.url, contentType, bodies, want, c, requests, duration)
+				r := level(clients, contentType, bodies, want, requests, duration)
 				own := ownCPU() - own0
 				cpu, err := s.cpu()
 				if err != nil {
@@ -423,7 +573,7 @@ func runLoad(gograd, model, configs, concurrency, payload, profile string, round
 				cpu -= cpu0
 				rows, passes := s.metric("gograd_serve_batch_size_sum")-rows0, s.metric("gograd_serve_batch_size_count")-passes0
 				fwd := s.metric("gograd_serve_forward_seconds_sum") - fwd0
-				client.CloseIdleConnections()
+				closeClients()
 				fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %.1f | %.3f | %.0f | %.0f | %d |\n", names[i], c, r.n, r.rps,
 					ms(r.quantile(0.5)), ms(r.quantile(0.99)), rows/passes, 1e3*fwd/passes,
 					us(cpu)/float64(r.n), us(own)/float64(r.n), r.errors)
@@ -547,10 +697,11 @@ func (r result) quantile(q float64) time.Duration {
 	return r.lat[min(len(r.lat)-1, int(q*float64(len(r.lat))))]
 }
 
-// level runs c clients until n requests were sent or d has passed. An
+// level runs the clients until n requests were sent or d has passed. An
 // answer counts as an error unless it is a 200 that names want[k] as the
 // top class of body k.
-func level(client *http.Client, url, contentType string, bodies [][]byte, want []int, c, n int, d time.Duration) result {
+func level(clients []sender, contentType string, bodies [][]byte, want []int, n int, d time.Duration) result {
+	c := len(clients)
 	var sent, errs atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, c)
@@ -560,7 +711,7 @@ func level(client *http.Client, url, contentType string, bodies [][]byte, want [
 	var wg sync.WaitGroup
 	for i := range c {
 		wg.Go(func() {
-			p := newPoster(client, url+"/v1/predict")
+			p := clients[i]
 			lats[i] = make([]time.Duration, 0, min(n/c+1, 4096))
 			for k := i; ctx.Err() == nil && sent.Add(1) <= int64(n); k++ {
 				t := time.Now()
