@@ -29,7 +29,9 @@ var (
 type BatcherConfig struct {
 	// Model is run in evaluation mode, under NoGrad, on [n, Inputs] rows
 	// and must return [n, Classes] logits. The Batcher switches it to
-	// evaluation mode and owns it from then on.
+	// evaluation mode and owns it from then on: do not change it.
+	// NewBatcher keeps a transposed copy of the weight of each Linear
+	// layer of a Sequential model for its forward passes.
 	Model nn.Module
 	// Device holds the model's parameters.
 	Device device.Device
@@ -63,6 +65,9 @@ type BatcherConfig struct {
 // dropped without running. A Batcher is safe for concurrent use.
 type Batcher struct {
 	cfg   BatcherConfig
+	model nn.Module        // cfg.Model prepared for inference
+	owned []*tensor.Tensor // the tensors of model that cfg.Model does not hold
+	free  sync.Once        // frees owned
 	queue chan *request
 	pool  sync.Pool // of *request
 	wg    sync.WaitGroup
@@ -120,6 +125,9 @@ func NewBatcher(cfg BatcherConfig) (*Batcher, error) {
 	}
 	cfg.Model.SetTraining(false)
 	b := &Batcher{cfg: cfg, queue: make(chan *request, cfg.MaxQueue)}
+	if err := tensor.Catch(func() { b.model, b.owned = forInference(cfg.Model) }); err != nil {
+		return nil, fmt.Errorf("serve: preparing the model: %w", err)
+	}
 	b.pool.New = func() any { return &request{reply: make(chan error, 1)} }
 	for range cfg.Workers {
 		w := &worker{b: b, tape: autograd.NewTape(), host: make([]float32, cfg.MaxBatch*cfg.Inputs),
@@ -255,6 +263,11 @@ func (b *Batcher) Close() {
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
+	b.free.Do(func() {
+		for _, t := range b.owned {
+			t.Free()
+		}
+	})
 }
 
 // worker runs forward passes; its buffers live as long as the Batcher.
@@ -429,7 +442,7 @@ func (w *worker) forward(rows int) (err error) {
 	}
 	w.x.CopyFrom(w.host[:rows*in])
 	w.tape.NoGrad(func() {
-		out := w.b.cfg.Model.Forward(w.leaf).Value
+		out := w.b.model.Forward(w.leaf).Value
 		if out.Dims() != 2 || out.Dim(0) != rows || out.Dim(1) != c {
 			err = fmt.Errorf("serve: the model returned %v for %d rows of %d classes", out.Shape(), rows, c)
 			return

@@ -102,3 +102,35 @@ func BenchmarkHandlerJSON(b *testing.B) {
 func BenchmarkHandlerPNG(b *testing.B) {
 	benchHandler(b, "image/png", pngOf(b, make([]float32, inputs), false))
 }
+
+// BenchmarkParseJSON parses a request of one 28x28 input, most pixels 0
+// and the others written as float32 values are, as a client would send a
+// drawn digit.
+func BenchmarkParseJSON(b *testing.B) {
+	var body bytes.Buffer
+	body.WriteString(`{"instances": [[`)
+	for i := range 784 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		switch {
+		case i%5 == 0:
+			body.WriteString("0.5019608")
+		case i%7 == 0:
+			body.WriteString("1")
+		default:
+			body.WriteString("0")
+		}
+	}
+	body.WriteString(`]]}`)
+	shape := Shape{Channels: 1, Height: 28, Width: 28}
+	var p jsonParser
+	var req jsonRequest
+	b.SetBytes(int64(body.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.parse(body.Bytes(), shape, 64, &req); err != nil || req.n != 1 {
+			b.Fatal(err)
+		}
+	}
+}

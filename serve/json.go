@@ -187,44 +187,17 @@ func (p *jsonParser) str() ([]byte, error) {
 func (p *jsonParser) number() (float64, error) {
 	p.space()
 	start := p.i
-	digits := func() int {
-		n := 0
-		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-			p.i++
-			n++
-		}
-		return n
-	}
-	if p.i < len(p.b) && p.b[p.i] == '-' {
-		p.i++
-	}
-	lead := p.i
-	if n := digits(); n == 0 {
-		return 0, p.errorf("want a number")
-	} else if n > 1 && p.b[lead] == '0' {
-		return 0, p.errorf("number with a leading zero")
-	}
-	if p.i < len(p.b) && p.b[p.i] == '.' {
-		p.i++
-		if digits() == 0 {
-			return 0, p.errorf("want digits after the decimal point")
-		}
-	}
-	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
-		p.i++
-		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
-			p.i++
-		}
-		if digits() == 0 {
-			return 0, p.errorf("want digits in the exponent")
-		}
-	}
-	if v, ok := exactDecimal(p.b[start:p.i]); ok {
+	end, v, exact, problem := scanNumber(p.b, start)
+	p.i = end
+	switch {
+	case problem != "":
+		return 0, p.errorf("%s", problem)
+	case exact:
 		return v, nil
 	}
-	v, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+	v, err := strconv.ParseFloat(string(p.b[start:end]), 64)
 	if err != nil {
-		return 0, p.errorf("number %s is out of range", p.b[start:p.i])
+		return 0, p.errorf("number %s is out of range", p.b[start:end])
 	}
 	return v, nil
 }
@@ -233,39 +206,75 @@ func (p *jsonParser) number() (float64, error) {
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// exactDecimal parses a valid JSON number without an exponent and with
-// at most 15 digits, such as pixel values: m/10^k of an exact integer m
-// and an exact power of ten is the correctly rounded result, as
-// strconv.ParseFloat computes it. Other numbers report false.
-func exactDecimal(b []byte) (float64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
+// scanNumber scans the JSON number that starts at b[i] in one pass and
+// returns where it ends, or a problem (and where it was found) if it is
+// not valid. A number without an exponent and with at most 15 digits,
+// such as a pixel value, is exact: m/10^k of an exact integer m and an
+// exact power of ten is the correctly rounded result, as
+// strconv.ParseFloat computes it, and scanNumber returns it. Other
+// numbers are left to ParseFloat.
+func scanNumber(b []byte, i int) (end int, v float64, exact bool, problem string) {
+	neg := i < len(b) && b[i] == '-'
 	if neg {
-		b = b[1:]
+		i++
 	}
 	var m uint64
-	digits, frac := 0, -1
-	for i, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			m = m*10 + uint64(c-'0')
-			digits++
-		case c == '.':
-			frac = i
-		default:
-			return 0, false // an exponent
+	lead := i
+	for i < len(b) && b[i]-'0' <= 9 {
+		m = m*10 + uint64(b[i]-'0')
+		i++
+	}
+	digits := i - lead
+	switch {
+	case digits == 0:
+		return i, 0, false, "want a number"
+	case digits > 1 && b[lead] == '0':
+		return i, 0, false, "number with a leading zero"
+	}
+	frac := 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		f0 := i
+		for i < len(b) && b[i]-'0' <= 9 {
+			m = m*10 + uint64(b[i]-'0')
+			i++
+		}
+		if frac = i - f0; frac == 0 {
+			return i, 0, false, "want digits after the decimal point"
 		}
 	}
-	if digits > 15 {
-		return 0, false
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		e0 := i
+		for i < len(b) && b[i]-'0' <= 9 {
+			i++
+		}
+		if i == e0 {
+			return i, 0, false, "want digits in the exponent"
+		}
+		return i, 0, false, ""
 	}
-	v := float64(m)
-	if frac >= 0 {
-		v /= pow10[len(b)-frac-1]
+	if digits+frac > 15 {
+		return i, 0, false, ""
+	}
+	v = float64(m)
+	if frac > 0 {
+		v /= pow10[frac]
 	}
 	if neg {
 		v = -v
 	}
-	return v, true
+	return i, v, true, ""
+}
+
+// exactDecimal parses a valid JSON number b when scanNumber finds it
+// exact; other numbers report false.
+func exactDecimal(b []byte) (float64, bool) {
+	end, v, exact, problem := scanNumber(b, 0)
+	return v, exact && problem == "" && end == len(b)
 }
 
 func (p *jsonParser) instances() error {
@@ -332,19 +341,11 @@ func (p *jsonParser) array(d int) error {
 					return p.ragged()
 				}
 				p.depth = d + 1
-				v, err := p.number()
+				k, err := p.numbers()
 				if err != nil {
 					return err
 				}
-				if math.Abs(v) > math.MaxFloat32 {
-					return p.errorf("number %g does not fit a float32", v)
-				}
-				// Room for a few channels too many, to say so.
-				if limit := p.shape.Len() * max(p.maxInputs, 4); len(p.req.x)-p.start >= limit {
-					return &inputError{status: http.StatusBadRequest, code: "wrong_shape",
-						msg: fmt.Sprintf("input %d has more than %d values; want %d", p.req.n, limit, p.shape.Len())}
-				}
-				p.req.x = append(p.req.x, float32(v))
+				n += k - 1
 			}
 			n++
 			if p.peek() == ',' {
@@ -365,6 +366,39 @@ func (p *jsonParser) array(d int) error {
 	}
 	p.dims[d] = n
 	return nil
+}
+
+// numbers reads a number, and the numbers after it for as long as each
+// follows a comma at once (as in [0,1,0.5]), and appends them to the
+// instance. It returns how many it read: the common case of an instance
+// runs here, one number after the other, without going back to array.
+func (p *jsonParser) numbers() (int, error) {
+	// Room for a few channels too many, to say so.
+	limit := p.shape.Len() * max(p.maxInputs, 4)
+	for k := 1; ; k++ {
+		p.space()
+		end, v, exact, _ := scanNumber(p.b, p.i)
+		if exact {
+			p.i = end // at most 15 digits and no exponent: it fits a float32
+		} else {
+			var err error
+			if v, err = p.number(); err != nil {
+				return 0, err
+			}
+			if math.Abs(v) > math.MaxFloat32 {
+				return 0, p.errorf("number %g does not fit a float32", v)
+			}
+		}
+		if len(p.req.x)-p.start >= limit {
+			return 0, &inputError{status: http.StatusBadRequest, code: "wrong_shape",
+				msg: fmt.Sprintf("input %d has more than %d values; want %d", p.req.n, limit, p.shape.Len())}
+		}
+		p.req.x = append(p.req.x, float32(v))
+		if i := p.i; i+1 >= len(p.b) || p.b[i] != ',' || (p.b[i+1]-'0' > 9 && p.b[i+1] != '-') {
+			return k, nil
+		}
+		p.i++
+	}
 }
 
 func (p *jsonParser) ragged() error {

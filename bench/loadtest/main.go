@@ -41,11 +41,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,23 +65,37 @@ func main() {
 		"semicolon-separated `name=serve flags` server configurations")
 	requests := flag.Int("requests", 20000, "most requests per concurrency level")
 	duration := flag.Duration("duration", 5*time.Second, "most time per concurrency level")
+	clientKind := flag.String("client", "raw", "HTTP client of the load test: `raw|net/http` (a minimal HTTP/1.1 client, or net/http's; the soak uses net/http)")
+	rounds := flag.Int("rounds", 1, "measure every level this many times, the servers alternating at each, and print the median req/s")
 	warmup := flag.Duration("warmup", 500*time.Millisecond, "unmeasured load before each level")
 	payload := flag.String("payload", "png", "request body of the load test: `png|json` (a 28x28 PNG, or its pixels as JSON)")
 	soak := flag.Int("soak", 0, "run the soak with this many requests instead of the load test")
 	soakTime := flag.Duration("soak-time", 30*time.Minute, "most time for the soak")
 	soakClients := flag.Int("soak-concurrency", 32, "concurrent clients of the soak")
 	rssGrowth := flag.Float64("rss-growth", 0.2, "most relative growth of resident memory after the soak's warm-up")
+	profile := flag.String("profile", "", "write CPU profiles of the load test into this `directory`: loadtest.prof for the load generator, server-NAME.prof for each server (for go tool pprof)")
 	flag.Parse()
 	if *model == "" {
 		fmt.Fprintln(os.Stderr, "loadtest: -model FILE is required")
 		os.Exit(2)
 	}
-	var err error
-	if *soak > 0 {
-		err = runSoak(*gograd, *model, *soak, *soakClients, *soakTime, *rssGrowth)
-	} else {
-		err = runLoad(*gograd, *model, *configs, *concurrency, *payload, *requests, *duration, *warmup)
-	}
+	err := func() error {
+		if *soak > 0 {
+			return runSoak(*gograd, *model, *soak, *soakClients, *soakTime, *rssGrowth)
+		}
+		if *profile != "" {
+			f, err := os.Create(filepath.Join(*profile, "loadtest.prof"))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		return runLoad(*gograd, *model, *configs, *concurrency, *payload, *clientKind, *profile, *rounds, *requests, *duration, *warmup)
+	}()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
@@ -215,9 +231,225 @@ func (s *server) metric(name string) float64 {
 	return math.NaN()
 }
 
+// newClient returns a client that keeps a connection per concurrent
+// client alive. It asks for no compression: the server sends none, and
+// the header and the response wrapper would only cost the client time.
 func newClient(conns int) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute}}
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: 0, IdleConnTimeout: time.Minute,
+		DisableCompression: true}}
+}
+
+// poster sends requests to one URL, reusing its request, body reader and
+// answer buffer from one request to the next: one goroutine's client.
+type poster struct {
+	client *http.Client
+	req    *http.Request
+	ct     string
+	cur    []byte // the body being sent
+	body   bytes.Reader
+	// rc is body as the request's Body: an io.NopCloser, which net/http
+	// knows to be in memory and so writes with the header, in one write.
+	rc     io.ReadCloser
+	answer bytes.Buffer
+}
+
+func newPoster(c *http.Client, url string) *poster {
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		panic(err) // the URL is the server's own
+	}
+	p := &poster{client: c, req: req}
+	p.rc = io.NopCloser(&p.body)
+	// A retry on a new connection (after an idle one was closed) sends
+	// the body again.
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(p.cur)), nil }
+	return p
+}
+
+// post sends body and returns the status and the answer, which is valid
+// until the next post.
+func (p *poster) post(contentType string, body []byte) (int, []byte, error) {
+	if contentType != p.ct {
+		p.req.Header.Set("Content-Type", contentType)
+		p.ct = contentType
+	}
+	p.cur = body
+	p.body.Reset(body)
+	p.req.Body, p.req.ContentLength = p.rc, int64(len(body))
+	resp, err := p.client.Do(p.req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	p.answer.Reset()
+	_, err = p.answer.ReadFrom(resp.Body)
+	return resp.StatusCode, p.answer.Bytes(), err
+}
+
+// rawPoster is a minimal HTTP/1.1 client of one keep-alive connection,
+// for the load test: it writes each request, header and body, in one
+// write, and reads the answer, which must have a Content-Length (the
+// server's answers are small). It costs the load generator a fraction of
+// what net/http's Transport does per request, so that more of the shared
+// cores go to the server; the soak uses net/http.
+type rawPoster struct {
+	addr, path string
+	conn       net.Conn
+	br         *bufio.Reader
+	req        []byte
+	answer     []byte
+}
+
+func newRawPoster(url string) *rawPoster {
+	hostPath := strings.TrimPrefix(url, "http://")
+	host, path, _ := strings.Cut(hostPath, "/")
+	return &rawPoster{addr: host, path: "/" + path}
+}
+
+// post sends body and returns the status and the answer, which is valid
+// until the next post. After an error the connection is closed, and the
+// next post opens a new one.
+func (p *rawPoster) post(contentType string, body []byte) (code int, answer []byte, err error) {
+	if p.conn == nil {
+		if p.conn, err = net.Dial("tcp", p.addr); err != nil {
+			return 0, nil, err
+		}
+		if p.br == nil {
+			p.br = bufio.NewReaderSize(p.conn, 4096)
+		} else {
+			p.br.Reset(p.conn)
+		}
+	}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	b := append(p.req[:0], "POST "...)
+	b = append(b, p.path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, p.addr...)
+	b = append(b, "\r\nUser-Agent: gograd-loadtest\r\nContent-Type: "...)
+	b = append(b, contentType...)
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	p.req = b
+	if _, err := p.conn.Write(b); err != nil {
+		return 0, nil, err
+	}
+	line, err := p.br.ReadSlice('\n')
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading the status line: %w", err)
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, nil, fmt.Errorf("status line %q", line)
+	}
+	if code, err = strconv.Atoi(string(line[9:12])); err != nil {
+		return 0, nil, fmt.Errorf("status line %q", line)
+	}
+	length, keep := -1, true
+	for {
+		line, err := p.br.ReadSlice('\n')
+		if err != nil {
+			return 0, nil, fmt.Errorf("reading the header: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			return 0, nil, fmt.Errorf("header line %q", line)
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
+				return 0, nil, fmt.Errorf("header line %q", line)
+			}
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			return 0, nil, fmt.Errorf("answer with Transfer-Encoding %q: this client reads only Content-Length", value)
+		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")):
+			keep = false
+		}
+	}
+	if length < 0 {
+		return 0, nil, errors.New("answer without Content-Length")
+	}
+	if cap(p.answer) < length {
+		p.answer = make([]byte, length)
+	}
+	p.answer = p.answer[:length]
+	if _, err := io.ReadFull(p.br, p.answer); err != nil {
+		return 0, nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	if !keep {
+		p.close()
+	}
+	return code, p.answer, nil
+}
+
+func (p *rawPoster) close() {
+	if p.conn != nil {
+		p.conn.Close()
+		p.conn = nil
+	}
+}
+
+// sender is one client of the load test: a poster (net/http) or a
+// rawPoster.
+type sender interface {
+	post(contentType string, body []byte) (int, []byte, error)
+	close()
+}
+
+func (p *poster) close() {}
+
+// senders returns c clients of url of the kind -client names.
+func senders(kind, url string, c int) ([]sender, func()) {
+	ss := make([]sender, c)
+	var client *http.Client
+	for i := range ss {
+		if kind == "raw" {
+			ss[i] = newRawPoster(url)
+			continue
+		}
+		if client == nil {
+			client = newClient(c)
+		}
+		ss[i] = newPoster(client, url)
+	}
+	return ss, func() {
+		for _, s := range ss {
+			s.close()
+		}
+		if client != nil {
+			client.CloseIdleConnections()
+		}
+	}
+}
+
+// topClass returns the first class an answer names, or -1.
+func topClass(answer []byte) int {
+	const key = `"class":`
+	i := bytes.Index(answer, []byte(key))
+	if i < 0 {
+		return -1
+	}
+	c, ok := 0, false
+	for _, d := range answer[i+len(key):] {
+		if d < '0' || d > '9' {
+			break
+		}
+		c, ok = 10*c+int(d-'0'), true
+	}
+	if !ok {
+		return -1
+	}
+	return c
 }
 
 // digitPNG draws a digit-like 28x28 image: a few thick random strokes.
@@ -259,18 +491,7 @@ func pixelsJSON(b []byte) []byte {
 	return out
 }
 
-// post sends one request and returns the status and body.
-func post(c *http.Client, url, contentType string, body []byte) (int, []byte, error) {
-	resp, err := c.Post(url, contentType, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func runLoad(gograd, model, configs, concurrency, payload string, requests int, duration, warmup time.Duration) error {
+func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile string, rounds, requests int, duration, warmup time.Duration) error {
 	contentType := "image/png"
 	switch payload {
 	case "png":
@@ -278,6 +499,12 @@ func runLoad(gograd, model, configs, concurrency, payload string, requests int, 
 		contentType = "application/json"
 	default:
 		return fmt.Errorf("-payload %q: want png or json", payload)
+	}
+	if rounds < 1 {
+		return fmt.Errorf("-rounds %d: want at least 1", rounds)
+	}
+	if clientKind != "raw" && clientKind != "net/http" {
+		return fmt.Errorf("-client %q: want raw or net/http", clientKind)
 	}
 	var levels []int
 	for f := range strings.SplitSeq(concurrency, ",") {
@@ -295,8 +522,8 @@ func runLoad(gograd, model, configs, concurrency, payload string, requests int, 
 			bodies[i] = pixelsJSON(bodies[i])
 		}
 	}
-	fmt.Println("| server | concurrency | requests | req/s | p50 ms | p99 ms | mean batch | ms/pass | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| server | concurrency | requests | req/s | p50 ms | p99 ms | mean batch | ms/pass | server µs/req | client µs/req | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	// Every server runs at once, and each concurrency level measures them
 	// one after the other, so that they see the same machine.
 	var names []string
@@ -308,24 +535,66 @@ func runLoad(gograd, model, configs, concurrency, payload string, requests int, 
 	}()
 	for cfg := range strings.SplitSeq(configs, ";") {
 		name, flags, _ := strings.Cut(cfg, "=")
-		s, err := startServer(gograd, model, strings.Fields(flags))
+		args := strings.Fields(flags)
+		if profile != "" {
+			args = append(args, "-cpuprofile", filepath.Join(profile, "server-"+name+".prof"))
+		}
+		s, err := startServer(gograd, model, args)
 		if err != nil {
 			return err
 		}
 		names, servers = append(names, name), append(servers, s)
 	}
-	for _, c := range levels {
-		for i, s := range servers {
-			client := newClient(c)
-			level(client, s.url, contentType, bodies, c, 1<<30, warmup)
-			rows0, passes0 := s.metric("gograd_serve_batch_size_sum"), s.metric("gograd_serve_batch_size_count")
-			fwd0 := s.metric("gograd_serve_forward_seconds_sum")
-			r := level(client, s.url, contentType, bodies, c, requests, duration)
-			rows, passes := s.metric("gograd_serve_batch_size_sum")-rows0, s.metric("gograd_serve_batch_size_count")-passes0
-			fwd := s.metric("gograd_serve_forward_seconds_sum") - fwd0
-			client.CloseIdleConnections()
-			fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %.1f | %.3f | %d |\n", names[i], c, r.n, r.rps,
-				ms(r.quantile(0.5)), ms(r.quantile(0.99)), rows/passes, 1e3*fwd/passes, r.errors)
+	want, err := expectedClasses(servers, names, contentType, bodies)
+	if err != nil {
+		return err
+	}
+	// rps[level][server] are the rounds' requests per second.
+	rps := make([][][]float64, len(levels))
+	for range rounds {
+		for li, c := range levels {
+			rps[li] = slices.Grow(rps[li], len(servers))[:len(servers)]
+			for i, s := range servers {
+				clients, closeClients := senders(clientKind, s.url+"/v1/predict", c)
+				level(clients, contentType, bodies, want, 1<<30, warmup)
+				rows0, passes0 := s.metric("gograd_serve_batch_size_sum"), s.metric("gograd_serve_batch_size_count")
+				fwd0 := s.metric("gograd_serve_forward_seconds_sum")
+				cpu0, err := s.cpu()
+				if err != nil {
+					return err
+				}
+				own0 := ownCPU()
+				r := level(clients, contentType, bodies, want, requests, duration)
+				own := ownCPU() - own0
+				cpu, err := s.cpu()
+				if err != nil {
+					return err
+				}
+				cpu -= cpu0
+				rows, passes := s.metric("gograd_serve_batch_size_sum")-rows0, s.metric("gograd_serve_batch_size_count")-passes0
+				fwd := s.metric("gograd_serve_forward_seconds_sum") - fwd0
+				closeClients()
+				fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %.1f | %.3f | %.0f | %.0f | %d |\n", names[i], c, r.n, r.rps,
+					ms(r.quantile(0.5)), ms(r.quantile(0.99)), rows/passes, 1e3*fwd/passes,
+					us(cpu)/float64(r.n), us(own)/float64(r.n), r.errors)
+				if r.errors > 0 {
+					fmt.Printf("first error: %s\n", r.firstErr)
+				}
+				rps[li][i] = append(rps[li][i], r.rps)
+			}
+		}
+	}
+	if rounds > 1 && len(servers) > 1 {
+		fmt.Printf("\nMedian req/s of %d rounds, and the ratio of the medians of %s to %s:\n\n", rounds, names[0], names[len(names)-1])
+		fmt.Printf("| concurrency | %s | ratio |\n|---:|%s---:|\n", strings.Join(names, " | "), strings.Repeat("---:|", len(names)))
+		for li, c := range levels {
+			fmt.Printf("| %d |", c)
+			var med []float64
+			for i := range servers {
+				med = append(med, median(rps[li][i]))
+				fmt.Printf(" %.0f |", med[i])
+			}
+			fmt.Printf(" %.2f |\n", med[0]/med[len(med)-1])
 		}
 	}
 	for _, s := range servers {
@@ -337,11 +606,86 @@ func runLoad(gograd, model, configs, concurrency, payload string, requests int, 
 	return nil
 }
 
+// expectedClasses asks each server, unloaded, for the top class of each
+// body: they must agree, and the load test then checks every answer
+// against it.
+func expectedClasses(servers []*server, names []string, contentType string, bodies [][]byte) ([]int, error) {
+	want := make([]int, len(bodies))
+	for i, s := range servers {
+		p := newPoster(newClient(1), s.url+"/v1/predict")
+		for k, b := range bodies {
+			code, answer, err := p.post(contentType, b)
+			if err != nil || code != 200 {
+				return nil, fmt.Errorf("%s: request %d: status %d (%v): %.200s", names[i], k, code, err, answer)
+			}
+			c := topClass(answer)
+			switch {
+			case c < 0:
+				return nil, fmt.Errorf("%s: request %d: no class in %.200s", names[i], k, answer)
+			case i == 0:
+				want[k] = c
+			case c != want[k]:
+				return nil, fmt.Errorf("request %d: %s answers class %d, %s %d", k, names[i], c, names[0], want[k])
+			}
+		}
+		p.client.CloseIdleConnections()
+	}
+	return want, nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// cpu is the CPU time the server has used, from /proc.
+func (s *server) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's name, which is in parentheses:
+	// utime and stime are the 14th and 15th fields of the line.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", s.cmd.Process.Pid, len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// clockTicks is the unit of /proc's CPU times, USER_HZ, which Linux fixes
+// at 100 on every architecture.
+const clockTicks = 100
+
+// ownCPU is the CPU time the load generator has used.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // result is what one level measured.
 type result struct {
 	n, errors int
+	firstErr  string
 	rps       float64
 	lat       []time.Duration // sorted
 }
@@ -353,9 +697,13 @@ func (r result) quantile(q float64) time.Duration {
 	return r.lat[min(len(r.lat)-1, int(q*float64(len(r.lat))))]
 }
 
-// level runs c clients until n requests were sent or d has passed.
-func level(client *http.Client, url, contentType string, bodies [][]byte, c, n int, d time.Duration) result {
+// level runs the clients until n requests were sent or d has passed. An
+// answer counts as an error unless it is a 200 that names want[k] as the
+// top class of body k.
+func level(clients []sender, contentType string, bodies [][]byte, want []int, n int, d time.Duration) result {
+	c := len(clients)
 	var sent, errs atomic.Int64
+	var firstErr atomic.Value
 	lats := make([][]time.Duration, c)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -363,11 +711,22 @@ func level(client *http.Client, url, contentType string, bodies [][]byte, c, n i
 	var wg sync.WaitGroup
 	for i := range c {
 		wg.Go(func() {
+			p := clients[i]
+			lats[i] = make([]time.Duration, 0, min(n/c+1, 4096))
 			for k := i; ctx.Err() == nil && sent.Add(1) <= int64(n); k++ {
 				t := time.Now()
-				code, _, err := post(client, url+"/v1/predict", contentType, bodies[k%len(bodies)])
-				if err != nil || code != 200 {
+				b := k % len(bodies)
+				code, answer, err := p.post(contentType, bodies[b])
+				if err == nil && code == 200 {
+					if got := topClass(answer); got != want[b] {
+						err = fmt.Errorf("request %d answered class %d, unloaded %d: %.200s", b, got, want[b], answer)
+					}
+				} else if err == nil {
+					err = fmt.Errorf("status %d: %.200s", code, answer)
+				}
+				if err != nil {
 					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				lats[i] = append(lats[i], time.Since(t))
@@ -378,7 +737,11 @@ func level(client *http.Client, url, contentType string, bodies [][]byte, c, n i
 	elapsed := time.Since(start)
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	return result{n: len(all) + int(errs.Load()), errors: int(errs.Load()), rps: float64(len(all)) / elapsed.Seconds(), lat: all}
+	r := result{n: len(all) + int(errs.Load()), errors: int(errs.Load()), rps: float64(len(all)) / elapsed.Seconds(), lat: all}
+	if e, ok := firstErr.Load().(string); ok {
+		r.firstErr = e
+	}
+	return r
 }
 
 // expectation is a request of the soak and what its answer must be.
@@ -545,6 +908,7 @@ func runSoak(gograd, model string, n, clients int, limit time.Duration, growth f
 	for i := range clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(i), 3))
+			p := newPoster(client, s.url+"/v1/predict")
 			for ctx.Err() == nil {
 				k := sent.Add(1)
 				if k > int64(n) {
@@ -554,7 +918,7 @@ func runSoak(gograd, model string, n, clients int, limit time.Duration, growth f
 				if rng.IntN(4) == 0 {
 					e = bad[rng.IntN(len(bad))]
 				}
-				code, body, err := post(client, s.url+"/v1/predict", e.contentType, e.body)
+				code, body, err := p.post(e.contentType, e.body)
 				if err != nil {
 					lost.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())

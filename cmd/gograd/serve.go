@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +45,7 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 	workers := fs.Int("workers", 1, "forward passes that may run at once (cpu only above 1)")
 	level := newChoice("info", "debug", "info", "warn", "error")
 	fs.Var(level, "log-level", "least severe log `level`: debug|info|warn|error (debug logs every request)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this `file` at shutdown (for go tool pprof)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -69,6 +72,13 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 		return fs.usagef("-log-level: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: lv}))
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop(&err)
+	}
 
 	d, err := openDevice(dev.value)
 	if err != nil {
@@ -113,4 +123,23 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 	// Every request ends within its deadline, so that is all a shutdown
 	// waits for, plus a forward pass.
 	return serve.Serve(ctx, ln, h, *timeout+5*time.Second)
+}
+
+// startCPUProfile profiles the process into the file path until the
+// returned function runs, which reports a failure to write it into *err.
+func startCPUProfile(path string) (func(*error), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func(err *error) {
+		pprof.StopCPUProfile()
+		if cerr := f.Close(); cerr != nil && *err == nil {
+			*err = fmt.Errorf("-cpuprofile: %w", cerr)
+		}
+	}, nil
 }

@@ -246,3 +246,27 @@ func TestServeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestServeCPUProfile checks that -cpuprofile writes a profile when serve
+// returns, even with an error (here a port in use), and that a profile
+// that cannot be created is an error at start.
+func TestServeCPUProfile(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	prof := filepath.Join(t.TempDir(), "serve.prof")
+	r := gograd("serve", "-model", writeTinyModel(t), "-addr", ln.Addr().String(), "-cpuprofile", prof)
+	if r.code != exitError {
+		t.Errorf("serve on a port in use: %v", r)
+	}
+	b, err := os.ReadFile(prof)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("-cpuprofile wrote %d bytes (%v), want a gzipped profile", len(b), err)
+	}
+	r = gograd("serve", "-model", writeTinyModel(t), "-addr", "127.0.0.1:0", "-cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir", "x.prof"))
+	if r.code != exitError || !strings.Contains(r.stderr, "-cpuprofile") || strings.Contains(r.stderr, "listening") {
+		t.Errorf("serve with an unwritable -cpuprofile: %v", r)
+	}
+}
