@@ -8,9 +8,12 @@ import (
 	"slices"
 )
 
-// splitStream is the PCG stream Split shuffles with; epochs use streams
-// 0, 1, 2, ..., so the two never share one.
-const splitStream = math.MaxUint64
+// splitStream and sampleStream are the PCG streams Split and Sample
+// shuffle with; epochs use streams 0, 1, 2, ..., so none share one.
+const (
+	splitStream  = math.MaxUint64
+	sampleStream = math.MaxUint64 - 1
+)
 
 // Split shuffles the indices of s with seed and puts round(valFrac*N) of
 // them in val and the rest in train. Both keep the original relative order
@@ -31,6 +34,24 @@ func Split(s *Set, valFrac float64, seed uint64) (train, val *Set) {
 	slices.Sort(valIdx)
 	slices.Sort(trainIdx)
 	return gatherSet(s, trainIdx), gatherSet(s, valIdx)
+}
+
+// Sample returns n examples of s drawn without replacement by seed, in the
+// order they have in s (all of s if n >= s.N), as a new Set. It is -limit
+// for an image folder, whose examples come in class order, where the
+// first n would hold only the first classes. It panics if n < 0.
+func Sample(s *Set, n int, seed uint64) *Set {
+	if n < 0 {
+		panic(fmt.Sprintf("data: Sample(%d): negative size", n))
+	}
+	if n >= s.N {
+		return s
+	}
+	perm := identity(s.N)
+	shuffle(perm, seed, sampleStream)
+	idx := perm[:n]
+	slices.Sort(idx)
+	return gatherSet(s, idx)
 }
 
 func gatherSet(s *Set, idx []int) *Set {

@@ -262,3 +262,41 @@ func BenchmarkEpoch(b *testing.B) {
 		e++
 	}
 }
+
+// TestSample checks that Sample draws n distinct examples by its seed, in
+// their order in the set, from every class of a set in class order, and
+// returns the whole set when n is not smaller.
+func TestSample(t *testing.T) {
+	const n, classes = 300, 6
+	s := &Set{Images: make([]float32, n), Labels: make([]uint8, n), N: n, Rows: 1, Cols: 1}
+	for i := range n {
+		s.Images[i] = float32(i)
+		s.Labels[i] = uint8(i * classes / n) // class order, as an image folder
+	}
+	a := Sample(s, 60, 7)
+	if a.N != 60 || len(a.Labels) != 60 || len(a.Images) != 60 {
+		t.Fatalf("Sample(60): N %d, %d labels, %d values", a.N, len(a.Labels), len(a.Images))
+	}
+	seen := map[uint8]int{}
+	for i := range a.N {
+		if i > 0 && a.Images[i] <= a.Images[i-1] {
+			t.Fatalf("example %d (%v) not after %v: want distinct examples in the set's order", i, a.Images[i], a.Images[i-1])
+		}
+		if j := int(a.Images[i]); a.Labels[i] != s.Labels[j] {
+			t.Fatalf("example %d: label %d, the set has %d", i, a.Labels[i], s.Labels[j])
+		}
+		seen[a.Labels[i]]++
+	}
+	if len(seen) != classes {
+		t.Errorf("drew classes %v: want all %d", seen, classes)
+	}
+	if b := Sample(s, 60, 7); !slices.Equal(a.Images, b.Images) {
+		t.Error("the same seed drew different examples")
+	}
+	if c := Sample(s, 60, 8); slices.Equal(a.Images, c.Images) {
+		t.Error("seeds 7 and 8 drew the same examples")
+	}
+	if all := Sample(s, n, 7); all != s {
+		t.Error("Sample(N) is not the set itself")
+	}
+}

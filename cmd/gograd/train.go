@@ -246,7 +246,7 @@ func trainCommand(ctx context.Context, args []string, e *env) (err error) {
 	fs.Uint64Var(&cfg.Seed, "seed", defaultSeed, "seeds the initialisation, the validation split, the batch order and dropout")
 	fs.StringVar(&cfg.Data, "data", "", "training data: `mnist|fashion-mnist|DIR`, where DIR holds the four MNIST-layout IDX files or is an image folder (DIR/train/<class>/*.png and DIR/test/<class>/*.png, or DIR/<class>/*.png split by the seed) (default: MNIST, from $MNIST_DIR or the GoMNIST module in the Go module cache)")
 	fs.Float64Var(&cfg.Val, "val", defaultVal, "fraction of the training set held out for validation")
-	fs.IntVar(&cfg.Limit, "limit", 0, "use only the first `N` training images (0: all), for quick runs")
+	fs.IntVar(&cfg.Limit, "limit", 0, "use only `N` training images (0: all), for quick runs: the first N of IDX files, N drawn by -seed from an image folder (whose files come in class order)")
 	out := fs.String("out", "", "run `directory` to write (default runs/<date>-<time>)")
 	overwrite := fs.Bool("overwrite", false, "replace a run already in -out")
 	resume := fs.String("resume", "", "continue the run in `directory` from its checkpoint")
@@ -468,7 +468,11 @@ func (t *trainer) load() error {
 		return err
 	}
 	if t.cfg.Limit > 0 {
-		train = train.Subset(t.cfg.Limit)
+		if ds.Name == "folder" { // in class order: draw the images
+			train = data.Sample(train, t.cfg.Limit, t.cfg.Seed)
+		} else {
+			train = train.Subset(t.cfg.Limit)
+		}
 	}
 	t.train, t.val = data.Split(train, t.cfg.Val, t.cfg.Seed)
 	t.test = test
