@@ -42,6 +42,9 @@ type HandlerConfig struct {
 	// TopK is how many classes an answer lists when the request does not
 	// say (default 3).
 	TopK int
+	// ClassNames, when set, names the classes, one name per class: each
+	// class of an answer then has its "label" too.
+	ClassNames []string
 	// Metrics, when set, counts the requests; give the Batcher the same.
 	Metrics *Metrics
 	// Gatherer, when set, is served at /metrics.
@@ -97,6 +100,9 @@ func NewHandler(b *Batcher, cfg HandlerConfig) (*Handler, error) {
 		cfg.TopK = 3
 	}
 	cfg.TopK = min(cfg.TopK, b.cfg.Classes)
+	if cfg.ClassNames != nil && len(cfg.ClassNames) != b.cfg.Classes {
+		return nil, fmt.Errorf("serve: %d class names for the batcher's %d classes", len(cfg.ClassNames), b.cfg.Classes)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -436,7 +442,8 @@ func (h *Handler) decodeImage(ex *exchange, b []byte, name string) error {
 //
 //	{"predictions":[{"name":"a.png","inverted":false,"top":[{"class":7,"probability":0.98},...]},...]}
 //
-// name and inverted are given for images only.
+// name and inverted are given for images only; each class has its "label"
+// after "class" when the handler has class names.
 func (h *Handler) answer(b []byte, ex *exchange, n, k int) ([]byte, error) {
 	c := h.b.cfg.Classes
 	ex.idx = grow(ex.idx, k)
@@ -465,6 +472,10 @@ func (h *Handler) answer(b []byte, ex *exchange, n, k int) ([]byte, error) {
 			}
 			b = append(b, `{"class":`...)
 			b = strconv.AppendInt(b, int64(cls), 10)
+			if h.cfg.ClassNames != nil {
+				b = append(b, `,"label":`...)
+				b = appendJSONString(b, h.cfg.ClassNames[cls])
+			}
 			b = append(b, `,"probability":`...)
 			b = strconv.AppendFloat(b, v, 'g', -1, 32)
 			b = append(b, '}')

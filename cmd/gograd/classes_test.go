@@ -139,7 +139,8 @@ func TestThirteenClassFolder(t *testing.T) {
 		t.Fatalf("predict does not name one of the folder's classes: %v", r)
 	}
 
-	// serve answers with all 13 classes, the first the class predict named.
+	// serve answers with all 13 classes, labelled with the folder's names,
+	// the first the class predict named.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var stdout, stderr lockedBuffer
@@ -154,7 +155,12 @@ func TestThirteenClassFolder(t *testing.T) {
 	}
 	code, answer := postTo(t, url+"/v1/predict?top_k=20", "image/png", body)
 	var a struct {
-		Predictions []struct{ Top []struct{ Class int } }
+		Predictions []struct {
+			Top []struct {
+				Class int
+				Label string
+			}
+		}
 	}
 	if err := json.Unmarshal(answer, &a); code != 200 || err != nil || len(a.Predictions) != 1 {
 		t.Fatalf("serve answered %d %s (%v)", code, answer, err)
@@ -162,6 +168,9 @@ func TestThirteenClassFolder(t *testing.T) {
 	seen := map[int]bool{}
 	for _, c := range a.Predictions[0].Top {
 		seen[c.Class] = true
+		if c.Label != classes[c.Class] {
+			t.Errorf("serve labelled class %d %q, want the folder's %q", c.Class, c.Label, classes[c.Class])
+		}
 	}
 	if top := a.Predictions[0].Top; len(top) != 13 || len(seen) != 13 || classes[top[0].Class] != m[1] {
 		t.Errorf("serve answered %s; want the 13 classes, %s (%d) first as predict", answer, m[1], slices.Index(classes, m[1]))

@@ -107,7 +107,7 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 	}
 	h, err := serve.NewHandler(b, serve.HandlerConfig{
 		Shape: shape, MaxBody: *maxBody, MaxPixels: *maxPixels, MaxInputs: *maxInputs,
-		Timeout: *timeout, Metrics: metrics, Gatherer: reg, Logger: log,
+		ClassNames: a.classNames(), Timeout: *timeout, Metrics: metrics, Gatherer: reg, Logger: log,
 	})
 	if err != nil {
 		b.Close()
