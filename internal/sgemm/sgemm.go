@@ -123,6 +123,9 @@ type problem struct {
 	// transC computes C transposed: the problem was swapped to Cᵀ = op(B)ᵀ·op(A)ᵀ,
 	// and element (i, j) of the computed matrix is stored at c[j*ldc+i].
 	transC bool
+
+	// panel, if not nil, packs B in place of b (SgemmB).
+	panel PanelB
 }
 
 // at returns the index in c of element (i, j) of the computed matrix.
@@ -149,7 +152,7 @@ func (p *problem) swap() problem {
 // as stored. When beta is zero C is only written, so it may hold NaNs or
 // garbage. It panics if a dimension is negative or a slice is too short.
 func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false}
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil}
 	p.check()
 	if m == 0 || n == 0 {
 		return
@@ -347,12 +350,15 @@ func (ctx *Context) run(p *problem) {
 	ws.b = grow(ws.b, roundUp(nc, kr.nr)*kc)
 	// When op(B) is not transposed and C has a single row of tiles, each
 	// sliver of op(B) is read once: the microkernel reads it in place.
-	direct := !p.transB && p.m <= kr.mr
+	direct := p.panel == nil && !p.transB && p.m <= kr.mr
 	for jc := 0; jc < p.n; jc += nc {
 		nb := min(nc, p.n-jc)
 		for pc := 0; pc < p.k; pc += kc {
 			kb := min(kc, p.k-pc)
-			if !direct {
+			switch {
+			case p.panel != nil:
+				p.panel.PackB(ws.b[:roundUp(nb, kr.nr)*kb], pc, kb, jc, nb, kr.nr)
+			case !direct:
 				kr.packB(ws.b, p, pc, kb, jc, nb)
 			}
 			beta := p.beta

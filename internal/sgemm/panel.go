@@ -1,0 +1,73 @@
+package sgemm
+
+// PanelB builds blocks of the k×n matrix B of a product computed by SgemmB
+// straight into the layout the microkernel reads, so that a caller whose B
+// exists only implicitly, such as the column matrix of a convolution, never
+// stores it whole and writes each value once.
+type PanelB interface {
+	// PackB writes rows [pc, pc+kb) and columns [jc, jc+nb) of B into dst in
+	// slivers of nr columns: sliver s, at dst[s·nr·kb:], holds for each
+	// l < kb the nr values of row pc+l at columns jc+s·nr, ...; the columns
+	// of the last sliver past nb must be zero. len(dst) is a multiple of
+	// nr·kb covering nb columns.
+	PackB(dst []float32, pc, kb, jc, nb, nr int)
+}
+
+// SgemmB computes C = alpha·op(A)·B + beta·C like Sgemm, with the k×n
+// matrix B packed block by block by b, on the calling goroutine alone: it
+// is meant for work already split across threads. When beta is zero C is
+// only written. It panics if a dimension is negative or a slice is too
+// short.
+func (ctx *Context) SgemmB(transA bool, m, n, k int, alpha float32, a []float32, lda int, b PanelB, beta float32, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic("sgemm: negative dimension")
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = ac, ar
+	}
+	checkMatrix("A", a, ar, ac, lda)
+	checkMatrix("C", c, m, n, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scale(c, m, n, ldc, beta)
+		return
+	}
+	p := problem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, ldb: n, beta: beta, c: c, ldc: ldc, panel: b}
+	ctx.run(&p)
+}
+
+// NR returns the number of columns in a sliver of a packed B, the nr that
+// PanelB.PackB is called with.
+func (ctx *Context) NR() int { return ctx.kern.nr }
+
+// PackRows sets dst[l·NR()+j] = src[l·lds+j] for l < k and j < cols, and
+// zero for cols <= j < NR(): k rows of a sliver of B, for a PanelB. It reads
+// no value of src past column cols of each row.
+func (ctx *Context) PackRows(dst, src []float32, lds, k, cols int) {
+	if k <= 0 {
+		return
+	}
+	nr := ctx.kern.nr
+	if ctx.kern.copyB != nil && cols > 0 {
+		ctx.kern.copyB(k, src, lds, dst, cols, 1)
+		return
+	}
+	for l := range k {
+		d := dst[l*nr : l*nr+nr]
+		copy(d, src[l*lds:l*lds+cols])
+		clear(d[cols:])
+	}
+}
+
+// Transpose sets dst[l·ldd+r] = src[r·lds+l] for r < rows and l < cols:
+// columns of src become rows of dst, as a PanelB packs a B whose columns
+// are stored contiguously.
+func (ctx *Context) Transpose(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	ctx.kern.transposeInto(dst, ldd, src, lds, rows, cols, 1, 0)
+}
