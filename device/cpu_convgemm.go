@@ -20,9 +20,15 @@ type cpuConv struct {
 	dx, gy, pw, pb []float32 // pw, pb: the partial dw and db of each block
 	wt             []float32 // w transposed, [C·KH·KW, out], for the forward product
 	back, accX     bool
+	implicit       bool // the implicit-GEMM path (cpu_convfast.go); wt is ordered (i, j, c)
+	colW           bool // on that path, dw from a stored column matrix, ordered (c, i, j), as for few channels
 }
 
 func (t *cpuConv) run(lo, hi int) {
+	if t.implicit {
+		t.runImplicit(lo, hi)
+		return
+	}
 	g := t.g
 	g1 := g
 	g1.N = 1
@@ -65,18 +71,7 @@ func (t *cpuConv) run(lo, hi int) {
 			t.c.sgemm1.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {
-			pb := t.pb[blk*out : (blk+1)*out]
-			for o := range out {
-				var s float64
-				for _, v := range gyn[o*l : (o+1)*l] {
-					s += float64(v)
-				}
-				if beta == 0 {
-					pb[o] = float32(s)
-				} else {
-					pb[o] += float32(s)
-				}
-			}
+			cpuConvBiasGrad(t.pb[blk*out:(blk+1)*out], gyn, out, l, beta != 0)
 		}
 		if t.dx != nil {
 			t.c.sgemm1.Sgemm(true, false, ckk, l, out, 1, t.w, ckk, gyn, l, 0, col, l)
@@ -120,6 +115,11 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	}
 	defer c.Free(buf)
 	t.wt = buf.(*CPUBuffer).data
+	if t.implicit = cpuConvImplicit(g); t.implicit {
+		cpuConvWeightsT(t.wt, t.w, out, g.C, g.KH, g.KW, false)
+		c.run(g.N, t)
+		return nil
+	}
 	for o := range out {
 		for r, v := range t.w[o*ckk : (o+1)*ckk] {
 			t.wt[r*out+o] = v
@@ -171,6 +171,17 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	blocks := (g.N + cpuConvBlock - 1) / cpuConvBlock
 	ckk := g.ColRows()
+	t.implicit = cpuConvImplicit(g)
+	t.colW = t.implicit && g.C < cpuConvMinImplicitW
+	if t.implicit && t.dx != nil {
+		buf, err := c.Alloc(ckk * out)
+		if err != nil {
+			return err
+		}
+		defer c.Free(buf)
+		t.wt = buf.(*CPUBuffer).data
+		cpuConvWeightsT(t.wt, t.w, out, g.C, g.KH, g.KW, true)
+	}
 	if dws != nil {
 		buf, err := c.Alloc(blocks * out * ckk)
 		if err != nil {
@@ -190,7 +201,11 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	if g.N > 0 {
 		c.run(g.N, t)
 	}
-	cpuSumBlocks(dws, t.pw, blocks, g.N > 0, accW)
+	if t.implicit && !t.colW {
+		cpuSumBlocksPerm(dws, t.pw, blocks, g.N > 0, accW, out, g.C, g.KH, g.KW)
+	} else {
+		cpuSumBlocks(dws, t.pw, blocks, g.N > 0, accW)
+	}
 	cpuSumBlocks(dbs, t.pb, blocks, g.N > 0, accB)
 	return nil
 }
