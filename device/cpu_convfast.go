@@ -142,11 +142,11 @@ func cpuConvWeightsT(wt, w []float32, out, c, kh, kw int, flip bool) {
 // as cpuConvWeightsT writes them: y, [out, oh, ow], is set (or added to,
 // when acc) to the products plus bias (when not nil). tmp holds out·n
 // values, n = (oh-1)·wp + ow.
-func (c *CPU) convImage(p *cpuConvPanel, y, wt, bias, tmp []float32, cin, kh, out, oh, ow int, acc bool) {
+func (t *cpuConv) convImage(p *cpuConvPanel, y, wt, bias, tmp []float32, cin, kh, out, oh, ow int, acc bool) {
 	wp := p.wp
 	n := (oh-1)*wp + ow
 	k := kh * p.kw * cin
-	c.sgemm1.SgemmB(true, out, n, k, 1, wt, out, p, 0, tmp[:out*n], n)
+	t.gemm.SgemmB(true, out, n, k, 1, wt, out, p, 0, tmp[:out*n], n)
 	for o := range out {
 		var b float32
 		if bias != nil {
@@ -217,9 +217,9 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 			cpuPadImage(xp, xn, g.C, g.H, g.W, g.PH, g.PW)
 			src = xp
 		}
-		*p = cpuConvPanel{ctx: t.c.sgemm1, src: src, c: g.C, kw: g.KW, wp: wp, plane: hp * wp, ow: ow}
+		*p = cpuConvPanel{ctx: t.gemm, src: src, c: g.C, kw: g.KW, wp: wp, plane: hp * wp, ow: ow}
 		if !t.back {
-			t.c.convImage(p, t.y[n*out*l:(n+1)*out*l], t.wt, t.b, tmp, g.C, g.KH, out, oh, ow, false)
+			t.convImage(p, t.y[n*out*l:(n+1)*out*l], t.wt, t.b, tmp, g.C, g.KH, out, oh, ow, false)
 			continue
 		}
 		gyn := t.gy[n*out*l : (n+1)*out*l]
@@ -231,11 +231,11 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 		if t.pw != nil && t.colW {
 			ckk := g.ColRows()
 			cpuIm2colImage(col, xn, &g, oh, ow, 0)
-			t.c.sgemm1.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
+			t.gemm.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		} else if t.pw != nil {
 			ckk := g.ColRows()
 			p.transposed = true
-			t.c.sgemm1.SgemmB(false, out, ckk, l, 1, gyn, l, p, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
+			t.gemm.SgemmB(false, out, ckk, l, 1, gyn, l, p, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {
 			cpuConvBiasGrad(t.pb[blk*out:(blk+1)*out], gyn, out, l, beta != 0)
@@ -246,8 +246,8 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 				cpuPadImage(gp, gyn, out, oh, ow, qh, qw)
 				src = gp
 			}
-			*p = cpuConvPanel{ctx: t.c.sgemm1, src: src, c: out, kw: g.KW, wp: wq, plane: hq * wq}
-			t.c.convImage(p, t.dx[n*img:(n+1)*img], t.wt, nil, tmp, out, g.KH, g.C, g.H, g.W, t.accX)
+			*p = cpuConvPanel{ctx: t.gemm, src: src, c: out, kw: g.KW, wp: wq, plane: hq * wq}
+			t.convImage(p, t.dx[n*img:(n+1)*img], t.wt, nil, tmp, out, g.KH, g.C, g.H, g.W, t.accX)
 		}
 	}
 }

@@ -149,32 +149,41 @@ func TestConv2dAgainstDefinition(t *testing.T) {
 	}
 }
 
-// TestConv2dDeterministic checks that the CPU's Conv2dGrad gives the same
-// bits on one thread as on two: the weight gradient's partial sums do not
-// depend on how the images are split.
+// TestConv2dDeterministic checks that the CPU's Conv2d and Conv2dGrad give
+// the same bits on one thread as on two, for a batch split across threads
+// by image and for one too small to split, whose products are split: the
+// partial sums do not depend on how the work is divided.
 func TestConv2dDeterministic(t *testing.T) {
-	g := device.ConvGeom{N: 53, C: 8, H: 12, W: 10, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 1, DW: 1}
-	out := 16
-	rng := rand.New(rand.NewPCG(5, 6))
-	rs := func(n int) []float32 {
-		s := make([]float32, n)
-		for i := range s {
-			s[i] = 2*rng.Float32() - 1
+	for _, n := range []int{5, 53} {
+		g := device.ConvGeom{N: n, C: 40, H: 12, W: 10, KH: 3, KW: 3, SH: 1, SW: 1, PH: 1, PW: 1, DH: 1, DW: 1}
+		out := 24
+		rng := rand.New(rand.NewPCG(5, uint64(n)))
+		rs := func(n int) []float32 {
+			s := make([]float32, n)
+			for i := range s {
+				s[i] = 2*rng.Float32() - 1
+			}
+			return s
 		}
-		return s
-	}
-	x, w, gy := rs(g.N*g.C*g.H*g.W), rs(out*g.C*9), rs(g.N*out*g.OutH()*g.OutW())
-	var dws [2][]float32
-	for k, threads := range []int{1, 2} {
-		d := device.NewCPU(threads)
-		dws[k] = make([]float32, len(w))
-		if err := d.Conv2dGrad(nil, d.Adopt(dws[k]), nil, d.Adopt(x), d.Adopt(w), d.Adopt(gy), out, g, false, false, false); err != nil {
-			t.Fatal(err)
+		x, w, b, gy := rs(g.N*g.C*g.H*g.W), rs(out*g.C*9), rs(out), rs(g.N*out*g.OutH()*g.OutW())
+		var res [2][4][]float32
+		for k, threads := range []int{1, 2} {
+			d := device.NewCPU(threads)
+			y, dx, dw, db := make([]float32, len(gy)), make([]float32, len(x)), make([]float32, len(w)), make([]float32, out)
+			if err := d.Conv2d(d.Adopt(y), d.Adopt(x), d.Adopt(w), d.Adopt(b), out, g); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Conv2dGrad(d.Adopt(dx), d.Adopt(dw), d.Adopt(db), d.Adopt(x), d.Adopt(w), d.Adopt(gy), out, g, false, false, false); err != nil {
+				t.Fatal(err)
+			}
+			res[k] = [4][]float32{y, dx, dw, db}
 		}
-	}
-	for i := range dws[0] {
-		if math.Float32bits(dws[0][i]) != math.Float32bits(dws[1][i]) {
-			t.Fatalf("dw[%d] = %g on one thread, %g on two", i, dws[0][i], dws[1][i])
+		for v, name := range []string{"y", "dx", "dw", "db"} {
+			for i := range res[0][v] {
+				if a, b := res[0][v][i], res[1][v][i]; math.Float32bits(a) != math.Float32bits(b) {
+					t.Fatalf("N=%d: %s[%d] = %g on one thread, %g on two", n, name, i, a, b)
+				}
+			}
 		}
 	}
 }

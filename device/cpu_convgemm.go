@@ -1,5 +1,7 @@
 package device
 
+import "github.com/gograd/gograd/internal/sgemm"
+
 var _ Conv = (*CPU)(nil)
 
 // cpuConvBlock is the number of consecutive images whose weight and bias
@@ -20,8 +22,9 @@ type cpuConv struct {
 	dx, gy, pw, pb []float32 // pw, pb: the partial dw and db of each block
 	wt             []float32 // w transposed, [C·KH·KW, out], for the forward product
 	back, accX     bool
-	implicit       bool // the implicit-GEMM path (cpu_convfast.go); wt is ordered (i, j, c)
-	colW           bool // on that path, dw from a stored column matrix, ordered (c, i, j), as for few channels
+	gemm           *sgemm.Context // sgemm1, or the CPU's threads when the images cannot be split
+	implicit       bool           // the implicit-GEMM path (cpu_convfast.go); wt is ordered (i, j, c)
+	colW           bool           // on that path, dw from a stored column matrix, ordered (c, i, j), as for few channels
 }
 
 func (t *cpuConv) run(lo, hi int) {
@@ -57,7 +60,7 @@ func (t *cpuConv) run(lo, hi int) {
 				beta = 1
 			}
 			// op(A) = wtᵀ: packing a transposed A copies rows.
-			t.c.sgemm1.Sgemm(true, false, out, l, ckk, 1, t.wt, out, col, l, beta, yn, l)
+			t.gemm.Sgemm(true, false, out, l, ckk, 1, t.wt, out, col, l, beta, yn, l)
 			continue
 		}
 		gyn := t.gy[n*out*l : (n+1)*out*l]
@@ -68,13 +71,13 @@ func (t *cpuConv) run(lo, hi int) {
 		}
 		if t.pw != nil {
 			cpuIm2colImage(col, xn, &g, oh, ow, 0)
-			t.c.sgemm1.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
+			t.gemm.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {
 			cpuConvBiasGrad(t.pb[blk*out:(blk+1)*out], gyn, out, l, beta != 0)
 		}
 		if t.dx != nil {
-			t.c.sgemm1.Sgemm(true, false, ckk, l, out, 1, t.w, ckk, gyn, l, 0, col, l)
+			t.gemm.Sgemm(true, false, ckk, l, out, 1, t.w, ckk, gyn, l, 0, col, l)
 			dxn := t.dx[n*img : (n+1)*img]
 			for p := range g.C {
 				cpuCol2imPlane(dxn, col, &g1, p, t.accX)
@@ -91,7 +94,7 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	}
 	t := c.convTask()
 	defer c.convTasks.Put(t)
-	*t = cpuConv{c: c, g: g, out: out}
+	*t = cpuConv{c: c, g: g, out: out, gemm: c.convGemm(g.N)}
 	name := cpuOp{kind: op}
 	var err error
 	if t.y, err = cpuData(name, "y", y, convSize("y", g, out)); err != nil {
@@ -140,7 +143,7 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	t := c.convTask()
 	defer c.convTasks.Put(t)
-	*t = cpuConv{c: c, g: g, out: out, back: true, accX: accX}
+	*t = cpuConv{c: c, g: g, out: out, back: true, accX: accX, gemm: c.convGemm(g.N)}
 	name := cpuOp{kind: op}
 	data := func(arg string, b Buffer) ([]float32, error) {
 		if isNil(b) {
@@ -208,6 +211,16 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	cpuSumBlocks(dbs, t.pb, blocks, g.N > 0, accB)
 	return nil
+}
+
+// convGemm returns the SGEMM context for a convolution of n images: one
+// thread per product when the images are split across threads (see run),
+// all of them when a batch too small to be split runs on one.
+func (c *CPU) convGemm(n int) *sgemm.Context {
+	if c.threads > 1 && n <= cpuConvBlock {
+		return c.sgemm
+	}
+	return c.sgemm1
 }
 
 // convTask returns a task from the CPU's pool, so that a call allocates nothing.

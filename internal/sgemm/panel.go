@@ -14,10 +14,12 @@ type PanelB interface {
 }
 
 // SgemmB computes C = alpha·op(A)·B + beta·C like Sgemm, with the k×n
-// matrix B packed block by block by b, on the calling goroutine alone: it
-// is meant for work already split across threads. When beta is zero C is
-// only written. It panics if a dimension is negative or a slice is too
-// short.
+// matrix B packed block by block by b. A large product is split across the
+// Context's threads as Sgemm splits it, so b.PackB may be called from
+// several goroutines at once, for disjoint blocks. The sums of each value
+// of C run in the same order however the product is split. When beta is
+// zero C is only written. It panics if a dimension is negative or a slice
+// is too short.
 func (ctx *Context) SgemmB(transA bool, m, n, k int, alpha float32, a []float32, lda int, b PanelB, beta float32, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic("sgemm: negative dimension")
@@ -36,7 +38,7 @@ func (ctx *Context) SgemmB(transA bool, m, n, k int, alpha float32, a []float32,
 		return
 	}
 	p := problem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, ldb: n, beta: beta, c: c, ldc: ldc, panel: b}
-	ctx.run(&p)
+	ctx.gemm(&p)
 }
 
 // NR returns the number of columns in a sliver of a packed B, the nr that

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 )
 
@@ -14,11 +15,11 @@ type rowPanel struct {
 	b     []float32
 	ld    int
 	cm    bool
-	calls int
+	calls atomic.Int32 // PackB may be called from several goroutines
 }
 
 func (p *rowPanel) PackB(dst []float32, pc, kb, jc, nb, nr int) {
-	p.calls++
+	p.calls.Add(1)
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		s := dst[jr*kb : (jr+nr)*kb]
@@ -81,7 +82,7 @@ func TestSgemmBMatchesReference(t *testing.T) {
 						}
 						pb := &rowPanel{ctx: ctx, b: b, ld: ldb, cm: cm}
 						ctx.SgemmB(transA, m, n, k, sc[0], a, lda, pb, sc[1], c, ldc)
-						if pb.calls == 0 {
+						if pb.calls.Load() == 0 {
 							t.Fatalf("%s: PackB never called", name)
 						}
 						for i := range m {

@@ -124,8 +124,10 @@ type problem struct {
 	// and element (i, j) of the computed matrix is stored at c[j*ldc+i].
 	transC bool
 
-	// panel, if not nil, packs B in place of b (SgemmB).
+	// panel, if not nil, packs B in place of b (SgemmB), and column 0 of the
+	// problem is column j0 of the panel's B.
 	panel PanelB
+	j0    int
 }
 
 // at returns the index in c of element (i, j) of the computed matrix.
@@ -152,7 +154,7 @@ func (p *problem) swap() problem {
 // as stored. When beta is zero C is only written, so it may hold NaNs or
 // garbage. It panics if a dimension is negative or a slice is too short.
 func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil}
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil, 0}
 	p.check()
 	if m == 0 || n == 0 {
 		return
@@ -163,8 +165,14 @@ func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []f
 	}
 	if ctx.swapped(m, n) {
 		p = p.swap()
-		m, n = n, m
 	}
+	ctx.gemm(&p)
+}
+
+// gemm computes p, split across the Context's threads when it is large.
+func (ctx *Context) gemm(pp *problem) {
+	p := *pp
+	m, n, k := p.m, p.n, p.k
 	parts, splitN := ctx.split(m, n, k)
 	if parts == 1 {
 		ctx.run(&p)
@@ -269,7 +277,9 @@ func (p *problem) rows(i0, i1 int) problem {
 func (p *problem) cols(j0, j1 int) problem {
 	q := *p
 	q.n = j1 - j0
-	if p.transB {
+	if p.panel != nil {
+		q.j0 = p.j0 + j0
+	} else if p.transB {
 		q.b = p.b[j0*p.ldb:]
 	} else {
 		q.b = p.b[j0:]
@@ -357,7 +367,7 @@ func (ctx *Context) run(p *problem) {
 			kb := min(kc, p.k-pc)
 			switch {
 			case p.panel != nil:
-				p.panel.PackB(ws.b[:roundUp(nb, kr.nr)*kb], pc, kb, jc, nb, kr.nr)
+				p.panel.PackB(ws.b[:roundUp(nb, kr.nr)*kb], pc, kb, p.j0+jc, nb, kr.nr)
 			case !direct:
 				kr.packB(ws.b, p, pc, kb, jc, nb)
 			}
