@@ -19,9 +19,10 @@ import "github.com/gograd/gograd/internal/sgemm"
 //
 //   - y = wᵀ·col over that grid, then the valid columns are copied out,
 //     with the bias added.
-//   - dw = gy·colᵀ, with K running over the valid outputs only: a panel of
-//     colᵀ is a transpose of runs of the padded image, one output row at a
-//     time.
+//   - dw = gy·colᵀ, with K running over the valid outputs only, from a
+//     padded copy of the image stored channels last, [H+2·PH, W+2·PW, C]:
+//     the row of a panel of colᵀ for output (y, x) holds, for each (i, j),
+//     the C contiguous values at (y+i, x+j), so packing is copying.
 //   - dx is the convolution of gy, padded by KH-1-PH and KW-1-PW, with the
 //     kernel rotated by 180° and its in and out channels swapped: the same
 //     product as y, instead of a product into a column matrix and the
@@ -34,8 +35,10 @@ func cpuConvImplicit(g ConvGeom) bool {
 
 // cpuConvPanel packs the panels of B for one image: the column matrix of
 // the padded planes src, [c, plane/wp, wp], with rows (i, j, c) for a kernel
-// kw wide, and columns over the grid of outputs wp wide (forward), or
-// transposed, with rows over the valid outputs, ow of each grid row (dw).
+// kw wide, and columns over the grid of outputs wp wide (y and dx); or,
+// when transposed, its transpose, with rows over the valid outputs, ow of
+// each grid row, from the padded image stored channels last, [hp, wp, c]
+// (dw).
 type cpuConvPanel struct {
 	ctx              *sgemm.Context
 	src              []float32
@@ -64,26 +67,30 @@ func (p *cpuConvPanel) PackB(dst []float32, pc, kb, jc, nb, nr int) {
 	}
 }
 
-// packT packs the panel of colᵀ: row l is valid output pc+l, column r is
-// row r of the column matrix.
+// packT packs the panel of colᵀ from planes stored channels last, src =
+// [plane/wp, wp, c]: row l is valid output pc+l, column r = (i, j, c) is
+// row r of the column matrix, so the columns of one (i, j) are contiguous.
 func (p *cpuConvPanel) packT(dst []float32, pc, kb, jc, nb, nr int) {
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		s := dst[jr*kb : (jr+nr)*kb]
-		if cols < nr {
-			for l := range kb {
-				clear(s[l*nr+cols : (l+1)*nr])
-			}
-		}
 		for t := 0; t < cols; {
 			r := jc + jr + t
 			ij, c := r/p.c, r%p.c
 			run := min(p.c-c, cols-t)
-			base := c*p.plane + (ij/p.kw)*p.wp + ij%p.kw
+			base := ((ij/p.kw)*p.wp+ij%p.kw)*p.c + c
 			for l := 0; l < kb; {
 				y, x := (pc+l)/p.ow, (pc+l)%p.ow
 				seg := min(p.ow-x, kb-l)
-				p.ctx.Transpose(s[l*nr+t:], nr, p.src[base+y*p.wp+x:], p.plane, run, seg)
+				src := p.src[base+(y*p.wp+x)*p.c:]
+				if t == 0 {
+					// The first run of the sliver zeroes the columns past it.
+					p.ctx.PackRows(s[l*nr:], src, p.c, seg, run)
+				} else {
+					for q := range seg {
+						copy(s[(l+q)*nr+t:][:run], src[q*p.c:][:run])
+					}
+				}
 				l += seg
 			}
 			t += run
@@ -112,6 +119,15 @@ func cpuPadImage(xp, x []float32, c, h, w, ph, pw int) {
 		for y := range h {
 			copy(xp[(ch*hp+y+ph)*wp+pw:][:w], x[(ch*h+y)*w:][:w])
 		}
+	}
+}
+
+// cpuPadImageT copies x, [c, h, w], into the interior of xh, [h+2·ph,
+// w+2·pw, c], channels last, whose border is zero already.
+func cpuPadImageT(ctx *sgemm.Context, xh, x []float32, c, h, w, ph, pw int) {
+	wp := w + 2*pw
+	for y := range h {
+		ctx.Transpose(xh[((y+ph)*wp+pw)*c:], c, x[y*w:], h*w, c, w)
 	}
 }
 
@@ -147,6 +163,7 @@ func (t *cpuConv) convImage(p *cpuConvPanel, y, wt, bias, tmp []float32, cin, kh
 	n := (oh-1)*wp + ow
 	k := kh * p.kw * cin
 	t.gemm.SgemmB(true, out, n, k, 1, wt, out, p, 0, tmp[:out*n], n)
+	simd := t.c.simd
 	for o := range out {
 		var b float32
 		if bias != nil {
@@ -157,12 +174,20 @@ func (t *cpuConv) convImage(p *cpuConvPanel, y, wt, bias, tmp []float32, cin, kh
 			s := tmp[o*n+r*wp:][:ow]
 			switch {
 			case acc:
-				for x, v := range s {
-					d[x] += v
+				x := 0
+				if simd {
+					x = biasAddVec(d, d, s)
+				}
+				for ; x < len(d); x++ {
+					d[x] += s[x]
 				}
 			case bias != nil:
-				for x, v := range s {
-					d[x] = v + b
+				x := 0
+				if simd {
+					x = bnScaleVec(d, s, 1, b)
+				}
+				for ; x < len(d); x++ {
+					d[x] = s[x] + b
 				}
 			default:
 				copy(d, s)
@@ -178,14 +203,14 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 	l, out := oh*ow, t.out
 	img := g.C * g.H * g.W
 	hp, wp := g.H+2*g.PH, g.W+2*g.PW
-	needX := !t.back || (t.pw != nil && !t.colW)
+	implicitW := t.pw != nil && !t.colW
 	// Buffers: the padded image, the padded gy (dx), the product before
 	// its valid columns are copied out.
 	var xpLen, gpLen, tmpLen, colLen int
 	qh, qw := g.KH-1-g.PH, g.KW-1-g.PW
 	hq, wq := oh+2*qh, ow+2*qw
-	if needX && (g.PH > 0 || g.PW > 0) {
-		xpLen = g.C * hp * wp
+	if (!t.back && (g.PH > 0 || g.PW > 0)) || implicitW {
+		xpLen = g.C * hp * wp // channels last for dw
 	}
 	if !t.back {
 		tmpLen = out * ((oh-1)*wp + ow)
@@ -212,13 +237,13 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 	defer t.c.putConvPanel(p)
 	for n := lo; n < hi; n++ {
 		xn := t.x[n*img : (n+1)*img]
-		src := xn
-		if needX && xpLen > 0 {
-			cpuPadImage(xp, xn, g.C, g.H, g.W, g.PH, g.PW)
-			src = xp
-		}
-		*p = cpuConvPanel{ctx: t.gemm, src: src, c: g.C, kw: g.KW, wp: wp, plane: hp * wp, ow: ow}
 		if !t.back {
+			src := xn
+			if xpLen > 0 {
+				cpuPadImage(xp, xn, g.C, g.H, g.W, g.PH, g.PW)
+				src = xp
+			}
+			*p = cpuConvPanel{ctx: t.gemm, src: src, c: g.C, kw: g.KW, wp: wp, plane: hp * wp}
 			t.convImage(p, t.y[n*out*l:(n+1)*out*l], t.wt, t.b, tmp, g.C, g.KH, out, oh, ow, false)
 			continue
 		}
@@ -232,9 +257,10 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 			ckk := g.ColRows()
 			cpuIm2colImage(col, xn, &g, oh, ow, 0)
 			t.gemm.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
-		} else if t.pw != nil {
+		} else if implicitW {
 			ckk := g.ColRows()
-			p.transposed = true
+			cpuPadImageT(t.gemm, xp, xn, g.C, g.H, g.W, g.PH, g.PW)
+			*p = cpuConvPanel{ctx: t.gemm, src: xp, c: g.C, kw: g.KW, wp: wp, ow: ow, transposed: true}
 			t.gemm.SgemmB(false, out, ckk, l, 1, gyn, l, p, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {
