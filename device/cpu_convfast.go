@@ -12,13 +12,14 @@ import "github.com/gograd/gograd/internal/sgemm"
 // is then the value of plane c at (y+i, x+j): over a grid of outputs as
 // wide as a padded row, whose last 2·PW columns are thrown away, every row
 // of the column matrix is a contiguous run of the padded image, and the
-// rows of one (i, j) lie one plane apart. The SGEMM's packed panels of B
-// are copied straight from there (SgemmB), so the column matrix is never
-// stored: each value is read from the padded image and written once, into
-// a panel that stays in the cache while the microkernel reads it.
+// rows of one (i, j) lie one plane apart. The SGEMM's packed panels are
+// copied straight from there (SgemmA, SgemmB), so the column matrix is
+// never stored: each value is read from the padded image and written once,
+// into a panel that stays in the cache while the microkernel reads it.
 //
-//   - y = wᵀ·col over that grid, then the valid columns are copied out,
-//     with the bias added.
+//   - yᵀ = colᵀ·w over that grid, the grid along the microkernel's rows and
+//     the output channels along its columns; the valid outputs are then
+//     transposed into y and the bias added.
 //   - dw = gy·colᵀ, with K running over the valid outputs only, from a
 //     padded copy of the image stored channels last, [H+2·PH, W+2·PW, C]:
 //     the row of a panel of colᵀ for output (y, x) holds, for each (i, j),
@@ -27,50 +28,51 @@ import "github.com/gograd/gograd/internal/sgemm"
 //     kernel rotated by 180° and its in and out channels swapped: the same
 //     product as y, instead of a product into a column matrix and the
 //     scattered sums of col2im.
+//
+// The products of an image run on one thread when the images are split
+// across threads, and on all of them for a batch too small to split.
 
 // cpuConvImplicit reports whether g takes the implicit-GEMM path.
 func cpuConvImplicit(g ConvGeom) bool {
 	return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW
 }
 
-// cpuConvPanel packs the panels of B for one image: the column matrix of
-// the padded planes src, [c, plane/wp, wp], with rows (i, j, c) for a kernel
-// kw wide, and columns over the grid of outputs wp wide (y and dx); or,
-// when transposed, its transpose, with rows over the valid outputs, ow of
-// each grid row, from the padded image stored channels last, [hp, wp, c]
-// (dw).
+// cpuConvPanel packs the panels of the transposed column matrix of one
+// image, whose columns (i, j, c) are for a kernel kw wide: as A (y and dx),
+// with rows over the grid of outputs wp wide, from the padded planes src,
+// [c, plane/wp, wp]; as B (dw), with rows over the valid outputs, ow of
+// each grid row, from the padded image stored channels last, src = [hp,
+// wp, c].
 type cpuConvPanel struct {
 	ctx              *sgemm.Context
 	src              []float32
 	c, kw, wp, plane int
 	ow               int
-	transposed       bool
 }
 
-// PackB implements sgemm.PanelB.
-func (p *cpuConvPanel) PackB(dst []float32, pc, kb, jc, nb, nr int) {
-	if p.transposed {
-		p.packT(dst, pc, kb, jc, nb, nr)
-		return
-	}
-	for jr := 0; jr < nb; jr += nr {
-		cols := min(nr, nb-jr)
-		s := dst[jr*kb : (jr+nr)*kb]
+// PackA implements sgemm.PanelA: the panels of colᵀ over the grid of
+// outputs, for y and dx.
+func (p *cpuConvPanel) PackA(dst []float32, ic, mb, pc, kb, mr int) {
+	for ir := 0; ir < mb; ir += mr {
+		rows := min(mr, mb-ir)
+		s := dst[ir*kb : (ir+mr)*kb]
 		for l := 0; l < kb; {
 			r := pc + l
 			ij, c := r/p.c, r%p.c
 			run := min(p.c-c, kb-l)
-			off := c*p.plane + (ij/p.kw)*p.wp + ij%p.kw + jc + jr
-			p.ctx.PackRows(s[l*nr:], p.src[off:], p.plane, run, cols)
+			off := c*p.plane + (ij/p.kw)*p.wp + ij%p.kw + ic + ir
+			p.ctx.PackA(s[l*mr:], p.src[off:], p.plane, run, rows)
 			l += run
 		}
 	}
 }
 
-// packT packs the panel of colᵀ from planes stored channels last, src =
-// [plane/wp, wp, c]: row l is valid output pc+l, column r = (i, j, c) is
-// row r of the column matrix, so the columns of one (i, j) are contiguous.
-func (p *cpuConvPanel) packT(dst []float32, pc, kb, jc, nb, nr int) {
+// PackB implements sgemm.PanelB: the panels of colᵀ over the valid outputs,
+// for dw.
+// Row l of the panel is valid output pc+l, column r = (i, j, c) row r of
+// the column matrix, read from the padded image stored channels last, so
+// the columns of one (i, j) are contiguous.
+func (p *cpuConvPanel) PackB(dst []float32, pc, kb, jc, nb, nr int) {
 	for jr := 0; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		s := dst[jr*kb : (jr+nr)*kb]
@@ -127,7 +129,7 @@ func cpuPadImage(xp, x []float32, c, h, w, ph, pw int) {
 func cpuPadImageT(ctx *sgemm.Context, xh, x []float32, c, h, w, ph, pw int) {
 	wp := w + 2*pw
 	for y := range h {
-		ctx.Transpose(xh[((y+ph)*wp+pw)*c:], c, x[y*w:], h*w, c, w)
+		ctx.Transpose(xh[((y+ph)*wp+pw)*c:], c, x[y*w:], h*w, c, w, 0)
 	}
 }
 
@@ -153,45 +155,37 @@ func cpuConvWeightsT(wt, w []float32, out, c, kh, kw int, flip bool) {
 	}
 }
 
-// cpuConvImage computes, for one image, the stride-1 convolution of the
+// convImage computes, for one image, the stride-1 convolution of the
 // padded planes p.src, [cin, hp, wp], with the weights wt, [kh·kw·cin, out]
 // as cpuConvWeightsT writes them: y, [out, oh, ow], is set (or added to,
-// when acc) to the products plus bias (when not nil). tmp holds out·n
-// values, n = (oh-1)·wp + ow.
+// when acc) to the products plus bias (when not nil). The product is
+// computed transposed, [n, out] with n = (oh-1)·wp + ow grid outputs, into
+// tmp, so that its long side runs along the microkernel's rows and the
+// channels, multiples of 32 in common nets, fill its columns exactly.
 func (t *cpuConv) convImage(p *cpuConvPanel, y, wt, bias, tmp []float32, cin, kh, out, oh, ow int, acc bool) {
 	wp := p.wp
 	n := (oh-1)*wp + ow
 	k := kh * p.kw * cin
-	t.gemm.SgemmB(true, out, n, k, 1, wt, out, p, 0, tmp[:out*n], n)
-	simd := t.c.simd
-	for o := range out {
-		var b float32
-		if bias != nil {
-			b = bias[o]
+	t.gemm.SgemmA(n, out, k, p, false, wt, out, 0, tmp[:n*out], out)
+	var beta float32
+	if acc {
+		beta = 1
+	}
+	l := oh * ow
+	for r := range oh {
+		t.gemm.Transpose(y[r*ow:], l, tmp[r*wp*out:], out, ow, out, beta)
+	}
+	if bias == nil {
+		return
+	}
+	for o, b := range bias[:out] {
+		d := y[o*l : (o+1)*l]
+		x := 0
+		if t.c.simd {
+			x = bnScaleVec(d, d, 1, b)
 		}
-		for r := range oh {
-			d := y[(o*oh+r)*ow:][:ow]
-			s := tmp[o*n+r*wp:][:ow]
-			switch {
-			case acc:
-				x := 0
-				if simd {
-					x = biasAddVec(d, d, s)
-				}
-				for ; x < len(d); x++ {
-					d[x] += s[x]
-				}
-			case bias != nil:
-				x := 0
-				if simd {
-					x = bnScaleVec(d, s, 1, b)
-				}
-				for ; x < len(d); x++ {
-					d[x] = s[x] + b
-				}
-			default:
-				copy(d, s)
-			}
+		for ; x < len(d); x++ {
+			d[x] += b
 		}
 	}
 }
@@ -260,7 +254,7 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 		} else if implicitW {
 			ckk := g.ColRows()
 			cpuPadImageT(t.gemm, xp, xn, g.C, g.H, g.W, g.PH, g.PW)
-			*p = cpuConvPanel{ctx: t.gemm, src: xp, c: g.C, kw: g.KW, wp: wp, ow: ow, transposed: true}
+			*p = cpuConvPanel{ctx: t.gemm, src: xp, c: g.C, kw: g.KW, wp: wp, ow: ow}
 			t.gemm.SgemmB(false, out, ckk, l, 1, gyn, l, p, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {

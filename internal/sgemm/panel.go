@@ -41,6 +41,69 @@ func (ctx *Context) SgemmB(transA bool, m, n, k int, alpha float32, a []float32,
 	ctx.gemm(&p)
 }
 
+// PanelA builds blocks of the m×k matrix A of a product computed by SgemmA
+// straight into the layout the microkernel reads, as PanelB does for B.
+type PanelA interface {
+	// PackA writes rows [ic, ic+mb) and columns [pc, pc+kb) of A into dst
+	// in slivers of mr rows: sliver s, at dst[s·mr·kb:], holds for each
+	// l < kb the mr values of column pc+l at rows ic+s·mr, ...; the rows of
+	// the last sliver past mb must be zero. len(dst) is a multiple of mr·kb
+	// covering mb rows.
+	PackA(dst []float32, ic, mb, pc, kb, mr int)
+}
+
+// SgemmA computes C = A·op(B) + beta·C like Sgemm, with the m×k matrix A
+// packed block by block by a. A large product is split across the
+// Context's threads as Sgemm splits it, so a.PackA may be called from
+// several goroutines at once, for disjoint blocks. The sums of each value
+// of C run in the same order however the product is split. When beta is
+// zero C is only written. It panics if a dimension is negative or a slice
+// is too short.
+func (ctx *Context) SgemmA(m, n, k int, a PanelA, transB bool, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic("sgemm: negative dimension")
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = bc, br
+	}
+	checkMatrix("B", b, br, bc, ldb)
+	checkMatrix("C", c, m, n, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scale(c, m, n, ldc, beta)
+		return
+	}
+	p := problem{transB: transB, m: m, n: n, k: k, alpha: 1, lda: k, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, panelA: a}
+	ctx.gemm(&p)
+}
+
+// MR returns the number of rows in a sliver of a packed A, the mr that
+// PanelA.PackA is called with.
+func (ctx *Context) MR() int { return ctx.kern.mr }
+
+// PackA sets dst[l·MR()+i] = src[l·lds+i] for l < k and i < rows, and zero
+// for rows <= i < MR(): k columns of a sliver of A whose columns are
+// stored contiguously, for a PanelA. It reads no value of src past rows in
+// each of its k runs.
+func (ctx *Context) PackA(dst, src []float32, lds, k, rows int) {
+	if k <= 0 {
+		return
+	}
+	mr := ctx.kern.mr
+	if ctx.kern.copyA != nil && rows > 0 {
+		ctx.kern.copyA(k, src, lds, dst, rows, 1)
+		return
+	}
+	for l := range k {
+		d := dst[l*mr : l*mr+mr]
+		copy(d, src[l*lds:l*lds+rows])
+		clear(d[rows:])
+	}
+}
+
 // NR returns the number of columns in a sliver of a packed B, the nr that
 // PanelB.PackB is called with.
 func (ctx *Context) NR() int { return ctx.kern.nr }
@@ -64,12 +127,12 @@ func (ctx *Context) PackRows(dst, src []float32, lds, k, cols int) {
 	}
 }
 
-// Transpose sets dst[l·ldd+r] = src[r·lds+l] for r < rows and l < cols:
-// columns of src become rows of dst, as a PanelB packs a B whose columns
-// are stored contiguously.
-func (ctx *Context) Transpose(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+// Transpose sets dst[l·ldd+r] = src[r·lds+l] + beta·dst[l·ldd+r] for r <
+// rows and l < cols, not reading dst when beta is zero: columns of src
+// become rows of dst.
+func (ctx *Context) Transpose(dst []float32, ldd int, src []float32, lds, rows, cols int, beta float32) {
 	if rows <= 0 || cols <= 0 {
 		return
 	}
-	ctx.kern.transposeInto(dst, ldd, src, lds, rows, cols, 1, 0)
+	ctx.kern.transposeInto(dst, ldd, src, lds, rows, cols, 1, beta)
 }

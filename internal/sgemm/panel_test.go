@@ -28,7 +28,7 @@ func (p *rowPanel) PackB(dst []float32, pc, kb, jc, nb, nr int) {
 			continue
 		}
 		clear(s)
-		p.ctx.Transpose(s, nr, p.b[(jc+jr)*p.ld+pc:], p.ld, cols, kb)
+		p.ctx.Transpose(s, nr, p.b[(jc+jr)*p.ld+pc:], p.ld, cols, kb, 0)
 	}
 }
 
@@ -107,6 +107,93 @@ func TestSgemmBZeroK(t *testing.T) {
 	for i, want := range []float32{0.5, 1, 1.5, 2} {
 		if c[i] != want {
 			t.Fatalf("c = %v, want beta·c", c)
+		}
+	}
+}
+
+// colPanel packs an m×k A stored column by column (k×m) with PackA, or,
+// when rm is set, one stored row by row with Transpose.
+type colPanel struct {
+	ctx   *Context
+	a     []float32
+	ld    int
+	rm    bool
+	calls atomic.Int32
+}
+
+func (p *colPanel) PackA(dst []float32, ic, mb, pc, kb, mr int) {
+	p.calls.Add(1)
+	for ir := 0; ir < mb; ir += mr {
+		rows := min(mr, mb-ir)
+		s := dst[ir*kb : (ir+mr)*kb]
+		if !p.rm {
+			p.ctx.PackA(s, p.a[pc*p.ld+ic+ir:], p.ld, kb, rows)
+			continue
+		}
+		clear(s)
+		p.ctx.Transpose(s, mr, p.a[(ic+ir)*p.ld+pc:], p.ld, rows, kb, 0)
+	}
+}
+
+func TestSgemmAMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	shapes := [][3]int{{1, 1, 1}, {12, 32, 9}, {838, 32, 288}, {37, 5, 300}, {2049, 13, 7}, {100, 64, 577}, {9, 3, 784}}
+	for _, ctx := range contexts() {
+		for _, s := range shapes {
+			for _, transB := range []bool{false, true} {
+				for _, rm := range []bool{false, true} {
+					for _, beta := range []float32{0, 1, 0.5} {
+						m, n, k := s[0], s[1], s[2]
+						name := fmt.Sprintf("%s/%dx%dx%d/tB=%v/rm=%v/%v", ctx.Kernel(), m, n, k, transB, rm, beta)
+						lda, ar := m+2, k
+						if rm {
+							lda, ar = k+1, m
+						}
+						a := randMatrix(rng, ar, lda)
+						ldb, br := n+3, k
+						if transB {
+							ldb, br = k+3, n
+						}
+						b := randMatrix(rng, br, ldb)
+						ldc := n + 1
+						c := randMatrix(rng, m, ldc)
+						want := make([]float64, len(c))
+						for i := range m {
+							for j := range n {
+								var sum float64
+								for l := range k {
+									var av, bv float32
+									if rm {
+										av = a[i*lda+l]
+									} else {
+										av = a[l*lda+i]
+									}
+									if transB {
+										bv = b[j*ldb+l]
+									} else {
+										bv = b[l*ldb+j]
+									}
+									sum += float64(av) * float64(bv)
+								}
+								want[i*ldc+j] = sum + float64(beta)*float64(c[i*ldc+j])
+							}
+						}
+						pa := &colPanel{ctx: ctx, a: a, ld: lda, rm: rm}
+						ctx.SgemmA(m, n, k, pa, transB, b, ldb, beta, c, ldc)
+						if pa.calls.Load() == 0 {
+							t.Fatalf("%s: PackA never called", name)
+						}
+						for i := range m {
+							for j := range n {
+								w := want[i*ldc+j]
+								if got := float64(c[i*ldc+j]); math.Abs(got-w) > 1e-5*float64(k)+1e-5 {
+									t.Fatalf("%s: c[%d][%d] = %g, want %g", name, i, j, got, w)
+								}
+							}
+						}
+					}
+				}
+			}
 		}
 	}
 }

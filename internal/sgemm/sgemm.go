@@ -125,9 +125,12 @@ type problem struct {
 	transC bool
 
 	// panel, if not nil, packs B in place of b (SgemmB), and column 0 of the
-	// problem is column j0 of the panel's B.
-	panel PanelB
-	j0    int
+	// problem is column j0 of the panel's B; panelA packs A in place of a
+	// (SgemmA), and row 0 of the problem is row i0 of the panel's A.
+	panel  PanelB
+	j0     int
+	panelA PanelA
+	i0     int
 }
 
 // at returns the index in c of element (i, j) of the computed matrix.
@@ -154,7 +157,7 @@ func (p *problem) swap() problem {
 // as stored. When beta is zero C is only written, so it may hold NaNs or
 // garbage. It panics if a dimension is negative or a slice is too short.
 func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil, 0}
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil, 0, nil, 0}
 	p.check()
 	if m == 0 || n == 0 {
 		return
@@ -264,7 +267,9 @@ func checkMatrix(name string, s []float32, rows, cols, ld int) {
 func (p *problem) rows(i0, i1 int) problem {
 	q := *p
 	q.m = i1 - i0
-	if p.transA {
+	if p.panelA != nil {
+		q.i0 = p.i0 + i0
+	} else if p.transA {
 		q.a = p.a[i0:]
 	} else {
 		q.a = p.a[i0*p.lda:]
@@ -377,7 +382,11 @@ func (ctx *Context) run(p *problem) {
 			}
 			for ic := 0; ic < p.m; ic += mc {
 				mb := min(mc, p.m-ic)
-				kr.packA(ws.a, p, ic, mb, pc, kb)
+				if p.panelA != nil {
+					p.panelA.PackA(ws.a[:roundUp(mb, kr.mr)*kb], p.i0+ic, mb, pc, kb, kr.mr)
+				} else {
+					kr.packA(ws.a, p, ic, mb, pc, kb)
+				}
 				ctx.macro(ws, p, ic, jc, pc, mb, nb, kb, beta, direct)
 			}
 		}
