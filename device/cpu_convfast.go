@@ -32,10 +32,18 @@ import "github.com/gograd/gograd/internal/sgemm"
 // The products of an image run on one thread when the images are split
 // across threads, and on all of them for a batch too small to split.
 
-// cpuConvImplicit reports whether g takes the implicit-GEMM path.
-func cpuConvImplicit(g ConvGeom) bool {
-	return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW
+// cpuConvImplicit reports whether g takes the implicit-GEMM path, whose
+// products have ch channels along the microkernel's columns: the output
+// channels for y, the input channels for dx and dw (whose product has
+// C·KH·KW columns).
+func cpuConvImplicit(g ConvGeom, ch int) bool {
+	return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW && ch >= cpuConvMinImplicit
 }
+
+// cpuConvMinImplicit is the number of channels below which a convolution
+// takes the generic path: with fewer, most of each tile of the microkernel
+// would be padding, where Sgemm computes such a thin product transposed.
+const cpuConvMinImplicit = 8
 
 // cpuConvPanel packs the panels of the transposed column matrix of one
 // image, whose columns (i, j, c) are for a kernel kw wide: as A (y and dx),
@@ -197,20 +205,16 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 	l, out := oh*ow, t.out
 	img := g.C * g.H * g.W
 	hp, wp := g.H+2*g.PH, g.W+2*g.PW
-	implicitW := t.pw != nil && !t.colW
-	// Buffers: the padded image, the padded gy (dx), the product before
-	// its valid columns are copied out.
-	var xpLen, gpLen, tmpLen, colLen int
+	// Buffers: the padded image (channels last for dw), the padded gy (dx),
+	// the product over the grid before the valid outputs are moved out.
+	var xpLen, gpLen, tmpLen int
 	qh, qw := g.KH-1-g.PH, g.KW-1-g.PW
 	hq, wq := oh+2*qh, ow+2*qw
-	if (!t.back && (g.PH > 0 || g.PW > 0)) || implicitW {
-		xpLen = g.C * hp * wp // channels last for dw
+	if (!t.back && (g.PH > 0 || g.PW > 0)) || t.pw != nil {
+		xpLen = g.C * hp * wp
 	}
 	if !t.back {
 		tmpLen = out * ((oh-1)*wp + ow)
-	}
-	if t.pw != nil && t.colW {
-		colLen = g.ColRows() * l
 	}
 	if t.dx != nil {
 		if qh > 0 || qw > 0 {
@@ -218,14 +222,13 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 		}
 		tmpLen = g.C * ((g.H-1)*wq + g.W)
 	}
-	buf, err := t.c.Alloc(xpLen + gpLen + colLen + tmpLen)
+	buf, err := t.c.Alloc(xpLen + gpLen + tmpLen)
 	if err != nil {
 		panic(err) // bounded by the checked sizes of x, y and gy
 	}
 	defer t.c.Free(buf)
 	all := buf.(*CPUBuffer).data
-	xp, gp := all[:xpLen], all[xpLen:xpLen+gpLen]
-	col, tmp := all[xpLen+gpLen:xpLen+gpLen+colLen], all[xpLen+gpLen+colLen:]
+	xp, gp, tmp := all[:xpLen], all[xpLen:xpLen+gpLen], all[xpLen+gpLen:]
 	clear(all[:xpLen+gpLen]) // the borders stay zero
 	p := t.c.convPanel()
 	defer t.c.putConvPanel(p)
@@ -247,11 +250,7 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 		if n%cpuConvBlock != 0 {
 			beta = 1
 		}
-		if t.pw != nil && t.colW {
-			ckk := g.ColRows()
-			cpuIm2colImage(col, xn, &g, oh, ow, 0)
-			t.gemm.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
-		} else if implicitW {
+		if t.pw != nil {
 			ckk := g.ColRows()
 			cpuPadImageT(t.gemm, xp, xn, g.C, g.H, g.W, g.PH, g.PW)
 			*p = cpuConvPanel{ctx: t.gemm, src: xp, c: g.C, kw: g.KW, wp: wp, ow: ow}
@@ -325,9 +324,3 @@ func cpuSumBlocksPerm(d, p []float32, blocks int, any, acc bool, out, c, kh, kw 
 		}
 	}
 }
-
-// cpuConvMinImplicitW is the number of input channels below which the
-// implicit path computes dw from a stored column matrix: with fewer, a panel
-// of colᵀ is transposed a few rows at a time, and a product with a short
-// side of C·KH·KW is faster computed transposed, as Sgemm does.
-const cpuConvMinImplicitW = 8

@@ -24,7 +24,6 @@ type cpuConv struct {
 	back, accX     bool
 	gemm           *sgemm.Context // sgemm1, or the CPU's threads when the images cannot be split
 	implicit       bool           // the implicit-GEMM path (cpu_convfast.go); wt is ordered (i, j, c)
-	colW           bool           // on that path, dw from a stored column matrix, ordered (c, i, j), as for few channels
 }
 
 func (t *cpuConv) run(lo, hi int) {
@@ -118,7 +117,7 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	}
 	defer c.Free(buf)
 	t.wt = buf.(*CPUBuffer).data
-	if t.implicit = cpuConvImplicit(g); t.implicit {
+	if t.implicit = cpuConvImplicit(g, out); t.implicit {
 		cpuConvWeightsT(t.wt, t.w, out, g.C, g.KH, g.KW, false)
 		c.run(g.N, t)
 		return nil
@@ -174,8 +173,7 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	blocks := (g.N + cpuConvBlock - 1) / cpuConvBlock
 	ckk := g.ColRows()
-	t.implicit = cpuConvImplicit(g)
-	t.colW = t.implicit && g.C < cpuConvMinImplicitW
+	t.implicit = cpuConvImplicit(g, g.C)
 	if t.implicit && t.dx != nil {
 		buf, err := c.Alloc(ckk * out)
 		if err != nil {
@@ -204,7 +202,7 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	if g.N > 0 {
 		c.run(g.N, t)
 	}
-	if t.implicit && !t.colW {
+	if t.implicit {
 		cpuSumBlocksPerm(dws, t.pw, blocks, g.N > 0, accW, out, g.C, g.KH, g.KW)
 	} else {
 		cpuSumBlocks(dws, t.pw, blocks, g.N > 0, accW)
