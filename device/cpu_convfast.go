@@ -32,17 +32,19 @@ import "github.com/gograd/gograd/internal/sgemm"
 // The products of an image run on one thread when the images are split
 // across threads, and on all of them for a batch too small to split.
 
-// cpuConvImplicit reports whether g takes the implicit-GEMM path, whose
-// products have ch channels along the microkernel's columns: the output
-// channels for y, the input channels for dx and dw (whose product has
-// C·KH·KW columns).
-func cpuConvImplicit(g ConvGeom, ch int) bool {
-	return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW && ch >= cpuConvMinImplicit
+// cpuConvImplicit reports whether g, with out output channels, takes the
+// implicit-GEMM path.
+func cpuConvImplicit(g ConvGeom, out int) bool {
+	return g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.PH < g.KH && g.PW < g.KW &&
+		g.C >= cpuConvMinImplicit && out >= cpuConvMinImplicit
 }
 
-// cpuConvMinImplicit is the number of channels below which a convolution
-// takes the generic path: with fewer, most of each tile of the microkernel
-// would be padding, where Sgemm computes such a thin product transposed.
+// cpuConvMinImplicit is the number of input or output channels below which
+// a convolution takes the generic path. With few output channels (or input
+// channels, for dx) most of each tile of the microkernel would be padding,
+// where Sgemm computes such a thin product transposed; with few input
+// channels the column matrix is small, and its panels would be copied a
+// few values at a time.
 const cpuConvMinImplicit = 8
 
 // cpuConvPanel packs the panels of the transposed column matrix of one

@@ -173,7 +173,7 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	blocks := (g.N + cpuConvBlock - 1) / cpuConvBlock
 	ckk := g.ColRows()
-	t.implicit = cpuConvImplicit(g, g.C)
+	t.implicit = cpuConvImplicit(g, out)
 	if t.implicit && t.dx != nil {
 		buf, err := c.Alloc(ckk * out)
 		if err != nil {
