@@ -34,6 +34,7 @@ type CPU struct {
 	bnTasks     sync.Pool // of *cpuBNTask
 	convTasks   sync.Pool // of *cpuConv
 	colTasks    sync.Pool // of *cpuConvTask
+	convPanels  sync.Pool // of *cpuConvPanel
 	poolTasks   sync.Pool // of *cpuPool
 
 	mu     sync.Mutex

@@ -1,5 +1,7 @@
 package device
 
+import "github.com/gograd/gograd/internal/sgemm"
+
 var _ Conv = (*CPU)(nil)
 
 // cpuConvBlock is the number of consecutive images whose weight and bias
@@ -20,9 +22,15 @@ type cpuConv struct {
 	dx, gy, pw, pb []float32 // pw, pb: the partial dw and db of each block
 	wt             []float32 // w transposed, [C·KH·KW, out], for the forward product
 	back, accX     bool
+	gemm           *sgemm.Context // sgemm1, or the CPU's threads when the images cannot be split
+	implicit       bool           // the implicit-GEMM path (cpu_convfast.go); wt is ordered (i, j, c)
 }
 
 func (t *cpuConv) run(lo, hi int) {
+	if t.implicit {
+		t.runImplicit(lo, hi)
+		return
+	}
 	g := t.g
 	g1 := g
 	g1.N = 1
@@ -51,7 +59,7 @@ func (t *cpuConv) run(lo, hi int) {
 				beta = 1
 			}
 			// op(A) = wtᵀ: packing a transposed A copies rows.
-			t.c.sgemm1.Sgemm(true, false, out, l, ckk, 1, t.wt, out, col, l, beta, yn, l)
+			t.gemm.Sgemm(true, false, out, l, ckk, 1, t.wt, out, col, l, beta, yn, l)
 			continue
 		}
 		gyn := t.gy[n*out*l : (n+1)*out*l]
@@ -62,24 +70,13 @@ func (t *cpuConv) run(lo, hi int) {
 		}
 		if t.pw != nil {
 			cpuIm2colImage(col, xn, &g, oh, ow, 0)
-			t.c.sgemm1.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
+			t.gemm.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
 		}
 		if t.pb != nil {
-			pb := t.pb[blk*out : (blk+1)*out]
-			for o := range out {
-				var s float64
-				for _, v := range gyn[o*l : (o+1)*l] {
-					s += float64(v)
-				}
-				if beta == 0 {
-					pb[o] = float32(s)
-				} else {
-					pb[o] += float32(s)
-				}
-			}
+			cpuConvBiasGrad(t.pb[blk*out:(blk+1)*out], gyn, out, l, beta != 0)
 		}
 		if t.dx != nil {
-			t.c.sgemm1.Sgemm(true, false, ckk, l, out, 1, t.w, ckk, gyn, l, 0, col, l)
+			t.gemm.Sgemm(true, false, ckk, l, out, 1, t.w, ckk, gyn, l, 0, col, l)
 			dxn := t.dx[n*img : (n+1)*img]
 			for p := range g.C {
 				cpuCol2imPlane(dxn, col, &g1, p, t.accX)
@@ -96,7 +93,7 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	}
 	t := c.convTask()
 	defer c.convTasks.Put(t)
-	*t = cpuConv{c: c, g: g, out: out}
+	*t = cpuConv{c: c, g: g, out: out, gemm: c.convGemm(g.N)}
 	name := cpuOp{kind: op}
 	var err error
 	if t.y, err = cpuData(name, "y", y, convSize("y", g, out)); err != nil {
@@ -120,6 +117,11 @@ func (c *CPU) Conv2d(y, x, w, b Buffer, out int, g ConvGeom) error {
 	}
 	defer c.Free(buf)
 	t.wt = buf.(*CPUBuffer).data
+	if t.implicit = cpuConvImplicit(g, out); t.implicit {
+		cpuConvWeightsT(t.wt, t.w, out, g.C, g.KH, g.KW, false)
+		c.run(g.N, t)
+		return nil
+	}
 	for o := range out {
 		for r, v := range t.w[o*ckk : (o+1)*ckk] {
 			t.wt[r*out+o] = v
@@ -140,7 +142,7 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	t := c.convTask()
 	defer c.convTasks.Put(t)
-	*t = cpuConv{c: c, g: g, out: out, back: true, accX: accX}
+	*t = cpuConv{c: c, g: g, out: out, back: true, accX: accX, gemm: c.convGemm(g.N)}
 	name := cpuOp{kind: op}
 	data := func(arg string, b Buffer) ([]float32, error) {
 		if isNil(b) {
@@ -171,6 +173,16 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	}
 	blocks := (g.N + cpuConvBlock - 1) / cpuConvBlock
 	ckk := g.ColRows()
+	t.implicit = cpuConvImplicit(g, out)
+	if t.implicit && t.dx != nil {
+		buf, err := c.Alloc(ckk * out)
+		if err != nil {
+			return err
+		}
+		defer c.Free(buf)
+		t.wt = buf.(*CPUBuffer).data
+		cpuConvWeightsT(t.wt, t.w, out, g.C, g.KH, g.KW, true)
+	}
 	if dws != nil {
 		buf, err := c.Alloc(blocks * out * ckk)
 		if err != nil {
@@ -190,9 +202,23 @@ func (c *CPU) Conv2dGrad(dx, dw, db, x, w, gy Buffer, out int, g ConvGeom, accX,
 	if g.N > 0 {
 		c.run(g.N, t)
 	}
-	cpuSumBlocks(dws, t.pw, blocks, g.N > 0, accW)
+	if t.implicit {
+		cpuSumBlocksPerm(dws, t.pw, blocks, g.N > 0, accW, out, g.C, g.KH, g.KW)
+	} else {
+		cpuSumBlocks(dws, t.pw, blocks, g.N > 0, accW)
+	}
 	cpuSumBlocks(dbs, t.pb, blocks, g.N > 0, accB)
 	return nil
+}
+
+// convGemm returns the SGEMM context for a convolution of n images: one
+// thread per product when the images are split across threads (see run),
+// all of them when a batch too small to be split runs on one.
+func (c *CPU) convGemm(n int) *sgemm.Context {
+	if c.threads > 1 && n <= cpuConvBlock {
+		return c.sgemm
+	}
+	return c.sgemm1
 }
 
 // convTask returns a task from the CPU's pool, so that a call allocates nothing.

@@ -123,6 +123,14 @@ type problem struct {
 	// transC computes C transposed: the problem was swapped to Cᵀ = op(B)ᵀ·op(A)ᵀ,
 	// and element (i, j) of the computed matrix is stored at c[j*ldc+i].
 	transC bool
+
+	// panel, if not nil, packs B in place of b (SgemmB), and column 0 of the
+	// problem is column j0 of the panel's B; panelA packs A in place of a
+	// (SgemmA), and row 0 of the problem is row i0 of the panel's A.
+	panel  PanelB
+	j0     int
+	panelA PanelA
+	i0     int
 }
 
 // at returns the index in c of element (i, j) of the computed matrix.
@@ -149,7 +157,7 @@ func (p *problem) swap() problem {
 // as stored. When beta is zero C is only written, so it may hold NaNs or
 // garbage. It panics if a dimension is negative or a slice is too short.
 func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false}
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil, 0, nil, 0}
 	p.check()
 	if m == 0 || n == 0 {
 		return
@@ -160,8 +168,14 @@ func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []f
 	}
 	if ctx.swapped(m, n) {
 		p = p.swap()
-		m, n = n, m
 	}
+	ctx.gemm(&p)
+}
+
+// gemm computes p, split across the Context's threads when it is large.
+func (ctx *Context) gemm(pp *problem) {
+	p := *pp
+	m, n, k := p.m, p.n, p.k
 	parts, splitN := ctx.split(m, n, k)
 	if parts == 1 {
 		ctx.run(&p)
@@ -253,7 +267,9 @@ func checkMatrix(name string, s []float32, rows, cols, ld int) {
 func (p *problem) rows(i0, i1 int) problem {
 	q := *p
 	q.m = i1 - i0
-	if p.transA {
+	if p.panelA != nil {
+		q.i0 = p.i0 + i0
+	} else if p.transA {
 		q.a = p.a[i0:]
 	} else {
 		q.a = p.a[i0*p.lda:]
@@ -266,7 +282,9 @@ func (p *problem) rows(i0, i1 int) problem {
 func (p *problem) cols(j0, j1 int) problem {
 	q := *p
 	q.n = j1 - j0
-	if p.transB {
+	if p.panel != nil {
+		q.j0 = p.j0 + j0
+	} else if p.transB {
 		q.b = p.b[j0*p.ldb:]
 	} else {
 		q.b = p.b[j0:]
@@ -347,12 +365,15 @@ func (ctx *Context) run(p *problem) {
 	ws.b = grow(ws.b, roundUp(nc, kr.nr)*kc)
 	// When op(B) is not transposed and C has a single row of tiles, each
 	// sliver of op(B) is read once: the microkernel reads it in place.
-	direct := !p.transB && p.m <= kr.mr
+	direct := p.panel == nil && !p.transB && p.m <= kr.mr
 	for jc := 0; jc < p.n; jc += nc {
 		nb := min(nc, p.n-jc)
 		for pc := 0; pc < p.k; pc += kc {
 			kb := min(kc, p.k-pc)
-			if !direct {
+			switch {
+			case p.panel != nil:
+				p.panel.PackB(ws.b[:roundUp(nb, kr.nr)*kb], pc, kb, p.j0+jc, nb, kr.nr)
+			case !direct:
 				kr.packB(ws.b, p, pc, kb, jc, nb)
 			}
 			beta := p.beta
@@ -361,7 +382,11 @@ func (ctx *Context) run(p *problem) {
 			}
 			for ic := 0; ic < p.m; ic += mc {
 				mb := min(mc, p.m-ic)
-				kr.packA(ws.a, p, ic, mb, pc, kb)
+				if p.panelA != nil {
+					p.panelA.PackA(ws.a[:roundUp(mb, kr.mr)*kb], p.i0+ic, mb, pc, kb, kr.mr)
+				} else {
+					kr.packA(ws.a, p, ic, mb, pc, kb)
+				}
 				ctx.macro(ws, p, ic, jc, pc, mb, nb, kb, beta, direct)
 			}
 		}
