@@ -27,6 +27,12 @@
 // by the caller, so a busy machine makes a product no slower than one thread
 // would.
 //
+// SgemmA and SgemmB take one operand as a PanelA or PanelB, which packs
+// each block of it straight into the microkernel's layout when asked, so
+// that an operand which exists only implicitly, as the column matrix of a
+// convolution does, is never stored whole; PackA, PackRows and Transpose
+// are the packing routines such a panel builds on.
+//
 // Packing buffers are reused between calls, so a Context should be kept and
 // shared rather than created per call. It is safe for concurrent use.
 package sgemm
