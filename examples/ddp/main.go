@@ -217,14 +217,25 @@ func run(comm dist.Communicator, c config) (err error) {
 	}
 	fmt.Printf("rank %d: weights fnv64 %016x\n", comm.Rank(), h.Sum64())
 	if c.measure > 0 && comm.Size() > 1 {
-		return measure(comm, dp, params, c.measure, steps)
+		return measure(comm, dp, params, c.measure, median(waitTimes))
 	}
 	return nil
 }
 
+// median returns the median of v, 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
 // measure times the buckets' all-reduces without any computation, as
-// DataParallel issues them, and compares with the time training waited.
-func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.Var, reps, steps int) error {
+// DataParallel issues them, and compares the median with waited, the
+// median time a step of training waited for them (ms).
+func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.Var, reps int, waited float64) error {
 	var groups [][]*tensor.Tensor
 	var sizes []string
 	for _, b := range dp.Buckets() {
@@ -240,8 +251,9 @@ func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.V
 	if err := comm.Barrier(); err != nil {
 		return err
 	}
-	start := time.Now()
+	var times []float64
 	for range reps {
+		start := time.Now()
 		reqs := make([]dist.Request, len(groups))
 		for k, g := range groups {
 			r, err := comm.StartAllReduce(dist.Mean, g...)
@@ -255,13 +267,13 @@ func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.V
 				return err
 			}
 		}
+		times = append(times, ms(time.Since(start)))
 	}
-	alone := time.Since(start) / time.Duration(reps)
-	waited := dp.Stats().WaitTime / time.Duration(dp.Stats().Passes)
+	alone := median(times)
 	if comm.Rank() == 0 {
-		hidden := 1 - float64(waited)/float64(alone)
-		fmt.Printf("all-reduce: %d buckets %v, %.3f ms per step alone, %.3f ms per step waited in training: %.0f%% hidden behind backward\n",
-			len(groups), sizes, ms(alone), ms(waited), 100*max(hidden, 0))
+		hidden := 1 - waited/alone
+		fmt.Printf("all-reduce: %d buckets %v, median %.3f ms per step alone, %.3f ms waited in training: %.0f%% hidden behind backward\n",
+			len(groups), sizes, alone, waited, 100*max(hidden, 0))
 	}
 	return nil
 }
