@@ -146,7 +146,7 @@ func run(comm dist.Communicator, c config) (err error) {
 		if err := comm.Barrier(); err != nil {
 			return err
 		}
-		start, wait0 := time.Now(), dp.Stats().WaitTime
+		start, cpu0, wait0 := time.Now(), cpuTime(), dp.Stats().WaitTime
 		var sum float64
 		for _, b := range batches {
 			t0 := time.Now()
@@ -181,14 +181,14 @@ func run(comm dist.Communicator, c config) (err error) {
 		if err := comm.Barrier(); err != nil {
 			return err
 		}
-		took := time.Since(start)
+		took, cpu := time.Since(start), cpuTime()-cpu0
 		trainTime += took
 		steps += len(batches)
 		if comm.Rank() == 0 {
 			waited := dp.Stats().WaitTime - wait0
-			fmt.Printf("epoch %d: loss %.4f  %.0f samples/s  %.3f ms per step, %.3f ms of it waiting for the all-reduce\n",
-				epoch+1, sum/float64(len(batches)), float64(len(batches)*c.batch*comm.Size())/took.Seconds(),
-				ms(took)/float64(len(batches)), ms(waited)/float64(len(batches)))
+			n := float64(len(batches))
+			fmt.Printf("epoch %d: loss %.4f  %.0f samples/s  %.3f ms per step, %.3f ms of it waiting for the all-reduce; %.3f ms of CPU per step (this process)\n",
+				epoch+1, sum/n, n*float64(c.batch*comm.Size())/took.Seconds(), ms(took)/n, ms(waited)/n, ms(cpu)/n)
 		}
 	}
 	if comm.Rank() == 0 {
