@@ -261,6 +261,11 @@ type mpiOp struct {
 // so openMPI raises it to 2 (the thread spends its time in C, blocked,
 // sleeping or testing).
 func openMPI(cfg Config) (Communicator, error) {
+	if _, ok := os.LookupEnv(libnbcAllreduce); !ok {
+		if err := os.Setenv(libnbcAllreduce, "1"); err != nil {
+			return nil, fmt.Errorf("dist: mpi: selecting the ring all-reduce: %w", err)
+		}
+	}
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
@@ -268,9 +273,6 @@ func openMPI(cfg Config) (Communicator, error) {
 		wake: (*C.int)(C.calloc(2, C.size_t(unsafe.Sizeof(C.int(0)))))}
 	c.waiting = (*C.int)(unsafe.Add(unsafe.Pointer(c.wake), unsafe.Sizeof(C.int(0))))
 	c.background = C.int(btoi(runtime.NumCPU() > 1))
-	if _, ok := os.LookupEnv(libnbcAllreduce); !ok {
-		os.Setenv(libnbcAllreduce, "1")
-	}
 	ready := make(chan error, 1)
 	go c.run(ready)
 	if err := <-ready; err != nil {
