@@ -4,7 +4,9 @@ package dist
 
 /*
 #cgo pkg-config: ompi-c
+#cgo CFLAGS: -O3
 #include <mpi.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +37,23 @@ static int gg_setup(MPI_Comm* work, MPI_Comm* ctl, int* rank, int* size, int* lo
 	return MPI_Comm_free(&node);
 }
 
-static int gg_iallreduce(void* p, int n, MPI_Comm c, MPI_Request* r) {
-	return MPI_Iallreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, c, r);
+// gg_mean2 is the reduction of a mean over 2 ranks: inout = (in + inout) / 2.
+// On 2 ranks every algorithm combines each value exactly once (a ring
+// reduces each half on one rank, a tree on the root, recursive doubling
+// on both, alike, since a + b == b + a), so this gives the mean in the
+// pass that adds, with no pass of its own to divide.
+static void gg_mean2(void* in, void* inout, int* len, MPI_Datatype* dt) {
+	const float* restrict a = in;
+	float* restrict b = inout;
+	int n = *len;
+	for (int i = 0; i < n; i++) b[i] = (a[i] + b[i]) * 0.5f;
+}
+static MPI_Op gg_mean2_op = MPI_OP_NULL;
+static int gg_make_ops(void) { return MPI_Op_create(gg_mean2, 1, &gg_mean2_op); }
+static void gg_free_ops(void) { if (gg_mean2_op != MPI_OP_NULL) MPI_Op_free(&gg_mean2_op); }
+
+static int gg_iallreduce(void* p, int n, int mean2, MPI_Comm c, MPI_Request* r) {
+	return MPI_Iallreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, mean2 ? gg_mean2_op : MPI_SUM, c, r);
 }
 static int gg_ibcast(void* p, int n, int bytes, int root, MPI_Comm c, MPI_Request* r) {
 	return MPI_Ibcast(p, n, bytes ? MPI_BYTE : MPI_FLOAT, root, c, r);
@@ -56,15 +73,51 @@ static int gg_cancel(MPI_Request* r, int recv) {
 }
 static double gg_wtime(void) { return MPI_Wtime(); }
 
+// The MPI thread's idle wait: it blocks on gg_cond until an operation is
+// queued, the caller starts waiting for one, or a deadline passes.
+static pthread_mutex_t gg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gg_cond = PTHREAD_COND_INITIALIZER;
+
+// gg_signal wakes the MPI thread: *flag (wake or waiting) changed.
+static void gg_signal(void) {
+	pthread_mutex_lock(&gg_mu);
+	pthread_cond_signal(&gg_cond);
+	pthread_mutex_unlock(&gg_mu);
+}
+
+static void gg_block(int* wake, int* waiting, double until) {
+	double now = MPI_Wtime();
+	if (until - now > 1) until = now + 1;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	double d = until - now;
+	long sec = (long)d, ns = (long)((d - (double)sec) * 1e9);
+	ts.tv_sec += sec;
+	ts.tv_nsec += ns;
+	if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+	pthread_mutex_lock(&gg_mu);
+	if (!__atomic_load_n(wake, __ATOMIC_ACQUIRE) && !__atomic_load_n(waiting, __ATOMIC_ACQUIRE))
+		pthread_cond_timedwait(&gg_cond, &gg_mu, &ts);
+	pthread_mutex_unlock(&gg_mu);
+}
+
 // gg_poll tests the n requests until one completes, *wake is set (new work
-// arrived) or MPI_Wtime reaches until. Between tests it yields the CPU for
-// the first 2 ms, then sleeps, 20 µs at first, doubling up to 1 ms: a rank
-// waiting long for another (evaluating, writing a checkpoint) leaves the
-// CPU to it. Completed requests become MPI_REQUEST_NULL; their indices go
-// to idx.
-static int gg_poll(int n, MPI_Request* reqs, int* idx, int* out, int* wake, double until) {
-	double spin = MPI_Wtime() + 2e-3;
+// arrived) or MPI_Wtime reaches until. MPI moves data only inside its
+// calls, and that is CPU work. While the caller waits for a collective
+// (*waiting > 0) it tests in a loop for the first 2 ms, then sleeps between
+// tests, 20 µs at first, doubling up to 1 ms: a rank waiting long for
+// another (evaluating, writing a checkpoint) leaves the CPU to it. While
+// nobody waits, with background set (the process has CPUs to spare) it
+// yields between tests for 2 ms, then sleeps likewise; without (the rank
+// is bound to one core, which the MPI thread shares with the computation,
+// so every test takes time from it) it blocks until an operation is queued
+// or the caller waits: starting a collective progresses those in flight,
+// and the rest happens in Wait. Completed requests become
+// MPI_REQUEST_NULL; their indices go to idx.
+static int gg_poll(int n, MPI_Request* reqs, int* idx, int* out, int* wake, int* waiting, double until, int background) {
+	double spin = 0;
 	long nap = 20000;
+	int waited = 0;
 	for (;;) {
 		int e = MPI_Testsome(n, reqs, out, idx, MPI_STATUSES_IGNORE);
 		if (e != MPI_SUCCESS) return e;
@@ -73,17 +126,24 @@ static int gg_poll(int n, MPI_Request* reqs, int* idx, int* out, int* wake, doub
 		if (__atomic_exchange_n(wake, 0, __ATOMIC_ACQ_REL)) return 0;
 		double now = MPI_Wtime();
 		if (now >= until) return 0;
-		if (now < spin) {
-			sched_yield();
-		} else {
-			struct timespec ts = {0, nap};
-			nanosleep(&ts, NULL);
-			if (nap < 1000000) nap *= 2;
+		int w = __atomic_load_n(waiting, __ATOMIC_ACQUIRE) > 0;
+		if (!w && !background) {
+			gg_block(wake, waiting, until);
+			spin = 0, nap = 20000;
+			continue;
 		}
+		if (w != waited || spin == 0) spin = now + 2e-3, nap = 20000, waited = w;
+		if (now < spin) {
+			if (!w) sched_yield();
+			continue;
+		}
+		struct timespec ts = {0, nap};
+		nanosleep(&ts, NULL);
+		if (nap < 1000000) nap *= 2;
 	}
 }
 
-static void gg_scale(float* p, long n, float s) {
+static void gg_scale(float* restrict p, long n, float s) {
 	for (long i = 0; i < n; i++) p[i] *= s;
 }
 
@@ -100,6 +160,7 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -118,6 +179,14 @@ const MPIBuilt = true
 // and reduced together.
 const fuseMin = 1 << 14
 
+// libnbcAllreduce is the Open MPI parameter that selects the algorithm of
+// MPI_Iallreduce. Its default for fewer than 4 ranks, or in place, is a
+// binomial tree (a reduce to rank 0, then a broadcast back), which on 2
+// ranks over shared memory takes 2.5 times as long as the ring (1): the
+// ring reduces half the values on each rank, then exchanges the halves.
+// openMPI selects the ring unless the environment (mpirun --mca) sets it.
+const libnbcAllreduce = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
+
 // maxCount is the most values one MPI call takes (its count is an int).
 const maxCount = 1 << 30
 
@@ -125,6 +194,11 @@ const maxCount = 1 << 30
 // MPI_Init, starts every collective as a non-blocking one, tests them until
 // they complete (MPI progresses only inside its calls), enforces the
 // timeout, and finalizes. The caller's goroutine queues operations to it.
+// When the process has a single CPU (mpirun binds each rank to a core),
+// the thread tests only when a collective is queued and while the caller
+// waits in Wait, and sleeps in between, since every test would take the
+// core from the computation; with CPUs to spare it also tests while the
+// caller computes (see gg_poll).
 //
 // To name a rank that never starts a collective, each rank sends the
 // sequence number of every collective it starts to the others, on a second
@@ -135,6 +209,8 @@ type mpiComm struct {
 	timeout           time.Duration
 	ops               chan *mpiOp
 	wake              *C.int // set when an operation is queued
+	waiting           *C.int // the number of callers blocked in Wait
+	background        C.int  // progress collectives while nobody waits (gg_poll)
 	broken            atomic.Pointer[Error]
 	closed            bool
 	exited            chan struct{}
@@ -182,13 +258,21 @@ type mpiOp struct {
 // The MPI thread needs a P of the Go scheduler of its own, or it would
 // start and finish collectives only when the training goroutine blocks:
 // under mpirun's default binding of a rank to one core, GOMAXPROCS is 1,
-// so openMPI raises it to 2 (the thread spends its time in C, yielding).
+// so openMPI raises it to 2 (the thread spends its time in C, blocked,
+// sleeping or testing).
 func openMPI(cfg Config) (Communicator, error) {
+	if _, ok := os.LookupEnv(libnbcAllreduce); !ok {
+		if err := os.Setenv(libnbcAllreduce, "1"); err != nil {
+			return nil, fmt.Errorf("dist: mpi: selecting the ring all-reduce: %w", err)
+		}
+	}
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
 	c := &mpiComm{timeout: cfg.Timeout, ops: make(chan *mpiOp, 64), exited: make(chan struct{}),
-		wake: (*C.int)(C.calloc(1, C.size_t(unsafe.Sizeof(C.int(0)))))}
+		wake: (*C.int)(C.calloc(2, C.size_t(unsafe.Sizeof(C.int(0)))))}
+	c.waiting = (*C.int)(unsafe.Add(unsafe.Pointer(c.wake), unsafe.Sizeof(C.int(0))))
+	c.background = C.int(btoi(runtime.NumCPU() > 1))
 	ready := make(chan error, 1)
 	go c.run(ready)
 	if err := <-ready; err != nil {
@@ -196,6 +280,12 @@ func openMPI(cfg Config) (Communicator, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// signal sets flag and wakes the MPI thread.
+func (c *mpiComm) signal(flag *C.int) {
+	atomic.StoreInt32((*int32)(unsafe.Pointer(flag)), 1)
+	C.gg_signal()
 }
 
 func (c *mpiComm) Backend() string { return "mpi" }
@@ -236,7 +326,7 @@ func (c *mpiComm) submit(op *mpiOp) (*mpiOp, error) {
 	}
 	op.c, op.done = c, make(chan error, 1)
 	c.ops <- op
-	atomic.StoreInt32((*int32)(unsafe.Pointer(c.wake)), 1)
+	c.signal(c.wake)
 	return op, nil
 }
 
@@ -301,7 +391,7 @@ func (c *mpiComm) Close() error {
 	c.closed = true
 	op := &mpiOp{kind: opClose, c: c, done: make(chan error, 1)}
 	c.ops <- op
-	atomic.StoreInt32((*int32)(unsafe.Pointer(c.wake)), 1)
+	c.signal(c.wake)
 	err := <-op.done
 	<-c.exited
 	C.free(unsafe.Pointer(c.wake))
@@ -314,6 +404,16 @@ func (op *mpiOp) Wait() error {
 	if op.finished {
 		return op.err
 	}
+	select {
+	case op.err = <-op.done:
+		op.finished = true
+		return op.err
+	default:
+	}
+	w := (*int32)(unsafe.Pointer(op.c.waiting))
+	atomic.AddInt32(w, 1)
+	C.gg_signal()
+	defer atomic.AddInt32(w, -1)
 	t := time.NewTimer(op.c.timeout + 30*time.Second)
 	select {
 	case op.err = <-op.done:
@@ -377,7 +477,11 @@ func (c *mpiComm) run(ready chan<- error) {
 	}
 	th := &mpiThread{c: c, free: map[int][]unsafe.Pointer{}}
 	var rank, size, local C.int
-	if rc := C.gg_setup(&th.work, &th.ctl, &rank, &size, &local); rc != 0 {
+	rc := C.gg_setup(&th.work, &th.ctl, &rank, &size, &local)
+	if rc == 0 {
+		rc = C.gg_make_ops()
+	}
+	if rc != 0 {
 		ready <- c.mpiError("setup", rc)
 		C.gg_finalize()
 		return
@@ -479,7 +583,7 @@ func (th *mpiThread) poll(d time.Duration) *Error {
 		reqs[i] = s.req
 	}
 	var out C.int
-	rc := C.gg_poll(C.int(n), th.reqs, th.idx, &out, th.c.wake, C.gg_wtime()+C.double(max(d, 0).Seconds()))
+	rc := C.gg_poll(C.int(n), th.reqs, th.idx, &out, th.c.wake, th.c.waiting, C.gg_wtime()+C.double(max(d, 0).Seconds()), th.c.background)
 	for i := range n {
 		th.slots[i].req = reqs[i] // completed ones are MPI_REQUEST_NULL now
 	}
@@ -560,6 +664,8 @@ func (th *mpiThread) start(op *mpiOp) {
 	th.active = append(th.active, op)
 	switch op.kind {
 	case opAllReduce:
+		// On 2 ranks a mean divides in the reduction itself (gg_mean2).
+		mean2 := C.int(btoi(op.mean && c.size == 2))
 		var small []float32
 		total := 0
 		for _, s := range op.spans {
@@ -584,7 +690,7 @@ func (th *mpiThread) start(op *mpiOp) {
 			for lo := 0; lo < len(s); lo += maxCount {
 				hi := min(lo+maxCount, len(s))
 				var r C.MPI_Request
-				if !add(C.gg_iallreduce(unsafe.Pointer(&s[lo]), C.int(hi-lo), th.work, &r), r) {
+				if !add(C.gg_iallreduce(unsafe.Pointer(&s[lo]), C.int(hi-lo), mean2, th.work, &r), r) {
 					return
 				}
 			}
@@ -592,7 +698,7 @@ func (th *mpiThread) start(op *mpiOp) {
 		for lo := 0; lo < len(small); lo += maxCount {
 			hi := min(lo+maxCount, len(small))
 			var r C.MPI_Request
-			if !add(C.gg_iallreduce(unsafe.Pointer(&small[lo]), C.int(hi-lo), th.work, &r), r) {
+			if !add(C.gg_iallreduce(unsafe.Pointer(&small[lo]), C.int(hi-lo), mean2, th.work, &r), r) {
 				return
 			}
 		}
@@ -627,13 +733,15 @@ func (th *mpiThread) start(op *mpiOp) {
 }
 
 // finish completes op: it copies the fused values back, divides by the
-// number of ranks for a mean, and hands the result to the caller.
+// number of ranks for a mean over more than 2 (gg_mean2 has divided on 2),
+// and hands the result to the caller.
 func (th *mpiThread) finish(op *mpiOp) {
 	scale := C.float(1 / float32(th.c.size))
+	divide := op.mean && th.c.size > 2
 	if op.kind == opAllReduce {
 		for _, s := range op.spans {
 			if len(s) >= fuseMin || len(op.spans) == 1 {
-				if op.mean && th.c.size > 1 {
+				if divide {
 					C.gg_scale((*C.float)(unsafe.Pointer(&s[0])), C.long(len(s)), scale)
 				}
 			}
@@ -644,7 +752,7 @@ func (th *mpiThread) finish(op *mpiOp) {
 				total += len(s)
 			}
 			small := unsafe.Slice((*float32)(op.staging), total)
-			if op.mean && th.c.size > 1 {
+			if divide {
 				C.gg_scale((*C.float)(op.staging), C.long(total), scale)
 			}
 			off := 0
@@ -733,6 +841,7 @@ func (th *mpiThread) close(op *mpiOp) {
 		}
 	}
 	th.slots = nil
+	C.gg_free_ops()
 	C.gg_comm_free(&th.work)
 	C.gg_comm_free(&th.ctl)
 	if rc := C.gg_finalize(); rc != 0 && first == nil {
