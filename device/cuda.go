@@ -543,7 +543,7 @@ func (c *CUDA) BatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight,
 		n   int
 	}{{"dx", dx, total}, {"dweight", dweight, ch}, {"dbias", dbias, ch}, {"x", x, total}, {"y", y, total}, {"mean", mean, ch},
 		{"invstd", invstd, ch}, {"weight", weight, ch}, {"g", g, total}} {
-		if (i < 3 || i == 4) && isNil(b.buf) || i == 4 && act != ActRelu {
+		if i < 3 && isNil(b.buf) || i == 4 && act != ActRelu {
 			continue
 		}
 		var err error
