@@ -713,15 +713,24 @@ __device__ __forceinline__ long long bn_at(long long k, long long ch, long long 
 	return (o * c + ch) * inner + (k - o * inner);
 }
 
+// bn_grad is the gradient g[i] reaching a batch norm, through the ReLU
+// that followed it when y, its output, is not null: g[i] where y[i] > 0,
+// else 0, as the CPU's mask.
+__device__ __forceinline__ float bn_grad(const float* g, const float* y, long long i) {
+	return y == nullptr || y[i] > 0.0f ? g[i] : 0.0f;
+}
+
 // batch_norm_f32: per channel, the mean and the biased variance of x in one
 // pass (each thread sums its values shifted by the channel's first value in
 // float, the block adds the threads' sums in double), mean and invstd =
 // 1/sqrt(var + eps) stored, y = (x - mean)·invstd·w + b written in a second
 // pass, and, when rmean is not null, the running estimates updated with the
-// momentum and the unbiased variance. y may be x. m = outer·inner >= 2.
+// momentum and the unbiased variance. With relu, y = relu(BN(x)), the ReLU
+// that follows fused. y may be x. m = outer·inner >= 2.
 extern "C" __global__ void __launch_bounds__(1024)
     batch_norm_f32(float* y, float* mean, float* invstd, float* rmean, float* rvar, const float* x, const float* w,
-                   const float* b, long long outer, long long c, long long inner, float eps, float momentum) {
+                   const float* b, long long outer, long long c, long long inner, float eps, float momentum,
+                   int fuse_relu) {
 	__shared__ double sh[32][2];
 	const long long m = outer * inner;
 	for (long long ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -751,7 +760,8 @@ extern "C" __global__ void __launch_bounds__(1024)
 		const float off = b[ch] - (float)mn * scale;
 		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
 			const long long i = bn_at(k, ch, c, inner);
-			y[i] = x[i] * scale + off;
+			const float v = x[i] * scale + off;
+			y[i] = fuse_relu ? relu(v) : v;
 		}
 	}
 }
@@ -761,11 +771,13 @@ extern "C" __global__ void __launch_bounds__(1024)
 // the block); dbias = Σg and dweight = Σg·x̂ are stored, or added when
 // accumulate (either may be null); a second pass writes, when dx is not
 // null, dx = w·invstd·(g - Σg/m - x̂·dweight/m) with this batch's sums, as
-// a·g + bx·x + d. dx may be g.
+// a·g + bx·x + d. When y, the forward pass's output, is not null, a ReLU
+// followed the batch norm: both passes use g·[y > 0] for g (a NaN y is not
+// positive). dx may be g or y.
 extern "C" __global__ void __launch_bounds__(1024)
-    batch_norm_grad_f32(float* dx, float* dweight, float* dbias, const float* x, const float* mean,
-                        const float* invstd, const float* w, const float* g, long long outer, long long c,
-                        long long inner, int accumulate) {
+    batch_norm_grad_f32(float* dx, float* dweight, float* dbias, const float* x, const float* y,
+                        const float* mean, const float* invstd, const float* w, const float* g, long long outer,
+                        long long c, long long inner, int accumulate) {
 	__shared__ double sh[32][2];
 	const long long m = outer * inner;
 	for (long long ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -773,8 +785,9 @@ extern "C" __global__ void __launch_bounds__(1024)
 		float s = 0.0f, sx = 0.0f;
 		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
 			const long long i = bn_at(k, ch, c, inner);
-			s += g[i];
-			sx += g[i] * (x[i] - mn);
+			const float gi = bn_grad(g, y, i);
+			s += gi;
+			sx += gi * (x[i] - mn);
 		}
 		double sg = s, sgx = sx;
 		bn_block_sum2(sg, sgx, sh);
@@ -791,7 +804,7 @@ extern "C" __global__ void __launch_bounds__(1024)
 		const float a32 = (float)a, bx32 = (float)bx, d32 = (float)d;
 		for (long long k = threadIdx.x; k < m; k += blockDim.x) {
 			const long long i = bn_at(k, ch, c, inner);
-			dx[i] = a32 * g[i] + bx32 * x[i] + d32;
+			dx[i] = a32 * bn_grad(g, y, i) + bx32 * x[i] + d32;
 		}
 	}
 }

@@ -29,6 +29,18 @@ import (
 // one node too, a per-channel scale and shift, with gradients for x,
 // weight and bias as in PyTorch.
 func BatchNorm(x, weight, bias *Var, runMean, runVar *tensor.Tensor, training bool, momentum, eps float32) *Var {
+	return BatchNormAct(x, weight, bias, runMean, runVar, training, momentum, eps, device.Identity)
+}
+
+// BatchNormAct is BatchNorm followed by the activation act: device.Identity
+// (BatchNorm itself) or device.ActRelu, Relu(BatchNorm(...)) with the same
+// values and gradients. In training on a device with the fused kernels
+// (device.BatchNorm) it is one node: the forward kernel writes the ReLU of
+// the normalised values and the backward kernel masks the gradient by
+// y > 0 in the same passes over the data, as if a Relu node sat between.
+// Elsewhere (evaluation, a device without the kernels) it is BatchNorm's
+// nodes followed by a Relu node.
+func BatchNormAct(x, weight, bias *Var, runMean, runVar *tensor.Tensor, training bool, momentum, eps float32, act device.Activation) *Var {
 	xs := x.Shape()
 	bad := func(err error) {
 		shapes := [][]int{xs, weight.Shape(), bias.Shape()}
@@ -38,6 +50,9 @@ func BatchNorm(x, weight, bias *Var, runMean, runVar *tensor.Tensor, training bo
 			}
 		}
 		panic(&tensor.Error{Op: "batch_norm", Shapes: shapes, Err: err})
+	}
+	if act != device.Identity && act != device.ActRelu {
+		panic(&tensor.Error{Op: "batch_norm", Shapes: [][]int{xs}, Err: fmt.Errorf("autograd: batch_norm fuses no activation %v: want identity or relu", act)})
 	}
 	if weight == nil || bias == nil {
 		panic(&tensor.Error{Op: "batch_norm", Shapes: [][]int{xs}, Err: errors.New("autograd: batch_norm needs a weight and a bias")})
@@ -61,16 +76,20 @@ func BatchNorm(x, weight, bias *Var, runMean, runVar *tensor.Tensor, training bo
 		if runMean == nil {
 			bad(errors.New("autograd: batch_norm in evaluation needs the running statistics"))
 		}
-		return batchNormEval(x, weight, bias, runMean, runVar, outer, c, inner, eps)
+		return activate(batchNormEval(x, weight, bias, runMean, runVar, outer, c, inner, eps), act)
 	}
 	if outer*inner < 2 {
 		bad(fmt.Errorf("%w: expected more than 1 value per channel when training", tensor.ErrShape))
 	}
 	f, ok := x.Value.Device().(device.BatchNorm)
 	if !ok {
-		return batchNormComposed(x, weight, bias, runMean, runVar, outer, c, inner, momentum, eps)
+		return activate(batchNormComposed(x, weight, bias, runMean, runVar, outer, c, inner, momentum, eps), act)
 	}
-	out := begin("batch_norm", batchNormBackward, x, weight, bias)
+	name := "batch_norm"
+	if act == device.ActRelu {
+		name = "batch_norm_relu"
+	}
+	out := begin(name, batchNormBackward, x, weight, bias)
 	y := out.newValue(x.Value, xs...)
 	mean := out.newSaved(0, x.Value, c)
 	invstd := out.newSaved(1, x.Value, c)
@@ -79,17 +98,31 @@ func BatchNorm(x, weight, bias *Var, runMean, runVar *tensor.Tensor, training bo
 		rm, rv = runMean.Buffer(), runVar.Buffer()
 	}
 	if err := f.BatchNormForward(y.Buffer(), mean.Buffer(), invstd.Buffer(), rm, rv, x.Value.Buffer(),
-		weight.Value.Buffer(), bias.Value.Buffer(), outer, c, inner, eps, momentum); err != nil {
+		weight.Value.Buffer(), bias.Value.Buffer(), outer, c, inner, eps, momentum, act); err != nil {
 		bad(err)
 	}
-	return out.args(outer, c, inner)
+	return out.args(outer, c, inner, int(act))
+}
+
+// activate applies act, Identity or ActRelu, as its own node.
+func activate(y *Var, act device.Activation) *Var {
+	if act == device.ActRelu {
+		return Relu(y)
+	}
+	return y
 }
 
 // batchNormBackward is BatchNorm's backward pass in training: one call of
-// the device's fused kernel for dx, dweight and dbias.
+// the device's fused kernel for dx, dweight and dbias, which with a fused
+// ReLU reads the node's output for the mask.
 func batchNormBackward(out *Var, t *temps) {
 	x, w, b := out.in(0), out.in(1), out.in(2)
 	outer, c, inner := out.fn.ints[0], out.fn.ints[1], out.fn.ints[2]
+	act := device.Activation(out.fn.ints[3])
+	var y device.Buffer
+	if act != device.Identity {
+		y = out.Value.Buffer()
+	}
 	f := out.Value.Device().(device.BatchNorm)
 	var dx, dw, db device.Buffer
 	var dxT, dwT, dbT *tensor.Tensor
@@ -123,8 +156,8 @@ func batchNormBackward(out *Var, t *temps) {
 	}
 	dw, dwTmp := fix(dwT, accW)
 	db, dbTmp := fix(dbT, accB)
-	if err := f.BatchNormBackward(dx, dw, db, x.Value.Buffer(), out.fn.saved[0].Buffer(), out.fn.saved[1].Buffer(),
-		w.Value.Buffer(), out.Grad.Buffer(), outer, c, inner, acc); err != nil {
+	if err := f.BatchNormBackward(dx, dw, db, x.Value.Buffer(), y, out.fn.saved[0].Buffer(), out.fn.saved[1].Buffer(),
+		w.Value.Buffer(), out.Grad.Buffer(), outer, c, inner, act, acc); err != nil {
 		panic(&tensor.Error{Op: "batch_norm_grad", Shapes: [][]int{x.Shape()}, Err: err})
 	}
 	for _, p := range [][2]*tensor.Tensor{{dwT, dwTmp}, {dbT, dbTmp}} {

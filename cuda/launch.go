@@ -390,8 +390,9 @@ func bnThreads(m int) int {
 // batch statistics in one launch of one block per channel: it stores the
 // mean and 1/sqrt(var + eps) of each channel, writes y = (x - mean)·invstd·w
 // + b, and, when rmean is not 0, updates rmean and rvar with the momentum
-// and the unbiased variance. outer·inner must be at least 2.
-func (c *Context) BatchNorm(y, mean, invstd, rmean, rvar, x, w, b Ptr, outer, ch, inner int, eps, momentum float32) error {
+// and the unbiased variance. With relu it writes relu(y) instead, the
+// ReLU that follows fused. outer·inner must be at least 2.
+func (c *Context) BatchNorm(y, mean, invstd, rmean, rvar, x, w, b Ptr, outer, ch, inner int, eps, momentum float32, relu bool) error {
 	if outer*ch*inner <= 0 {
 		return nil
 	}
@@ -401,14 +402,16 @@ func (c *Context) BatchNorm(y, mean, invstd, rmean, rvar, x, w, b Ptr, outer, ch
 	defer c.leave()
 	return c.launch(kBatchNorm, [3]int{min(ch, maxGridX), 1, 1}, [3]int{bnThreads(outer * inner), 1, 1},
 		ptrArg(y), ptrArg(mean), ptrArg(invstd), ptrArg(rmean), ptrArg(rvar), ptrArg(x), ptrArg(w), ptrArg(b),
-		intArg(outer), intArg(ch), intArg(inner), floatArg(eps), floatArg(momentum))
+		intArg(outer), intArg(ch), intArg(inner), floatArg(eps), floatArg(momentum), boolArg(relu))
 }
 
 // BatchNormGrad is the backward pass of BatchNorm in one launch: per
 // channel, dbias = Σg and dweight = Σg·x̂ (stored, or added when
 // accumulate; either may be 0) and, when dx is not 0, dx = w·invstd·(g -
-// dbias/m - x̂·dweight/m) with this batch's sums. dx may be g.
-func (c *Context) BatchNormGrad(dx, dweight, dbias, x, mean, invstd, w, g Ptr, outer, ch, inner int, accumulate bool) error {
+// dbias/m - x̂·dweight/m) with this batch's sums. When y, the forward
+// pass's output, is not 0, a ReLU followed: g·[y > 0] takes the place of g.
+// dx may be g or y.
+func (c *Context) BatchNormGrad(dx, dweight, dbias, x, y, mean, invstd, w, g Ptr, outer, ch, inner int, accumulate bool) error {
 	if outer*ch*inner <= 0 {
 		return nil
 	}
@@ -417,7 +420,7 @@ func (c *Context) BatchNormGrad(dx, dweight, dbias, x, mean, invstd, w, g Ptr, o
 	}
 	defer c.leave()
 	return c.launch(kBatchNormGrad, [3]int{min(ch, maxGridX), 1, 1}, [3]int{bnThreads(outer * inner), 1, 1},
-		ptrArg(dx), ptrArg(dweight), ptrArg(dbias), ptrArg(x), ptrArg(mean), ptrArg(invstd), ptrArg(w), ptrArg(g),
+		ptrArg(dx), ptrArg(dweight), ptrArg(dbias), ptrArg(x), ptrArg(y), ptrArg(mean), ptrArg(invstd), ptrArg(w), ptrArg(g),
 		intArg(outer), intArg(ch), intArg(inner), boolArg(accumulate))
 }
 

@@ -4,7 +4,9 @@ package device
 // training mode. x is viewed as [outer, c, inner] (N, C and H·W of an
 // image batch, or N, C and L); each of the c channels is normalised over
 // its m = outer·inner values, as torch.nn.functional.batch_norm with
-// training=True.
+// training=True. With act ActRelu the kernels fuse the ReLU that follows:
+// the forward pass writes y = max(BN(x), 0) and the backward pass masks
+// the gradient by y > 0 in the same passes over the data.
 type BatchNorm interface {
 	// BatchNormForward computes, per channel and in one pass over x, the
 	// mean and the biased variance; it stores the mean in mean and
@@ -12,8 +14,10 @@ type BatchNorm interface {
 	// y = (x - mean)·invstd·weight + bias. When runMean and runVar are not
 	// nil it updates them in place with the momentum, PyTorch's running
 	// estimates: run = (1-momentum)·run + momentum·stat, with the unbiased
-	// variance var·m/(m-1). m must be at least 2. y may be x.
-	BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, c, inner int, eps, momentum float32) error
+	// variance var·m/(m-1). m must be at least 2. y may be x. act is
+	// Identity or ActRelu, which writes max(y, 0) instead, as cpuRelu: a
+	// NaN stays NaN and -0 becomes +0.
+	BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, c, inner int, eps, momentum float32, act Activation) error
 	// BatchNormBackward is the backward pass of BatchNormForward, in two
 	// passes over the data: from g, the gradient with respect to y, and
 	// the saved mean and invstd, it computes per channel
@@ -21,15 +25,22 @@ type BatchNorm interface {
 	// them (or adds them when accumulate) into dweight and dbias, and
 	// stores dx = weight·invstd·(g - dbias/m - x̂·dweight/m), with this
 	// batch's sums. Any of dx, dweight and dbias may be nil; dx may be g.
-	BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g Buffer, outer, c, inner int, accumulate bool) error
+	// With act ActRelu, y is the forward pass's output and g·[y > 0] (g
+	// where y > 0, else 0; a NaN y is not positive) takes the place of g
+	// everywhere, the gradient through the ReLU; dx may also be y. With
+	// Identity, y is not read and may be nil.
+	BatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight, g Buffer, outer, c, inner int, act Activation, accumulate bool) error
 }
 
 // CheckBatchNormForward validates the arguments of BatchNormForward;
 // runMean and runVar are both nil or both given.
-func CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, c, inner int, eps, momentum float32) error {
+func CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, c, inner int, eps, momentum float32, act Activation) error {
 	name := opName{kind: "batch_norm"}
 	total, err := size(name, outer, c, inner)
 	if err != nil {
+		return err
+	}
+	if err := checkBNAct(name, act); err != nil {
 		return err
 	}
 	if total > 0 && outer*inner < 2 {
@@ -62,12 +73,29 @@ func CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buf
 	return nil
 }
 
-// CheckBatchNormBackward validates the arguments of BatchNormBackward.
-func CheckBatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g Buffer, outer, c, inner int) error {
+// checkBNAct accepts the activations the BatchNorm kernels fuse.
+func checkBNAct(name opName, act Activation) error {
+	if act != Identity && act != ActRelu {
+		return argErr(name, "activation %v is not fused: want identity or relu", act)
+	}
+	return nil
+}
+
+// CheckBatchNormBackward validates the arguments of BatchNormBackward; y
+// is needed with ActRelu only.
+func CheckBatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight, g Buffer, outer, c, inner int, act Activation) error {
 	name := opName{kind: "batch_norm_grad"}
 	total, err := size(name, outer, c, inner)
 	if err != nil {
 		return err
+	}
+	if err := checkBNAct(name, act); err != nil {
+		return err
+	}
+	if act == ActRelu {
+		if err := need(name, "y", y, total); err != nil {
+			return err
+		}
 	}
 	if total > 0 && outer*inner < 2 {
 		return argErr(name, "expected more than 1 value per channel, got input of [%d, %d, %d]", outer, c, inner)
@@ -94,7 +122,7 @@ func CheckBatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g Buffe
 		if err := need(name, [...]string{"dweight", "dbias"}[i], b, c); err != nil {
 			return err
 		}
-		if b == dx || b == x || b == g || b == weight || b == mean || b == invstd {
+		if b == dx || b == x || b == g || b == weight || b == mean || b == invstd || (act == ActRelu && b == y) {
 			return argErr(name, "%s must not be another operand", [...]string{"dweight", "dbias"}[i])
 		}
 	}

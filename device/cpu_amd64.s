@@ -466,6 +466,87 @@ bnGradSumsAVX_done:
 	VZEROUPPER
 	RET
 
+// func bnGradSumsReluAVX(acc *float32, grad *float32, x *float32, y *float32, n int, mean float32)
+// Requires: AVX, FMA3
+TEXT ·bnGradSumsReluAVX(SB), NOSPLIT, $0-44
+	MOVQ         acc+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         x+16(FP), DX
+	MOVQ         y+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS mean+40(FP), Y15
+	VXORPS       Y14, Y14, Y14
+	VXORPS       Y0, Y0, Y0
+	VXORPS       Y4, Y4, Y4
+	VXORPS       Y1, Y1, Y1
+	VXORPS       Y5, Y5, Y5
+	VXORPS       Y2, Y2, Y2
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y3, Y3, Y3
+	VXORPS       Y7, Y7, Y7
+
+bnGradSumsReluAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnGradSumsReluAVX_by1
+	VCMPPS      $0x11, (R8), Y14, Y8
+	VANDPS      (SI), Y8, Y8
+	VMOVUPS     (DX), Y12
+	VSUBPS      Y15, Y12, Y12
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y12, Y4
+	VCMPPS      $0x11, 32(R8), Y14, Y9
+	VANDPS      32(SI), Y9, Y9
+	VMOVUPS     32(DX), Y13
+	VSUBPS      Y15, Y13, Y13
+	VADDPS      Y9, Y1, Y1
+	VFMADD231PS Y9, Y13, Y5
+	VCMPPS      $0x11, 64(R8), Y14, Y10
+	VANDPS      64(SI), Y10, Y10
+	VMOVUPS     64(DX), Y12
+	VSUBPS      Y15, Y12, Y12
+	VADDPS      Y10, Y2, Y2
+	VFMADD231PS Y10, Y12, Y6
+	VCMPPS      $0x11, 96(R8), Y14, Y11
+	VANDPS      96(SI), Y11, Y11
+	VMOVUPS     96(DX), Y13
+	VSUBPS      Y15, Y13, Y13
+	VADDPS      Y11, Y3, Y3
+	VFMADD231PS Y11, Y13, Y7
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, R8
+	SUBQ        $0x20, CX
+	JMP         bnGradSumsReluAVX_by4
+
+bnGradSumsReluAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnGradSumsReluAVX_done
+	VCMPPS      $0x11, (R8), Y14, Y8
+	VANDPS      (SI), Y8, Y8
+	VMOVUPS     (DX), Y12
+	VSUBPS      Y15, Y12, Y12
+	VADDPS      Y8, Y0, Y0
+	VFMADD231PS Y8, Y12, Y4
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, R8
+	SUBQ        $0x08, CX
+	JMP         bnGradSumsReluAVX_by1
+
+bnGradSumsReluAVX_done:
+	VADDPS  Y1, Y0, Y0
+	VADDPS  Y3, Y2, Y2
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y7, Y6, Y6
+	VADDPS  Y6, Y4, Y4
+	VADDPS  (DI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	VADDPS  32(DI), Y4, Y4
+	VMOVUPS Y4, 32(DI)
+	VZEROUPPER
+	RET
+
 // func bnScaleAVX(y *float32, x *float32, n int, scale float32, off float32)
 // Requires: AVX, FMA3
 TEXT ·bnScaleAVX(SB), NOSPLIT, $0-32
@@ -507,6 +588,61 @@ bnScaleAVX_by1:
 	JMP         bnScaleAVX_by1
 
 bnScaleAVX_done:
+	VZEROUPPER
+	RET
+
+// func bnScaleReluAVX(y *float32, x *float32, n int, scale float32, off float32)
+// Requires: AVX, FMA3
+TEXT ·bnScaleReluAVX(SB), NOSPLIT, $0-32
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS scale+24(FP), Y14
+	VBROADCASTSS off+28(FP), Y15
+	VXORPS       Y13, Y13, Y13
+
+bnScaleReluAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnScaleReluAVX_by1
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (SI), Y14, Y0
+	VMAXPS      Y0, Y13, Y0
+	VADDPS      Y13, Y0, Y0
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y15, Y1
+	VFMADD231PS 32(SI), Y14, Y1
+	VMAXPS      Y1, Y13, Y1
+	VADDPS      Y13, Y1, Y1
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y15, Y2
+	VFMADD231PS 64(SI), Y14, Y2
+	VMAXPS      Y2, Y13, Y2
+	VADDPS      Y13, Y2, Y2
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     Y15, Y3
+	VFMADD231PS 96(SI), Y14, Y3
+	VMAXPS      Y3, Y13, Y3
+	VADDPS      Y13, Y3, Y3
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	SUBQ        $0x20, CX
+	JMP         bnScaleReluAVX_by4
+
+bnScaleReluAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnScaleReluAVX_done
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (SI), Y14, Y0
+	VMAXPS      Y0, Y13, Y0
+	VADDPS      Y13, Y0, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	SUBQ        $0x08, CX
+	JMP         bnScaleReluAVX_by1
+
+bnScaleReluAVX_done:
 	VZEROUPPER
 	RET
 
@@ -560,5 +696,72 @@ bnGradAVX_by1:
 	JMP         bnGradAVX_by1
 
 bnGradAVX_done:
+	VZEROUPPER
+	RET
+
+// func bnGradReluAVX(dx *float32, grad *float32, x *float32, y *float32, n int, a float32, bx float32, d float32)
+// Requires: AVX, FMA3
+TEXT ·bnGradReluAVX(SB), NOSPLIT, $0-52
+	MOVQ         dx+0(FP), DI
+	MOVQ         grad+8(FP), SI
+	MOVQ         x+16(FP), DX
+	MOVQ         y+24(FP), R8
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS a+40(FP), Y13
+	VBROADCASTSS bx+44(FP), Y14
+	VBROADCASTSS d+48(FP), Y15
+	VXORPS       Y12, Y12, Y12
+
+bnGradReluAVX_by4:
+	CMPQ        CX, $0x20
+	JL          bnGradReluAVX_by1
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (DX), Y14, Y0
+	VCMPPS      $0x11, (R8), Y12, Y4
+	VANDPS      (SI), Y4, Y4
+	VFMADD231PS Y4, Y13, Y0
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y15, Y1
+	VFMADD231PS 32(DX), Y14, Y1
+	VCMPPS      $0x11, 32(R8), Y12, Y5
+	VANDPS      32(SI), Y5, Y5
+	VFMADD231PS Y5, Y13, Y1
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y15, Y2
+	VFMADD231PS 64(DX), Y14, Y2
+	VCMPPS      $0x11, 64(R8), Y12, Y6
+	VANDPS      64(SI), Y6, Y6
+	VFMADD231PS Y6, Y13, Y2
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     Y15, Y3
+	VFMADD231PS 96(DX), Y14, Y3
+	VCMPPS      $0x11, 96(R8), Y12, Y7
+	VANDPS      96(SI), Y7, Y7
+	VFMADD231PS Y7, Y13, Y3
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $0x00000080, DI
+	ADDQ        $0x00000080, SI
+	ADDQ        $0x00000080, DX
+	ADDQ        $0x00000080, R8
+	SUBQ        $0x20, CX
+	JMP         bnGradReluAVX_by4
+
+bnGradReluAVX_by1:
+	TESTQ       CX, CX
+	JZ          bnGradReluAVX_done
+	VMOVUPS     Y15, Y0
+	VFMADD231PS (DX), Y14, Y0
+	VCMPPS      $0x11, (R8), Y12, Y4
+	VANDPS      (SI), Y4, Y4
+	VFMADD231PS Y4, Y13, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $0x00000020, DI
+	ADDQ        $0x00000020, SI
+	ADDQ        $0x00000020, DX
+	ADDQ        $0x00000020, R8
+	SUBQ        $0x08, CX
+	JMP         bnGradReluAVX_by1
+
+bnGradReluAVX_done:
 	VZEROUPPER
 	RET

@@ -7,16 +7,16 @@ import "math"
 // split between threads; each channel's mean and variance come from one
 // pass over its values (sums of the values shifted by the channel's first
 // one, accumulated in float64 per contiguous segment), and a second pass
-// writes y = x·scale + shift.
-func (c *CPU) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, ch, inner int, eps, momentum float32) error {
-	if err := CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias, outer, ch, inner, eps, momentum); err != nil {
+// writes y = x·scale + shift, or its ReLU with act ActRelu.
+func (c *CPU) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, ch, inner int, eps, momentum float32, act Activation) error {
+	if err := CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias, outer, ch, inner, eps, momentum, act); err != nil {
 		return cpuErr(err)
 	}
 	name := cpuOp{kind: "batch_norm"}
 	total := outer * ch * inner
 	t := c.bnTasks.Get().(*cpuBNTask)
 	defer c.putBN(t)
-	*t = cpuBNTask{outer: outer, c: ch, inner: inner, eps: eps, momentum: momentum, simd: c.simd}
+	*t = cpuBNTask{outer: outer, c: ch, inner: inner, eps: eps, momentum: momentum, relu: act == ActRelu, simd: c.simd}
 	var err error
 	bufs := []struct {
 		dst *[]float32
@@ -44,16 +44,17 @@ func (c *CPU) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias
 
 // BatchNormBackward is the backward pass of BatchNormForward, split by
 // channels between threads: a first pass sums g and g·(x - mean), a second
-// writes dx = a·g + b·x + d with the channel's coefficients.
-func (c *CPU) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g Buffer, outer, ch, inner int, accumulate bool) error {
-	if err := CheckBatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g, outer, ch, inner); err != nil {
+// writes dx = a·g + b·x + d with the channel's coefficients. With act
+// ActRelu both passes read y and use g·[y > 0] for g.
+func (c *CPU) BatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight, g Buffer, outer, ch, inner int, act Activation, accumulate bool) error {
+	if err := CheckBatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight, g, outer, ch, inner, act); err != nil {
 		return cpuErr(err)
 	}
 	name := cpuOp{kind: "batch_norm_grad"}
 	total := outer * ch * inner
 	t := c.bnTasks.Get().(*cpuBNTask)
 	defer c.putBN(t)
-	*t = cpuBNTask{backward: true, outer: outer, c: ch, inner: inner, accumulate: accumulate, simd: c.simd}
+	*t = cpuBNTask{backward: true, outer: outer, c: ch, inner: inner, accumulate: accumulate, relu: act == ActRelu, simd: c.simd}
 	var err error
 	bufs := []struct {
 		dst *[]float32
@@ -61,16 +62,21 @@ func (c *CPU) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g B
 		b   Buffer
 		n   int
 	}{{&t.x, "x", x, total}, {&t.g, "g", g, total}, {&t.mean, "mean", mean, ch}, {&t.invstd, "invstd", invstd, ch},
-		{&t.weight, "weight", weight, ch}, {&t.y, "dx", dx, total}, {&t.dweight, "dweight", dweight, ch}, {&t.dbias, "dbias", dbias, ch}}
+		{&t.weight, "weight", weight, ch}, {&t.y, "dx", dx, total}, {&t.dweight, "dweight", dweight, ch}, {&t.dbias, "dbias", dbias, ch},
+		{&t.out, "y", y, total}}
 	for _, b := range bufs {
-		if isNil(b.b) {
+		if isNil(b.b) || (b.dst == &t.out && !t.relu) {
 			continue
 		}
 		if *b.dst, err = cpuData(name, b.arg, b.b, b.n); err != nil {
 			return err
 		}
 	}
-	c.runBN(t, ch, 4*total)
+	work := 4 * total
+	if t.relu {
+		work = 6 * total
+	}
+	c.runBN(t, ch, work)
 	return nil
 }
 
@@ -94,11 +100,13 @@ func (c *CPU) putBN(t *cpuBNTask) {
 // channels. The CPU pools them, so that a step allocates nothing.
 type cpuBNTask struct {
 	backward, accumulate bool
+	relu                 bool // fuse a ReLU: y = max(BN(x), 0), its gradient g·[out > 0]
 	simd                 bool // the AVX2 kernels can run
 	outer, c, inner      int
 	eps, momentum        float32
 
 	x, y, g, mean, invstd, weight, bias []float32 // y is dx in the backward pass
+	out                                 []float32 // the forward's output, read by the backward pass with relu
 	runMean, runVar, dweight, dbias     []float32
 }
 
@@ -138,6 +146,15 @@ func (t *cpuBNTask) forwardChannel(ch int) {
 	for o := ch * inner; o < len(t.x); o += stride {
 		ys, xs := t.y[o:o+inner], t.x[o:o+inner]
 		i := 0
+		if t.relu {
+			if t.simd {
+				i = bnScaleReluVec(ys, xs, scale, off)
+			}
+			for ; i < len(xs); i++ {
+				ys[i] = cpuRelu(xs[i]*scale + off)
+			}
+			continue
+		}
 		if t.simd {
 			i = bnScaleVec(ys, xs, scale, off)
 		}
@@ -154,7 +171,12 @@ func (t *cpuBNTask) backwardChannel(ch int) {
 	mean := t.mean[ch]
 	var sg, sgx float64
 	for o := ch * inner; o < len(t.x); o += stride {
-		a, b := cpuDotSums(t.g[o:o+inner], t.x[o:o+inner], mean, t.simd)
+		var a, b float64
+		if t.relu {
+			a, b = cpuDotSumsRelu(t.g[o:o+inner], t.x[o:o+inner], t.out[o:o+inner], mean, t.simd)
+		} else {
+			a, b = cpuDotSums(t.g[o:o+inner], t.x[o:o+inner], mean, t.simd)
+		}
 		sg += a
 		sgx += b
 	}
@@ -184,6 +206,16 @@ func (t *cpuBNTask) backwardChannel(ch int) {
 	for o := ch * inner; o < len(t.x); o += stride {
 		dx, gs, xs := t.y[o:o+inner], t.g[o:o+inner], t.x[o:o+inner]
 		i := 0
+		if t.relu {
+			ys := t.out[o : o+inner]
+			if t.simd {
+				i = bnGradReluVec(dx, gs, xs, ys, a32, bx32, d32)
+			}
+			for ; i < len(dx); i++ {
+				dx[i] = a32*cpuReluGrad(ys[i], gs[i]) + bx32*xs[i] + d32
+			}
+			continue
+		}
 		if t.simd {
 			i = bnGradVec(dx, gs, xs, a32, bx32, d32)
 		}
@@ -249,6 +281,33 @@ func cpuDotSums(g, x []float32, mean float32, simd bool) (float64, float64) {
 	for ; i < len(g); i++ {
 		s0 += g[i]
 		q0 += g[i] * (x[i] - mean)
+	}
+	return vs + float64(s0) + float64(s1) + float64(s2) + float64(s3), vq + float64(q0) + float64(q1) + float64(q2) + float64(q3)
+}
+
+// cpuDotSumsRelu is cpuDotSums of g·[y > 0] (cpuReluGrad) for g.
+func cpuDotSumsRelu(g, x, y []float32, mean float32, simd bool) (float64, float64) {
+	x, y = x[:len(g)], y[:len(g)]
+	var s0, s1, s2, s3, q0, q1, q2, q3 float32
+	i := 0
+	var vs, vq float64
+	if simd {
+		var acc [16]float32
+		i = bnGradSumsReluVec(&acc, g, x, y, mean)
+		vs, vq = lanes(&acc)
+	}
+	for ; i+4 <= len(g); i += 4 {
+		g0, g1, g2, g3 := cpuReluGrad(y[i], g[i]), cpuReluGrad(y[i+1], g[i+1]), cpuReluGrad(y[i+2], g[i+2]), cpuReluGrad(y[i+3], g[i+3])
+		s0, s1, s2, s3 = s0+g0, s1+g1, s2+g2, s3+g3
+		q0 += g0 * (x[i] - mean)
+		q1 += g1 * (x[i+1] - mean)
+		q2 += g2 * (x[i+2] - mean)
+		q3 += g3 * (x[i+3] - mean)
+	}
+	for ; i < len(g); i++ {
+		g0 := cpuReluGrad(y[i], g[i])
+		s0 += g0
+		q0 += g0 * (x[i] - mean)
 	}
 	return vs + float64(s0) + float64(s1) + float64(s2) + float64(s3), vq + float64(q0) + float64(q1) + float64(q2) + float64(q3)
 }

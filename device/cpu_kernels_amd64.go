@@ -46,12 +46,30 @@ func bnSumsAVX(acc *float32, x *float32, n int, shift float32)
 //go:noescape
 func bnGradSumsAVX(acc *float32, grad *float32, x *float32, n int, mean float32)
 
+// bnGradSumsReluAVX adds gm[j] into acc[j%8] and gm[j]*(x[j]-mean) into acc[8+j%8] for j < n, a multiple of 8,
+// where gm[j] = grad[j] if y[j] > 0, else 0.
+//
+//go:noescape
+func bnGradSumsReluAVX(acc *float32, grad *float32, x *float32, y *float32, n int, mean float32)
+
 // bnScaleAVX sets y[j] = x[j]*scale + off for j < n, a multiple of 8.
 //
 //go:noescape
 func bnScaleAVX(y *float32, x *float32, n int, scale float32, off float32)
 
+// bnScaleReluAVX sets y[j] = max(x[j]*scale + off, 0) for j < n, a multiple of 8,
+// as Go's max: NaN stays NaN, -0 becomes +0.
+//
+//go:noescape
+func bnScaleReluAVX(y *float32, x *float32, n int, scale float32, off float32)
+
 // bnGradAVX sets dx[j] = a*grad[j] + bx*x[j] + d for j < n, a multiple of 8. dx may be grad.
 //
 //go:noescape
 func bnGradAVX(dx *float32, grad *float32, x *float32, n int, a float32, bx float32, d float32)
+
+// bnGradReluAVX sets dx[j] = a*gm[j] + bx*x[j] + d for j < n, a multiple of 8, where gm[j] = grad[j]
+// if y[j] > 0, else 0. dx may be grad or y.
+//
+//go:noescape
+func bnGradReluAVX(dx *float32, grad *float32, x *float32, y *float32, n int, a float32, bx float32, d float32)

@@ -106,3 +106,33 @@ func bnGradVec(dx, g, x []float32, a, bx, d float32) int {
 	bnGradAVX(&dx[0], &g[0], &x[0], n, a, bx, d)
 	return n
 }
+
+func bnScaleReluVec(y, x []float32, scale, off float32) int {
+	n := len(y) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_ = x[n-1]
+	bnScaleReluAVX(&y[0], &x[0], n, scale, off)
+	return n
+}
+
+func bnGradSumsReluVec(acc *[16]float32, g, x, y []float32, mean float32) int {
+	n := len(g) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _ = x[n-1], y[n-1]
+	bnGradSumsReluAVX(&acc[0], &g[0], &x[0], &y[0], n, mean)
+	return n
+}
+
+func bnGradReluVec(dx, g, x, y []float32, a, bx, d float32) int {
+	n := len(dx) &^ 7
+	if n == 0 {
+		return 0
+	}
+	_, _, _ = g[n-1], x[n-1], y[n-1]
+	bnGradReluAVX(&dx[0], &g[0], &x[0], &y[0], n, a, bx, d)
+	return n
+}

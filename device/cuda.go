@@ -504,8 +504,8 @@ func (c *CUDA) BiasActGrad(dx, dbias, y, g Buffer, rows, n int, act Activation, 
 // its batch statistics in one launch (see the BatchNorm interface). The
 // sums are in a fixed order, so repeated calls agree bit for bit; the CPU
 // sums in another order, so the two differ by rounding.
-func (c *CUDA) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, ch, inner int, eps, momentum float32) error {
-	if err := CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias, outer, ch, inner, eps, momentum); err != nil {
+func (c *CUDA) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias Buffer, outer, ch, inner int, eps, momentum float32, act Activation) error {
+	if err := CheckBatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bias, outer, ch, inner, eps, momentum, act); err != nil {
 		return cudaErr(err)
 	}
 	const name = "batch_norm"
@@ -525,25 +525,25 @@ func (c *CUDA) BatchNormForward(y, mean, invstd, runMean, runVar, x, weight, bia
 			return err
 		}
 	}
-	return wrap(c.ctx.BatchNorm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], outer, ch, inner, eps, momentum), name, outer, ch, inner)
+	return wrap(c.ctx.BatchNorm(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], outer, ch, inner, eps, momentum, act == ActRelu), name, outer, ch, inner)
 }
 
 // BatchNormBackward is the backward pass of BatchNormForward in one
 // launch (see the BatchNorm interface).
-func (c *CUDA) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g Buffer, outer, ch, inner int, accumulate bool) error {
-	if err := CheckBatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g, outer, ch, inner); err != nil {
+func (c *CUDA) BatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight, g Buffer, outer, ch, inner int, act Activation, accumulate bool) error {
+	if err := CheckBatchNormBackward(dx, dweight, dbias, x, y, mean, invstd, weight, g, outer, ch, inner, act); err != nil {
 		return cudaErr(err)
 	}
 	const name = "batch_norm_grad"
 	total := outer * ch * inner
-	var p [8]cuda.Ptr
+	var p [9]cuda.Ptr
 	for i, b := range []struct {
 		arg string
 		buf Buffer
 		n   int
-	}{{"dx", dx, total}, {"dweight", dweight, ch}, {"dbias", dbias, ch}, {"x", x, total}, {"mean", mean, ch},
+	}{{"dx", dx, total}, {"dweight", dweight, ch}, {"dbias", dbias, ch}, {"x", x, total}, {"y", y, total}, {"mean", mean, ch},
 		{"invstd", invstd, ch}, {"weight", weight, ch}, {"g", g, total}} {
-		if i < 3 && isNil(b.buf) {
+		if i < 3 && isNil(b.buf) || i == 4 && act != ActRelu {
 			continue
 		}
 		var err error
@@ -551,7 +551,7 @@ func (c *CUDA) BatchNormBackward(dx, dweight, dbias, x, mean, invstd, weight, g 
 			return err
 		}
 	}
-	return wrap(c.ctx.BatchNormGrad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], outer, ch, inner, accumulate), name, outer, ch, inner)
+	return wrap(c.ctx.BatchNormGrad(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], outer, ch, inner, accumulate), name, outer, ch, inner)
 }
 
 // Gather copies rows: dst[i,:] = src[idx[i],:] for i < nidx, rows of rowLen.

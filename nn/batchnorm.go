@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gograd/gograd/autograd"
 	"github.com/gograd/gograd/device"
@@ -42,7 +43,7 @@ func Buffers(m Module) []Buffer {
 // evaluation it uses the running estimates. Its parameters are "weight"
 // (ones) and "bias" (zeros), and its buffers "running_mean" (zeros),
 // "running_var" (ones) and "num_batches_tracked" (a scalar, int64 in a
-// checkpoint).
+// checkpoint). It may fuse the ReLU that follows it (see WithActivation).
 type BatchNorm struct {
 	Features      int
 	Eps, Momentum float32
@@ -50,6 +51,9 @@ type BatchNorm struct {
 
 	RunningMean, RunningVar *tensor.Tensor
 	NumBatchesTracked       *tensor.Tensor // a scalar count
+	// Act is the activation applied to the output, fused with the
+	// normalisation: device.Identity for none, or device.ActRelu.
+	Act device.Activation
 
 	dims     int // 2: BatchNorm1d, of [N, C] or [N, C, L]; 4: BatchNorm2d
 	training bool
@@ -90,11 +94,28 @@ func (b *BatchNorm) Forward(x *autograd.Var) *autograd.Var {
 		}
 		panic(&tensor.Error{Op: "batch_norm", Shapes: [][]int{s}, Err: fmt.Errorf("%w: %s wants %s", tensor.ErrShape, b.name(), want)})
 	}
-	y := autograd.BatchNorm(x, b.Weight, b.Bias, b.RunningMean, b.RunningVar, b.training, b.Momentum, b.Eps)
+	y := autograd.BatchNormAct(x, b.Weight, b.Bias, b.RunningMean, b.RunningVar, b.training, b.Momentum, b.Eps, b.Act)
 	if b.training {
 		tensor.UnaryInto(device.AddScalar, b.NumBatchesTracked, b.NumBatchesTracked, 1)
 	}
 	return y
+}
+
+// WithActivation makes the layer apply act (device.ActRelu, or
+// device.Identity for none) to its output as one autograd.BatchNormAct
+// node: in training on a device with the fused kernels, the forward pass
+// writes max(0, BN(x)) and the backward pass masks the gradient by the
+// output's sign in the same passes over the data; in evaluation it is the
+// batch norm followed by a ReLU. In a Sequential the fused layer stands for
+// two modules, the BatchNorm and the ReLU, as torch.nn.Sequential numbers
+// them: parameter and buffer names and checkpoints are those of the
+// unfused pair. It returns b.
+func (b *BatchNorm) WithActivation(act device.Activation) *BatchNorm {
+	if act != device.Identity && act != device.ActRelu {
+		panic(&tensor.Error{Op: "batch_norm", Err: fmt.Errorf("nn: %s fuses no activation %v: want identity or relu", b.name(), act)})
+	}
+	b.Act = act
+	return b
 }
 
 // Parameters returns "weight" and "bias".
@@ -120,7 +141,16 @@ func (b *BatchNorm) name() string {
 	return "BatchNorm1d"
 }
 
-// String describes the layer as PyTorch prints it.
-func (b *BatchNorm) String() string {
-	return fmt.Sprintf("%s(%d, eps=%g, momentum=%g, affine=True, track_running_stats=True)", b.name(), b.Features, b.Eps, b.Momentum)
+// Span describes the modules of a torch.nn.Sequential that b stands for:
+// the batch norm and, when it fuses one, its ReLU.
+func (b *BatchNorm) Span() []string {
+	s := []string{fmt.Sprintf("%s(%d, eps=%g, momentum=%g, affine=True, track_running_stats=True)", b.name(), b.Features, b.Eps, b.Momentum)}
+	if name := activationNames[b.Act]; name != "" {
+		s = append(s, name)
+	}
+	return s
 }
+
+// String describes the layer as PyTorch prints it, with its fused
+// activation after a comma.
+func (b *BatchNorm) String() string { return strings.Join(b.Span(), ", ") }

@@ -229,15 +229,19 @@ func (c *bnCountingCPU) Free(b device.Buffer) {
 
 // TestBatchNormMemoryFlat checks that training steps and evaluation passes
 // release every buffer they allocate, on the fused path and the composed
-// one.
+// one, with the ReLU after the first batch norm fused or not.
 func TestBatchNormMemoryFlat(t *testing.T) {
-	for _, composed := range []bool{false, true} {
+	for i := range 4 {
+		composed, fused := i%2 == 1, i >= 2
 		c := &bnCountingCPU{CPU: device.NewCPU(1)}
 		var d device.Device = c
 		if composed {
 			d = composedOnly{c}
 		}
-		m := nn.NewSequential(nn.NewBatchNorm2d(d, 3), nn.ReLU{}, flatten2{}, nn.NewBatchNorm1d(d, 3))
+		m := bnSeq(d)
+		if fused { // the ReLU fused into the first batch norm
+			m = bnSeqFused(d)
+		}
 		tape := autograd.NewTape()
 		x := tensor.Full(d, 0.5, 4, 3, 2, 5)
 		x.CopyFrom(testutil.RandSlice(rand.New(rand.NewPCG(1, 2)), 120, -1, 1))
@@ -260,7 +264,7 @@ func TestBatchNormMemoryFlat(t *testing.T) {
 			step()
 		}
 		if c.live != before {
-			t.Errorf("composed %v: %d buffers live after 2 steps, %d after 5", composed, before, c.live)
+			t.Errorf("composed %v, fused relu %v: %d buffers live after 2 steps, %d after 5", composed, fused, before, c.live)
 		}
 	}
 }

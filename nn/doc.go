@@ -5,11 +5,13 @@
 //
 // Fusion is declared by the layer: a Linear layer given an activation with
 // WithActivation (as NewMLP builds them) runs as one autograd.LinearAct
-// node; Sequential never rewrites its modules.
+// node, and a BatchNorm given device.ActRelu with its WithActivation as
+// one autograd.BatchNormAct node; Sequential never rewrites its modules.
 //
 // Parameter names follow PyTorch's state_dict ("0.weight", "0.bias",
 // "2.weight", ... for a Sequential; weights are [out, in]; a fused Linear
-// layer takes the indices of the Linear and its activation), so a
+// layer takes the indices of the Linear and its activation, a fused
+// BatchNorm those of the BatchNorm and its ReLU), so a
 // checkpoint written here loads into the equivalent torch.nn.Sequential
 // unchanged. Buffers (see Buffered), such as BatchNorm's running
 // statistics, follow the same names and are saved and loaded with the

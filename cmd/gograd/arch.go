@@ -133,7 +133,8 @@ func (d *modelDesc) build(dev device.Device, seed uint64) (model *nn.Sequential,
 }
 
 // buildLayers builds the layers one by one, an activation after an fc
-// fused into it as nn.NewMLP does, dropouts seeded as there.
+// fused into it as nn.NewMLP does and a relu after a bn fused into the
+// batch norm, dropouts seeded as there.
 func (d *modelDesc) buildLayers(dev device.Device, seed uint64) (*nn.Sequential, error) {
 	rng := rand.New(rand.NewPCG(seed, 0x6772616400)) // nn.NewMLP's stream
 	var mods []nn.Module
@@ -146,12 +147,24 @@ func (d *modelDesc) buildLayers(dev device.Device, seed uint64) (*nn.Sequential,
 	dropouts := 0
 	for i, l := range d.Layers {
 		var prev *nn.Linear
-		if n := len(mods); n > 0 && i > 0 && d.Layers[i-1].Kind == kindFC {
-			prev, _ = mods[n-1].(*nn.Linear)
+		var prevBN *nn.BatchNorm
+		if n := len(mods); n > 0 && i > 0 {
+			switch d.Layers[i-1].Kind {
+			case kindFC:
+				prev, _ = mods[n-1].(*nn.Linear)
+			case kindBN:
+				prevBN, _ = mods[n-1].(*nn.BatchNorm)
+			}
 		}
+		// fuse makes the layer before apply act when it can, an fc any
+		// activation and a bn a relu, and then returns nil; else m.
 		fuse := func(act device.Activation, m nn.Module) nn.Module {
 			if prev != nil && prev.Act == device.Identity {
 				prev.WithActivation(act)
+				return nil
+			}
+			if prevBN != nil && prevBN.Act == device.Identity && act == device.ActRelu {
+				prevBN.WithActivation(act)
 				return nil
 			}
 			return m

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -242,6 +243,78 @@ func TestLoadOldMLPFile(t *testing.T) {
 	for i := range want {
 		if want[i].Name != have[i].Name || !slices.Equal(want[i].Data, have[i].Data) {
 			t.Errorf("tensor %s differs", want[i].Name)
+		}
+	}
+}
+
+// A bn followed by a relu builds one nn.BatchNorm that fuses the ReLU, as
+// an fc fuses its activation; a bn followed by another activation, or a
+// relu after anything else, stays a module of its own. Either way the
+// state_dict numbers each layer of the spec as torch.nn.Sequential does
+// (layer k's tensors are "k.*", and only layers with parameters have
+// any), and the model prints a line per layer.
+func TestBuildFusesBatchNormRelu(t *testing.T) {
+	dev := device.NewCPU(1)
+	in := netShape{C: 1, H: 8, W: 8, Classes: 3}
+	for _, c := range []struct {
+		spec      string
+		fusedBNs  int
+		unfusedBN int
+	}{
+		{"cnn", 4, 0},
+		{"conv4k3p1,bn,relu,bn,sigmoid,conv4k3p1,relu,bn,tanh,flatten,fc8,bn,relu,fc", 2, 2},
+	} {
+		d, err := newModelDesc(c.spec, in, nil, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := d.build(dev, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused, unfused := 0, 0
+		for i, m := range model.Modules {
+			bn, ok := m.(*nn.BatchNorm)
+			if !ok {
+				continue
+			}
+			switch bn.Act {
+			case device.ActRelu:
+				fused++
+			case device.Identity:
+				unfused++
+				if i+1 < len(model.Modules) {
+					if _, relu := model.Modules[i+1].(nn.ReLU); relu {
+						t.Errorf("%s: module %d, a BatchNorm, is followed by an unfused ReLU", c.spec, i)
+					}
+				}
+			}
+		}
+		if fused != c.fusedBNs || unfused != c.unfusedBN {
+			t.Errorf("%s: %d batch norms fuse a ReLU and %d do not, want %d and %d", c.spec, fused, unfused, c.fusedBNs, c.unfusedBN)
+		}
+		withParams := map[int]bool{}
+		for _, s := range nn.StateDict(model) {
+			var k int
+			if _, err := fmt.Sscanf(s.Name, "%d.", &k); err != nil || k >= len(d.Layers) {
+				t.Fatalf("%s: tensor %s names no layer", c.spec, s.Name)
+			}
+			withParams[k] = true
+			kind := d.Layers[k].Kind
+			if kind != kindConv && kind != kindBN && kind != kindFC {
+				t.Errorf("%s: tensor %s belongs to layer %d, a %s", c.spec, s.Name, k, kind)
+			}
+		}
+		for k, l := range d.Layers {
+			if has := l.Kind == kindConv || l.Kind == kindBN || l.Kind == kindFC; has != withParams[k] {
+				t.Errorf("%s: layer %d, a %s, has tensors %v", c.spec, k, l.Kind, withParams[k])
+			}
+		}
+		if lines := strings.Count(model.String(), "\n  ("); lines != len(d.Layers) {
+			t.Errorf("%s: the model prints %d modules for %d layers:\n%v", c.spec, lines, len(d.Layers), model)
+		}
+		if strings.Count(model.String(), "BatchNorm") != c.fusedBNs+c.unfusedBN || !strings.Contains(model.String(), "track_running_stats=True)\n  (") {
+			t.Errorf("%s: the model prints\n%v", c.spec, model)
 		}
 	}
 }

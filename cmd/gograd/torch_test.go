@@ -80,3 +80,24 @@ func TestTorchRoundTripConv(t *testing.T) {
 		t.Errorf("gograd's report of PyTorch's model:\n%s\nPyTorch's:\n%s", got, want)
 	}
 }
+
+// The named cnn model, whose four batch norms fuse their ReLUs, saves a
+// checkpoint that bench/torch_load.py rebuilds as PyTorch's Sequential
+// (BatchNorm2d and ReLU as two modules) and that gives PyTorch the
+// predictions it gives gograd eval.
+func TestTorchRoundTripCNN(t *testing.T) {
+	dir := mnistDir(t)
+	needTorch(t)
+	run := filepath.Join(t.TempDir(), "run")
+	if r := gograd("train", "-data", dir, "-model", "cnn", "-limit", "256", "-epochs", "1", "-val", "0", "-lr", "0.05", "-out", run); r.code != 0 {
+		t.Fatalf("train: %v", r)
+	}
+	model := filepath.Join(run, modelFile)
+	r := gograd("eval", "-model", model, "-data", dir)
+	if r.code != 0 {
+		t.Fatalf("eval: %v", r)
+	}
+	if got, want := evalReport(t, torchLoad(t, model, "--data", dir)), evalReport(t, r.stdout); got != want {
+		t.Errorf("PyTorch's report of gograd's cnn:\n%s\ngograd's:\n%s", got, want)
+	}
+}

@@ -246,6 +246,7 @@ void test_bias_act_grad() {
 	expect("bias_act_grad relu edges", dx, {1, 0, 0, 0, 5, 0}, 0, 0);
 	expect("bias_act_grad relu edges dbias", db, {1, 0, 0, 0, 5, 0}, 0, 0);
 }
+void same_bits(const char* what, const std::vector<float>& got, const std::vector<float>& want);
 // bn_threads is bnThreads of cuda/launch.go.
 unsigned bn_threads(long long m) { return m >= 8192 ? 1024 : m >= 256 ? 256 : (unsigned)((m + 31) / 32 * 32); }
 void test_batch_norm() {
@@ -283,7 +284,7 @@ void test_batch_norm() {
 			snprintf(name, sizeof name, "batch_norm [%lld,%lld,%lld] grid=%u", outer, c, inner, gd.x);
 			std::vector<float> y(n, -12345), mean(c), is(c), rm = rm0, rv = rv0;
 			float *Y = y.data(), *M = mean.data(), *IS = is.data(), *RM = rm.data(), *RV = rv.data();
-			emu_launch([&] { batch_norm_f32(Y, M, IS, RM, RV, x.data(), w.data(), b.data(), outer, c, inner, 1e-5f, 0.1f); }, gd, bd);
+			emu_launch([&] { batch_norm_f32(Y, M, IS, RM, RV, x.data(), w.data(), b.data(), outer, c, inner, 1e-5f, 0.1f, 0); }, gd, bd);
 			expect(name, y, wy, 1e-5, 1e-5);
 			expect(name, mean, wmean, 1e-6, 1e-5);
 			expect(name, is, wis, 1e-6, 1e-5);
@@ -292,7 +293,7 @@ void test_batch_norm() {
 			// Without running estimates, in place over x.
 			std::vector<float> y2 = x;
 			float* Y2 = y2.data();
-			emu_launch([&] { batch_norm_f32(Y2, M, IS, nullptr, nullptr, Y2, w.data(), b.data(), outer, c, inner, 1e-5f, 0.1f); }, gd, bd);
+			emu_launch([&] { batch_norm_f32(Y2, M, IS, nullptr, nullptr, Y2, w.data(), b.data(), outer, c, inner, 1e-5f, 0.1f, 0); }, gd, bd);
 			expect(name, y2, wy, 1e-5, 1e-5);
 			snprintf(name, sizeof name, "batch_norm_grad [%lld,%lld,%lld] grid=%u", outer, c, inner, gd.x);
 			for (int acc = 0; acc < 2; acc++) {
@@ -301,7 +302,7 @@ void test_batch_norm() {
 				std::vector<double> edw(c), edb(c);
 				for (long long ch = 0; ch < c; ch++) edw[ch] = wdw[ch] + (acc ? dw0[ch] : 0), edb[ch] = wdb[ch] + (acc ? db0[ch] : 0);
 				float *DX = dx.data(), *DW = dw.data(), *DB = db.data();
-				emu_launch([&] { batch_norm_grad_f32(DX, DW, DB, x.data(), M, IS, w.data(), g.data(), outer, c, inner, acc); }, gd, bd);
+				emu_launch([&] { batch_norm_grad_f32(DX, DW, DB, x.data(), nullptr, M, IS, w.data(), g.data(), outer, c, inner, acc); }, gd, bd);
 				expect(name, dx, wdx, 1e-5, 1e-4);
 				expect(name, dw, edw, 1e-5 * m, 1e-4);
 				expect(name, db, edb, 1e-6 * m, 1e-5);
@@ -309,8 +310,70 @@ void test_batch_norm() {
 			// In place over g, with no parameter gradients.
 			std::vector<float> g2 = g;
 			float* G2 = g2.data();
-			emu_launch([&] { batch_norm_grad_f32(G2, nullptr, nullptr, x.data(), M, IS, w.data(), G2, outer, c, inner, 0); }, gd, bd);
+			emu_launch([&] { batch_norm_grad_f32(G2, nullptr, nullptr, x.data(), nullptr, M, IS, w.data(), G2, outer, c, inner, 0); }, gd, bd);
 			expect(name, g2, wdx, 1e-5, 1e-4);
+
+			// The fused ReLU: against the float64 reference, and bit for bit
+			// against the unfused kernels with the ReLU and its mask (the
+			// CPU's rules: -0 becomes +0, a NaN y or gradient is dropped
+			// where y is not positive). Channel 0 normalises to exact zeros.
+			snprintf(name, sizeof name, "batch_norm relu [%lld,%lld,%lld] grid=%u", outer, c, inner, gd.x);
+			auto wr = w, br = b;
+			wr[0] = 0, br[0] = 0;
+			std::vector<float> yu(n), yr(n, -12345), rmu = rm0, rvu = rv0, rmr = rm0, rvr = rv0, mu(c), isu(c), mr(c), isr(c);
+			float *YU = yu.data(), *YR = yr.data(), *MU = mu.data(), *ISU = isu.data(), *MR = mr.data(), *ISR = isr.data();
+			float *RMU = rmu.data(), *RVU = rvu.data(), *RMR = rmr.data(), *RVR = rvr.data();
+			emu_launch([&] { batch_norm_f32(YU, MU, ISU, RMU, RVU, x.data(), wr.data(), br.data(), outer, c, inner, 1e-5f, 0.1f, 0); }, gd, bd);
+			emu_launch([&] { batch_norm_f32(YR, MR, ISR, RMR, RVR, x.data(), wr.data(), br.data(), outer, c, inner, 1e-5f, 0.1f, 1); }, gd, bd);
+			std::vector<double> wyr(n);
+			for (long long k = 0; k < n; k++) {
+				long long ch = k / inner % c;
+				wyr[k] = ch == 0 ? 0 : std::max(wy[k], 0.0);
+				yu[k] = yu[k] <= 0.0f ? 0.0f : yu[k];
+			}
+			expect(name, yr, wyr, 1e-5, 1e-5);
+			same_bits(name, yr, yu);
+			same_bits(name, mr, mu);
+			same_bits(name, isr, isu);
+			same_bits(name, rmr, rmu);
+			same_bits(name, rvr, rvu);
+			snprintf(name, sizeof name, "batch_norm_grad relu [%lld,%lld,%lld] grid=%u", outer, c, inner, gd.x);
+			std::vector<float> gr = g, gm(n);
+			for (long long k = 0; k < n; k++) {
+				if (yr[k] <= 0.0f && k % 3 == 0) gr[k] = NAN;
+				gm[k] = yr[k] > 0.0f ? gr[k] : 0.0f;
+			}
+			std::vector<float> dxu(n), dwu(c), dbu(c), dxr(n, -12345), dwr(c), dbr(c);
+			float *DXU = dxu.data(), *DWU = dwu.data(), *DBU = dbu.data(), *DXR = dxr.data(), *DWR = dwr.data(), *DBR = dbr.data();
+			emu_launch([&] { batch_norm_grad_f32(DXU, DWU, DBU, x.data(), nullptr, MR, ISR, wr.data(), gm.data(), outer, c, inner, 0); }, gd, bd);
+			emu_launch([&] { batch_norm_grad_f32(DXR, DWR, DBR, x.data(), YR, MR, ISR, wr.data(), gr.data(), outer, c, inner, 0); }, gd, bd);
+			same_bits(name, dxr, dxu);
+			same_bits(name, dwr, dwu);
+			same_bits(name, dbr, dbu);
+			std::vector<double> wdxr(n), wdwr(c), wdbr(c);
+			for (long long ch = 0; ch < c; ch++) {
+				double sg = 0, sgx = 0;
+				for (long long o = 0; o < outer; o++)
+					for (long long i = 0; i < inner; i++) {
+						long long k = (o * c + ch) * inner + i;
+						sg += gm[k], sgx += gm[k] * (x[k] - wmean[ch]) * wis[ch];
+					}
+				wdwr[ch] = sgx, wdbr[ch] = sg;
+				for (long long o = 0; o < outer; o++)
+					for (long long i = 0; i < inner; i++) {
+						long long k = (o * c + ch) * inner + i;
+						double xh = (x[k] - wmean[ch]) * wis[ch];
+						wdxr[k] = wr[ch] * wis[ch] * (gm[k] - sg / m - xh * sgx / m);
+					}
+			}
+			expect(name, dxr, wdxr, 1e-5, 1e-4);
+			expect(name, dwr, wdwr, 1e-5 * m, 1e-4);
+			expect(name, dbr, wdbr, 1e-6 * m, 1e-5);
+			// In place over g.
+			std::vector<float> g3 = gr;
+			float* G3 = g3.data();
+			emu_launch([&] { batch_norm_grad_f32(G3, nullptr, nullptr, x.data(), YR, MR, ISR, wr.data(), G3, outer, c, inner, 0); }, gd, bd);
+			same_bits(name, g3, dxu);
 		}
 	}
 }

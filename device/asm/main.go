@@ -26,8 +26,11 @@ func main() {
 	genSGD()
 	genBNSums()
 	genBNGradSums()
-	genBNScale()
+	genBNGradSumsRelu()
+	genBNScale("bnScaleAVX", false)
+	genBNScale("bnScaleReluAVX", true)
 	genBNGrad()
+	genBNGradRelu()
 	Generate()
 }
 
@@ -287,22 +290,35 @@ func genBNGradSums() {
 	}, func(bytes int) { addAll(bytes, g, x) })
 }
 
-// genBNScale emits y = x*scale + off.
-func genBNScale() {
-	TEXT("bnScaleAVX", NOSPLIT, "func(y, x *float32, n int, scale, off float32)")
+// genBNScale emits y = x*scale + off, followed with relu by max(·, 0) as
+// genRelu computes it (a NaN stays NaN, -0 becomes +0).
+func genBNScale(name string, relu bool) {
+	TEXT(name, NOSPLIT, "func(y, x *float32, n int, scale, off float32)")
 	Pragma("noescape")
-	Doc("bnScaleAVX sets y[j] = x[j]*scale + off for j < n, a multiple of 8.")
+	if relu {
+		Doc(name+" sets y[j] = max(x[j]*scale + off, 0) for j < n, a multiple of 8,",
+			"as Go's max: NaN stays NaN, -0 becomes +0.")
+	} else {
+		Doc(name + " sets y[j] = x[j]*scale + off for j < n, a multiple of 8.")
+	}
 	y, x, n := RDI, RSI, RCX
 	Load(Param("y"), y)
 	Load(Param("x"), x)
 	Load(Param("n"), n)
-	scale, off := Y14, Y15
+	scale, off, zero := Y14, Y15, Y13
 	VBROADCASTSS(resolve("scale").Addr, scale)
 	VBROADCASTSS(resolve("off").Addr, off)
+	if relu {
+		VXORPS(zero, zero, zero)
+	}
 	val := []VecPhysical{Y0, Y1, Y2, Y3}
-	loop("bnScaleAVX", n, func(v, o int) {
+	loop(name, n, func(v, o int) {
 		VMOVUPS(off, val[v])
 		VFMADD231PS(Mem{Base: x, Disp: o}, scale, val[v])
+		if relu {
+			VMAXPS(val[v], zero, val[v])
+			VADDPS(zero, val[v], val[v])
+		}
 		VMOVUPS(val[v], Mem{Base: y, Disp: o})
 	}, func(bytes int) { addAll(bytes, y, x) })
 }
@@ -328,4 +344,64 @@ func genBNGrad() {
 		VFMADD231PS(Mem{Base: g, Disp: o}, a, val[v])
 		VMOVUPS(val[v], Mem{Base: dx, Disp: o})
 	}, func(bytes int) { addAll(bytes, dx, g, x) })
+}
+
+// genBNGradSumsRelu emits genBNGradSums with the gradient masked by the
+// ReLU's output: gm = grad where y > 0, else 0 (NaN counts as not
+// positive), acc[0:8] += gm and acc[8:16] += gm*(x - mean).
+func genBNGradSumsRelu() {
+	TEXT("bnGradSumsReluAVX", NOSPLIT, "func(acc, grad, x, y *float32, n int, mean float32)")
+	Pragma("noescape")
+	Doc("bnGradSumsReluAVX adds gm[j] into acc[j%8] and gm[j]*(x[j]-mean) into acc[8+j%8] for j < n, a multiple of 8,",
+		"where gm[j] = grad[j] if y[j] > 0, else 0.")
+	acc, g, x, y, n := RDI, RSI, RDX, R8, RCX
+	Load(Param("acc"), acc)
+	Load(Param("grad"), g)
+	Load(Param("x"), x)
+	Load(Param("y"), y)
+	Load(Param("n"), n)
+	mean, zero := Y15, Y14
+	VBROADCASTSS(resolve("mean").Addr, mean)
+	VXORPS(zero, zero, zero)
+	gv := []VecPhysical{Y8, Y9, Y10, Y11}
+	dv := []VecPhysical{Y12, Y13, Y12, Y13}
+	accumulate("bnGradSumsReluAVX", n, acc, func(v, off int, a, b VecPhysical) {
+		// mask = 0 < y, ordered and quiet (predicate 0x11, LT_OQ).
+		VCMPPS(Imm(0x11), Mem{Base: y, Disp: off}, zero, gv[v])
+		VANDPS(Mem{Base: g, Disp: off}, gv[v], gv[v])
+		VMOVUPS(Mem{Base: x, Disp: off}, dv[v])
+		VSUBPS(mean, dv[v], dv[v])
+		VADDPS(gv[v], a, a)
+		VFMADD231PS(gv[v], dv[v], b)
+	}, func(bytes int) { addAll(bytes, g, x, y) })
+}
+
+// genBNGradRelu emits genBNGrad with the gradient masked by the ReLU's
+// output: dx = a*gm + bx*x + d, gm = grad where y > 0, else 0.
+func genBNGradRelu() {
+	TEXT("bnGradReluAVX", NOSPLIT, "func(dx, grad, x, y *float32, n int, a, bx, d float32)")
+	Pragma("noescape")
+	Doc("bnGradReluAVX sets dx[j] = a*gm[j] + bx*x[j] + d for j < n, a multiple of 8, where gm[j] = grad[j]",
+		"if y[j] > 0, else 0. dx may be grad or y.")
+	dx, g, x, y, n := RDI, RSI, RDX, R8, RCX
+	Load(Param("dx"), dx)
+	Load(Param("grad"), g)
+	Load(Param("x"), x)
+	Load(Param("y"), y)
+	Load(Param("n"), n)
+	a, bx, d, zero := Y13, Y14, Y15, Y12
+	VBROADCASTSS(resolve("a").Addr, a)
+	VBROADCASTSS(resolve("bx").Addr, bx)
+	VBROADCASTSS(resolve("d").Addr, d)
+	VXORPS(zero, zero, zero)
+	val := []VecPhysical{Y0, Y1, Y2, Y3}
+	mask := []VecPhysical{Y4, Y5, Y6, Y7}
+	loop("bnGradReluAVX", n, func(v, o int) {
+		VMOVUPS(d, val[v])
+		VFMADD231PS(Mem{Base: x, Disp: o}, bx, val[v])
+		VCMPPS(Imm(0x11), Mem{Base: y, Disp: o}, zero, mask[v])
+		VANDPS(Mem{Base: g, Disp: o}, mask[v], mask[v])
+		VFMADD231PS(mask[v], a, val[v])
+		VMOVUPS(val[v], Mem{Base: dx, Disp: o})
+	}, func(bytes int) { addAll(bytes, dx, g, x, y) })
 }
