@@ -19,11 +19,14 @@
 // Products of more than about 10⁵ multiply-adds are split across the Context's
 // threads, in bands of C's columns or rows, whichever leaves the smaller
 // operand to be packed by every thread. The calling goroutine computes
-// the first band and helper goroutines the others. Helpers poll for work for a
-// millisecond after each band before they sleep, because waking a sleeping
-// thread takes about as long as a mid-sized product (over 100µs on a virtual
-// machine); while they poll they yield their core to any other thread that
-// wants it. A band no helper has started when the caller is done is computed
+// the first band and helper goroutines the others. Helpers poll for work for up
+// to a millisecond after each band before they sleep, because waking a
+// sleeping thread takes about as long as a mid-sized product (over 100µs on a
+// virtual machine); while they poll they yield their core to any other thread
+// that wants it. A helper polls no longer, in all, than it has spent computing
+// bands, so one that works most of the time (training) is found awake, and one
+// that gets a short band now and then (a server's small forward passes) sleeps
+// rather than take a core from the rest of the program. A band no helper has started when the caller is done is computed
 // by the caller, so a busy machine makes a product no slower than one thread
 // would.
 //

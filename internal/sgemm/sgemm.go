@@ -44,9 +44,10 @@ type workspace struct {
 // for concurrent use.
 //
 // A Context with more than one thread starts threads-1 helper goroutines at
-// its first large product. After each task a helper polls for the next one for
-// a millisecond, then sleeps; Close stops the helpers, and so does the garbage
-// collector once the Context is unreachable.
+// its first large product. After each task a helper polls for the next one,
+// for at most a millisecond and in all no longer than it has spent working,
+// then sleeps; Close stops the helpers, and so does the garbage collector once
+// the Context is unreachable.
 type Context struct {
 	threads int
 	kern    kernel

@@ -6,12 +6,20 @@ import (
 	"time"
 )
 
-// spinTime is how long a helper, or a caller waiting for its helpers, polls
-// before it goes to sleep. Waking a sleeping goroutine on another core costs
-// from tens of microseconds on bare metal to over a hundred on a virtual
-// machine, as long as a mid-sized product takes; training runs products
-// back to back, so helpers that poll for a while are found awake.
+// spinTime is the longest a helper, or a caller waiting for its helpers,
+// polls before it goes to sleep. Waking a sleeping goroutine on another core
+// costs from tens of microseconds on bare metal to over a hundred on a
+// virtual machine, as long as a mid-sized product takes; training runs
+// products back to back, so helpers that poll for a while are found awake.
 const spinTime = time.Millisecond
+
+// A helper polls for its next task for no longer, in all, than it has spent
+// running tasks: each task adds its running time to the helper's credit, up
+// to spinTime, and each poll spends the time it lasts. Training, where a
+// helper works most of the time, keeps it polling for the whole spinTime;
+// a server that runs a short pass every millisecond or so lets its helper
+// sleep between passes rather than poll for most of the time on a core the
+// rest of the program wants.
 
 // team is the set of helper goroutines of a Context. It does not refer to the
 // Context, so that a Context nobody holds can be collected and its helpers
@@ -101,17 +109,22 @@ func (h *helper) loop() {
 		t = h.next.Swap(nil)
 		return t != nil
 	}
+	// credit is how long the helper may poll before it sleeps.
+	credit := spinTime
 	for {
-		if spin(take, spinTime) {
-			h.run(t)
+		start := time.Now()
+		if spin(take, credit) {
+			credit -= time.Since(start)
+			credit = min(spinTime, credit+h.run(t))
 			continue
 		}
+		credit = 0
 		// Announce the sleep before the last look at next: a call that hands a
 		// task after that look sees parked and sends a wake-up.
 		h.parked.Store(true)
 		if take() {
 			h.parked.Store(false)
-			h.run(t)
+			credit = min(spinTime, h.run(t))
 			continue
 		}
 		select {
@@ -123,11 +136,15 @@ func (h *helper) loop() {
 	}
 }
 
-func (h *helper) run(t *task) {
+// run runs t and returns how long that took.
+func (h *helper) run(t *task) time.Duration {
+	start := time.Now()
 	t.ctx.run(&t.p)
+	d := time.Since(start)
 	done := t.done
 	h.busy.Store(false)
 	done.finish()
+	return d
 }
 
 // finish marks one task done.
