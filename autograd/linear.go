@@ -22,13 +22,36 @@ var linearNames = [...]string{"linear", "linear_relu", "linear_sigmoid", "linear
 // where it has them. Neither the values before the activation nor the
 // activation's derivative are ever stored. Identity gives Linear.
 func LinearAct(x, w, b *Var, act device.Activation) *Var {
-	if act < device.Identity || int(act) >= len(linearNames) {
-		panic(&tensor.Error{Op: "linear", Err: fmt.Errorf("autograd: unknown activation %d", int(act))})
+	return linear(x, w, b, act, false)
+}
+
+// linearTNames are the op names of LinearActT, by activation.
+var linearTNames = [...]string{"linear_t", "linear_t_relu", "linear_t_sigmoid", "linear_t_tanh"}
+
+// LinearActT is LinearAct with the weight stored transposed: it returns
+// act(x · wt + b) for x of [batch, in], wt of [in, out] (the transpose of a
+// Linear layer's [out, in] weight) and b, which may be nil, of [out]. The
+// product then reads the weight in the layout the matrix multiplication
+// packs it into, so that a forward pass does not transpose the weight
+// again: for inference with a weight that does not change, transposed
+// once. Its values and gradients are those of LinearAct(x, wtᵀ, b, act).
+func LinearActT(x, wt, b *Var, act device.Activation) *Var {
+	return linear(x, wt, b, act, true)
+}
+
+// linear is LinearAct, or LinearActT when transposed (w is then [in, out]).
+func linear(x, w, b *Var, act device.Activation, transposed bool) *Var {
+	names, inAxis, outAxis := linearNames, 1, 0
+	if transposed {
+		names, inAxis, outAxis = linearTNames, 0, 1
 	}
-	name := linearNames[act]
+	if act < device.Identity || int(act) >= len(names) {
+		panic(&tensor.Error{Op: names[0], Err: fmt.Errorf("autograd: unknown activation %d", int(act))})
+	}
+	name := names[act]
 	xv, wv := x.Value, w.Value
-	if xv.Dims() != 2 || wv.Dims() != 2 || xv.Dim(1) != wv.Dim(1) ||
-		(b != nil && (b.Value.Dims() != 1 || b.Value.Dim(0) != wv.Dim(0))) {
+	if xv.Dims() != 2 || wv.Dims() != 2 || xv.Dim(1) != wv.Dim(inAxis) ||
+		(b != nil && (b.Value.Dims() != 1 || b.Value.Dim(0) != wv.Dim(outAxis))) {
 		shapes := [][]int{xv.Shape(), wv.Shape()}
 		if b != nil {
 			shapes = append(shapes, b.Shape())
@@ -41,25 +64,30 @@ func LinearAct(x, w, b *Var, act device.Activation) *Var {
 	} else {
 		out = begin(name, linearBackward, x, w)
 	}
-	y := out.newValue(xv, xv.Dim(0), wv.Dim(0))
-	tensor.MatMulInto(y, xv, wv, false, true, false)
+	y := out.newValue(xv, xv.Dim(0), wv.Dim(outAxis))
+	tensor.MatMulInto(y, xv, wv, false, !transposed, false)
 	var bv *tensor.Tensor
 	if b != nil {
 		bv = b.Value
 	}
 	biasAct(y, bv, act)
-	return out.args(int(act))
+	t := 0
+	if transposed {
+		t = 1
+	}
+	return out.args(int(act), t)
 }
 
-// linearBackward is LinearAct's backward pass. With the pre-activation
-// gradient gz = g·act'(y): dW += gzᵀ·x, db += Σ_rows gz, dx += gz·W.
+// linearBackward is the backward pass of LinearAct and LinearActT. With
+// the pre-activation gradient gz = g·act'(y): db += Σ_rows gz, and
+// dW += gzᵀ·x, dx += gz·W (or, transposed, dWt += xᵀ·gz, dx += gz·Wtᵀ).
 func linearBackward(out *Var, t *temps) {
 	x, w := out.in(0), out.in(1)
 	var b *Var
 	if len(out.fn.in) == 3 && out.in(2).requiresGrad {
 		b = out.in(2)
 	}
-	act := device.Activation(out.fn.ints[0])
+	act, transposed := device.Activation(out.fn.ints[0]), out.fn.ints[1] == 1
 	g := out.Grad
 	gz := g
 	if act != device.Identity {
@@ -72,6 +100,11 @@ func linearBackward(out *Var, t *temps) {
 			db, acc = b.gradDst()
 		}
 		biasActGrad(gz, db, out.Value, g, act, acc, t)
+	}
+	if transposed {
+		w.addMatMul(x.Value, gz, true, false)
+		x.addMatMul(gz, w.Value, false, true)
+		return
 	}
 	w.addMatMul(gz, x.Value, true, false)
 	x.addMatMul(gz, w.Value, false, false)
