@@ -89,19 +89,7 @@ func (ctx *Context) MR() int { return ctx.kern.mr }
 // stored contiguously, for a PanelA. It reads no value of src past rows in
 // each of its k runs.
 func (ctx *Context) PackA(dst, src []float32, lds, k, rows int) {
-	if k <= 0 {
-		return
-	}
-	mr := ctx.kern.mr
-	if ctx.kern.copyA != nil && rows > 0 {
-		ctx.kern.copyA(k, src, lds, dst, rows, 1)
-		return
-	}
-	for l := range k {
-		d := dst[l*mr : l*mr+mr]
-		copy(d, src[l*lds:l*lds+rows])
-		clear(d[rows:])
-	}
+	packRuns(ctx.kern.copyA, ctx.kern.mr, dst, src, lds, k, rows)
 }
 
 // NR returns the number of columns in a sliver of a packed B, the nr that
@@ -112,18 +100,24 @@ func (ctx *Context) NR() int { return ctx.kern.nr }
 // zero for cols <= j < NR(): k rows of a sliver of B, for a PanelB. It reads
 // no value of src past column cols of each row.
 func (ctx *Context) PackRows(dst, src []float32, lds, k, cols int) {
+	packRuns(ctx.kern.copyB, ctx.kern.nr, dst, src, lds, k, cols)
+}
+
+// packRuns copies k runs of n values, lds apart in src, into runs of width
+// w in dst, zero past n, with the kernel's vector copy (scaled by 1) when
+// it has one.
+func packRuns(vec func(k int, src []float32, lds int, dst []float32, cols int, alpha float32), w int, dst, src []float32, lds, k, n int) {
 	if k <= 0 {
 		return
 	}
-	nr := ctx.kern.nr
-	if ctx.kern.copyB != nil && cols > 0 {
-		ctx.kern.copyB(k, src, lds, dst, cols, 1)
+	if vec != nil && n > 0 {
+		vec(k, src, lds, dst, n, 1)
 		return
 	}
 	for l := range k {
-		d := dst[l*nr : l*nr+nr]
-		copy(d, src[l*lds:l*lds+cols])
-		clear(d[cols:])
+		d := dst[l*w : l*w+w]
+		copy(d, src[l*lds:l*lds+n])
+		clear(d[n:])
 	}
 }
 
