@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -123,13 +124,37 @@ func BenchmarkParseJSON(b *testing.B) {
 		}
 	}
 	body.WriteString(`]]}`)
+	benchParse(b, body.Bytes())
+}
+
+// BenchmarkParseJSONFloat64 parses the same input with its pixels written
+// as a client writes float64 values (253/255 is 0.9921568627450981), as
+// Python's json.dumps and the load test do.
+func BenchmarkParseJSONFloat64(b *testing.B) {
+	px := make([]float64, 784)
+	for i := range px {
+		switch {
+		case i%5 == 0:
+			px[i] = 253.0 / 255
+		case i%7 == 0:
+			px[i] = float64(100+i%100) / 255
+		}
+	}
+	body, err := json.Marshal(map[string]any{"instances": [][]float64{px}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchParse(b, body)
+}
+
+func benchParse(b *testing.B, body []byte) {
 	shape := Shape{Channels: 1, Height: 28, Width: 28}
 	var p jsonParser
 	var req jsonRequest
-	b.SetBytes(int64(body.Len()))
+	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := p.parse(body.Bytes(), shape, 64, &req); err != nil || req.n != 1 {
+		if err := p.parse(body, shape, 64, &req); err != nil || req.n != 1 {
 			b.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -154,5 +155,57 @@ func TestExactDecimal(t *testing.T) {
 		if _, ok := exactDecimal([]byte(s)); ok {
 			t.Errorf("exactDecimal(%s) took the fast path", s)
 		}
+	}
+}
+
+// TestExact32 checks the float32 fast path of numbers of 16 to 19 digits
+// against float32 of strconv.ParseFloat: on random decimals, on float64
+// values as a client writes them, and on decimals as close as 19 digits
+// get to a value halfway between two float32s, where a wrong fast path
+// would round the other way. It also checks that the fast path is taken
+// for nearly all of the random ones.
+func TestExact32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	var inputs []string
+	for range 100000 {
+		digits := 16 + rng.IntN(4)
+		s := strconv.FormatUint(rng.Uint64N(uint64(math.Pow10(digits))), 10)
+		if k := rng.IntN(len(s) + 1); k > 0 && k < len(s) {
+			s = s[:len(s)-k] + "." + s[len(s)-k:]
+		}
+		inputs = append(inputs, s, "-"+s)
+	}
+	for i := range 256 {
+		inputs = append(inputs, strconv.FormatFloat(float64(i)/255, 'f', -1, 64))
+	}
+	for range 100000 {
+		f := float32(0.001 + rng.Float64()*1000)
+		mid := (float64(f) + float64(math.Nextafter32(f, 2*f))) / 2
+		s := strconv.FormatFloat(mid, 'f', -1, 64)
+		if i := strings.IndexByte(s, '.'); i >= 0 && len(s)-1 > 19 {
+			s = strconv.FormatFloat(mid, 'f', max(0, 19-i), 64) // 19 digits, rounded
+		}
+		inputs = append(inputs, s)
+	}
+	fast := 0
+	for _, s := range inputs {
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, v, _, exact32, problem := scanNumber([]byte(s), 0)
+		if end != len(s) || problem != "" {
+			t.Fatalf("scanNumber(%s) ends at %d of %d: %q", s, end, len(s), problem)
+		}
+		if !exact32 {
+			continue
+		}
+		fast++
+		if float32(v) != float32(want) {
+			t.Fatalf("scanNumber(%s): float32 %v, ParseFloat's float32 %v", s, float32(v), float32(want))
+		}
+	}
+	if rnd := 2*100000 + 256; fast < rnd*99/100 {
+		t.Errorf("the fast path took %d of %d numbers, want nearly all of the %d random ones", fast, len(inputs), rnd)
 	}
 }

@@ -187,7 +187,7 @@ func (p *jsonParser) str() ([]byte, error) {
 func (p *jsonParser) number() (float64, error) {
 	p.space()
 	start := p.i
-	end, v, exact, problem := scanNumber(p.b, start)
+	end, v, exact, _, problem := scanNumber(p.b, start)
 	p.i = end
 	switch {
 	case problem != "":
@@ -211,9 +211,15 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 // not valid. A number without an exponent and with at most 15 digits,
 // such as a pixel value, is exact: m/10^k of an exact integer m and an
 // exact power of ten is the correctly rounded result, as
-// strconv.ParseFloat computes it, and scanNumber returns it. Other
-// numbers are left to ParseFloat.
-func scanNumber(b []byte, i int) (end int, v float64, exact bool, problem string) {
+// strconv.ParseFloat computes it, and scanNumber returns it.
+//
+// With 16 to 19 digits, as a client writes a float64 (0.9921568627450981
+// is 253/255), m/10^k is within 3 units in the last place of that result,
+// and exact32 reports that float32(v) is float32 of the correctly rounded
+// float64 all the same: v is not within 4 units of a value halfway
+// between two float32s, the only place where so small an error could
+// round to another float32. Other numbers are left to ParseFloat.
+func scanNumber(b []byte, i int) (end int, v float64, exact, exact32 bool, problem string) {
 	neg := i < len(b) && b[i] == '-'
 	if neg {
 		i++
@@ -227,9 +233,9 @@ func scanNumber(b []byte, i int) (end int, v float64, exact bool, problem string
 	digits := i - lead
 	switch {
 	case digits == 0:
-		return i, 0, false, "want a number"
+		return i, 0, false, false, "want a number"
 	case digits > 1 && b[lead] == '0':
-		return i, 0, false, "number with a leading zero"
+		return i, 0, false, false, "number with a leading zero"
 	}
 	frac := 0
 	if i < len(b) && b[i] == '.' {
@@ -240,7 +246,7 @@ func scanNumber(b []byte, i int) (end int, v float64, exact bool, problem string
 			i++
 		}
 		if frac = i - f0; frac == 0 {
-			return i, 0, false, "want digits after the decimal point"
+			return i, 0, false, false, "want digits after the decimal point"
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -253,27 +259,33 @@ func scanNumber(b []byte, i int) (end int, v float64, exact bool, problem string
 			i++
 		}
 		if i == e0 {
-			return i, 0, false, "want digits in the exponent"
+			return i, 0, false, false, "want digits in the exponent"
 		}
-		return i, 0, false, ""
+		return i, 0, false, false, ""
 	}
-	if digits+frac > 15 {
-		return i, 0, false, ""
+	n := digits + frac
+	if n > 19 || frac >= len(pow10) {
+		return i, 0, false, false, ""
 	}
-	v = float64(m)
+	v = float64(m) // rounded when m > 2^53
 	if frac > 0 {
 		v /= pow10[frac]
 	}
 	if neg {
 		v = -v
 	}
-	return i, v, true, ""
+	if n <= 15 {
+		return i, v, true, true, ""
+	}
+	const half = 1 << 28 // a float32 midpoint, in the 29 mantissa bits float32 drops
+	low := int64(math.Float64bits(v) & (1<<29 - 1))
+	return i, v, false, low < half-4 || low > half+4, ""
 }
 
 // exactDecimal parses a valid JSON number b when scanNumber finds it
 // exact; other numbers report false.
 func exactDecimal(b []byte) (float64, bool) {
-	end, v, exact, problem := scanNumber(b, 0)
+	end, v, exact, _, problem := scanNumber(b, 0)
 	return v, exact && problem == "" && end == len(b)
 }
 
@@ -377,9 +389,9 @@ func (p *jsonParser) numbers() (int, error) {
 	limit := p.shape.Len() * max(p.maxInputs, 4)
 	for k := 1; ; k++ {
 		p.space()
-		end, v, exact, _ := scanNumber(p.b, p.i)
-		if exact {
-			p.i = end // at most 15 digits and no exponent: it fits a float32
+		end, v, _, exact32, _ := scanNumber(p.b, p.i)
+		if exact32 {
+			p.i = end // at most 19 digits and no exponent: it fits a float32
 		} else {
 			var err error
 			if v, err = p.number(); err != nil {

@@ -13,6 +13,10 @@
 //	go build -o /tmp/gograd ./cmd/gograd
 //	go run ./bench/loadtest -gograd /tmp/gograd -model runs/mnist/model.safetensors
 //
+// With -floor it also measures a server that answers without parsing the
+// body or running a model (floor.go): no server on net/http answers
+// faster on the machine, so its requests per second bound every ratio.
+//
 // The soak (-soak N) sends N requests, three quarters good (single images
 // and multipart pairs) and a quarter bad requests of every kind, checks each answer (good ones against what
 // `gograd predict` prints for the same image files), counts the lost and
@@ -58,6 +62,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		// Started by another load test as its floor server (floor.go).
+		if err := floorMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	gograd := flag.String("gograd", "gograd", "the gograd `binary` to run")
 	model := flag.String("model", "", "model `file` to serve (required)")
 	concurrency := flag.String("concurrency", "1,16,64,256", "comma-separated numbers of concurrent clients")
@@ -73,6 +85,7 @@ func main() {
 	soakTime := flag.Duration("soak-time", 30*time.Minute, "most time for the soak")
 	soakClients := flag.Int("soak-concurrency", 32, "concurrent clients of the soak")
 	rssGrowth := flag.Float64("rss-growth", 0.2, "most relative growth of resident memory after the soak's warm-up")
+	floor := flag.Bool("floor", false, "also measure the floor: a server on net/http that answers without parsing the body or running a model, the ceiling of any server's req/s here (see floor.go)")
 	profile := flag.String("profile", "", "write CPU profiles of the load test into this `directory`: loadtest.prof for the load generator, server-NAME.prof for each server (for go tool pprof)")
 	flag.Parse()
 	if *model == "" {
@@ -94,7 +107,7 @@ func main() {
 			}
 			defer pprof.StopCPUProfile()
 		}
-		return runLoad(*gograd, *model, *configs, *concurrency, *payload, *clientKind, *profile, *rounds, *requests, *duration, *warmup)
+		return runLoad(*gograd, *model, *configs, *concurrency, *payload, *clientKind, *profile, *floor, *rounds, *requests, *duration, *warmup)
 	}()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
@@ -102,11 +115,12 @@ func main() {
 	}
 }
 
-// server is a running `gograd serve`.
+// server is a running `gograd serve`, or the floor server.
 type server struct {
-	cmd *exec.Cmd
-	url string
-	log *tail
+	cmd   *exec.Cmd
+	url   string
+	log   *tail
+	floor bool
 }
 
 // tail keeps the last lines the server logged.
@@ -491,7 +505,7 @@ func pixelsJSON(b []byte) []byte {
 	return out
 }
 
-func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile string, rounds, requests int, duration, warmup time.Duration) error {
+func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile string, floor bool, rounds, requests int, duration, warmup time.Duration) error {
 	contentType := "image/png"
 	switch payload {
 	case "png":
@@ -533,21 +547,41 @@ func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile s
 			s.stop()
 		}
 	}()
-	for cfg := range strings.SplitSeq(configs, ";") {
-		name, flags, _ := strings.Cut(cfg, "=")
-		args := strings.Fields(flags)
+	start := func(bin, name string, args []string) error {
 		if profile != "" {
 			args = append(args, "-cpuprofile", filepath.Join(profile, "server-"+name+".prof"))
 		}
-		s, err := startServer(gograd, model, args)
+		s, err := startServer(bin, model, args)
 		if err != nil {
 			return err
 		}
 		names, servers = append(names, name), append(servers, s)
+		return nil
+	}
+	for cfg := range strings.SplitSeq(configs, ";") {
+		name, flags, _ := strings.Cut(cfg, "=")
+		if err := start(gograd, name, strings.Fields(flags)); err != nil {
+			return err
+		}
+	}
+	ref := len(servers) - 1 // the last configuration: the ratios' denominator
+	if floor {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("-floor: %w", err)
+		}
+		if err := start(self, "floor", nil); err != nil {
+			return err
+		}
+		servers[len(servers)-1].floor = true
 	}
 	want, err := expectedClasses(servers, names, contentType, bodies)
 	if err != nil {
 		return err
+	}
+	floorWant := make([]int, len(bodies))
+	for k, b := range bodies {
+		floorWant[k] = floorClass(b)
 	}
 	// rps[level][server] are the rounds' requests per second.
 	rps := make([][][]float64, len(levels))
@@ -556,6 +590,10 @@ func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile s
 			rps[li] = slices.Grow(rps[li], len(servers))[:len(servers)]
 			for i, s := range servers {
 				clients, closeClients := senders(clientKind, s.url+"/v1/predict", c)
+				want := want
+				if s.floor {
+					want = floorWant
+				}
 				level(clients, contentType, bodies, want, 1<<30, warmup)
 				rows0, passes0 := s.metric("gograd_serve_batch_size_sum"), s.metric("gograd_serve_batch_size_count")
 				fwd0 := s.metric("gograd_serve_forward_seconds_sum")
@@ -574,8 +612,8 @@ func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile s
 				rows, passes := s.metric("gograd_serve_batch_size_sum")-rows0, s.metric("gograd_serve_batch_size_count")-passes0
 				fwd := s.metric("gograd_serve_forward_seconds_sum") - fwd0
 				closeClients()
-				fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %.1f | %.3f | %.0f | %.0f | %d |\n", names[i], c, r.n, r.rps,
-					ms(r.quantile(0.5)), ms(r.quantile(0.99)), rows/passes, 1e3*fwd/passes,
+				fmt.Printf("| %s | %d | %d | %.0f | %.2f | %.2f | %s | %s | %.0f | %.0f | %d |\n", names[i], c, r.n, r.rps,
+					ms(r.quantile(0.5)), ms(r.quantile(0.99)), orDash("%.1f", rows/passes), orDash("%.3f", 1e3*fwd/passes),
 					us(cpu)/float64(r.n), us(own)/float64(r.n), r.errors)
 				if r.errors > 0 {
 					fmt.Printf("first error: %s\n", r.firstErr)
@@ -585,8 +623,15 @@ func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile s
 		}
 	}
 	if rounds > 1 && len(servers) > 1 {
-		fmt.Printf("\nMedian req/s of %d rounds, and the ratio of the medians of %s to %s:\n\n", rounds, names[0], names[len(names)-1])
-		fmt.Printf("| concurrency | %s | ratio |\n|---:|%s---:|\n", strings.Join(names, " | "), strings.Repeat("---:|", len(names)))
+		var ratios []string
+		for i, n := range names {
+			if i != ref {
+				ratios = append(ratios, n+"/"+names[ref])
+			}
+		}
+		fmt.Printf("\nMedian req/s of %d rounds, and the ratios of the medians to %s's:\n\n", rounds, names[ref])
+		fmt.Printf("| concurrency | %s | %s |\n|---:|%s\n", strings.Join(names, " | "), strings.Join(ratios, " | "),
+			strings.Repeat("---:|", len(names)+len(ratios)))
 		for li, c := range levels {
 			fmt.Printf("| %d |", c)
 			var med []float64
@@ -594,7 +639,12 @@ func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile s
 				med = append(med, median(rps[li][i]))
 				fmt.Printf(" %.0f |", med[i])
 			}
-			fmt.Printf(" %.2f |\n", med[0]/med[len(med)-1])
+			for i := range servers {
+				if i != ref {
+					fmt.Printf(" %.2f |", med[i]/med[ref])
+				}
+			}
+			fmt.Println()
 		}
 	}
 	for _, s := range servers {
@@ -612,6 +662,9 @@ func runLoad(gograd, model, configs, concurrency, payload, clientKind, profile s
 func expectedClasses(servers []*server, names []string, contentType string, bodies [][]byte) ([]int, error) {
 	want := make([]int, len(bodies))
 	for i, s := range servers {
+		if s.floor {
+			continue // it answers floorClass
+		}
 		p := newPoster(newClient(1), s.url+"/v1/predict")
 		for k, b := range bodies {
 			code, answer, err := p.post(contentType, b)
@@ -676,6 +729,14 @@ func ownCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// orDash formats v, or a dash where it is NaN (a metric the floor does not have).
+func orDash(format string, v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }

@@ -93,3 +93,39 @@ func TestTopClass(t *testing.T) {
 		}
 	}
 }
+
+// TestFloorServer checks the floor: it reads the whole body, answers as
+// long an answer as gograd serve's for one input, naming floorClass, and
+// keeps the connection alive.
+func TestFloorServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := floorServer()
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String()
+
+	p := newRawPoster(url + "/v1/predict")
+	defer p.close()
+	for _, n := range []int{0, 7, 4096, 70000} {
+		body := []byte(strings.Repeat("1", n))
+		code, answer, err := p.post("application/json", body)
+		if err != nil || code != 200 {
+			t.Fatalf("a body of %d bytes: %d %q %v", n, code, answer, err)
+		}
+		if got := topClass(answer); got != n%10 {
+			t.Errorf("a body of %d bytes: class %d in %q, want %d", n, got, answer, n%10)
+		}
+		// gograd serve's answer for one input, with its newline.
+		if len(answer) != 138 {
+			t.Errorf("answer of %d bytes, want 138: %q", len(answer), answer)
+		}
+	}
+	resp, err := http.Get(url + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
