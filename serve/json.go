@@ -389,9 +389,11 @@ func (p *jsonParser) numbers() (int, error) {
 	limit := p.shape.Len() * max(p.maxInputs, 4)
 	for k := 1; ; k++ {
 		p.space()
-		end, v, _, exact32, _ := scanNumber(p.b, p.i)
-		if exact32 {
-			p.i = end // at most 19 digits and no exponent: it fits a float32
+		var v float64
+		if i := p.i; i+1 < len(p.b) && p.b[i] == '0' && (p.b[i+1] == ',' || p.b[i+1] == ']') {
+			p.i++ // a lone 0, most pixels of a digit
+		} else if end, w, _, exact32, _ := scanNumber(p.b, i); exact32 {
+			p.i, v = end, w // at most 19 digits and no exponent: it fits a float32
 		} else {
 			var err error
 			if v, err = p.number(); err != nil {
