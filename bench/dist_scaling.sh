@@ -26,8 +26,14 @@
 # the all-reduces, in 1 process and in a rank, and the median time the
 # same buckets take to all-reduce alone, without computation: the share of
 # it that the 2-rank step did not wait for is the share hidden behind
-# backward. Needs Open MPI (apt-get install -y openmpi-bin libopenmpi-dev)
-# and MNIST in the Go module cache (go mod download).
+# backward. Last, bench/allreduce_floor.c all-reduces as many values from
+# C, without gograd: the time Open MPI itself takes, and the copying and
+# adding that a rank cannot avoid, on one core alone. That work runs on
+# the cores that compute, so a step of 2 ranks takes at least the 1
+# process step plus the all-reduce, which bounds the ratio at
+# 2 x step / (step + all-reduce) even where the ranks would not slow each
+# other at all. Needs Open MPI (apt-get install -y openmpi-bin
+# libopenmpi-dev) and MNIST in the Go module cache (go mod download).
 #
 #	sh bench/dist_scaling.sh
 #	MODELS=cnn ROUNDS=2 sh bench/dist_scaling.sh
@@ -38,6 +44,7 @@ rounds=${ROUNDS:-3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go build -tags mpi -o "$tmp/ddp" ./examples/ddp
+mpicc -O3 -march=native -o "$tmp/floor" bench/allreduce_floor.c
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 best() { # the best samples/s of the epoch lines of $1
@@ -85,6 +92,12 @@ for model in $models; do
 	tComp=$(quart "$tmp/t$rt.txt" 2) tWait=$(quart "$tmp/t$rt.txt" 3)
 	alone=$(awk '/^all-reduce:/ { for (i = 1; i <= NF; i++) if ($i == "median") print $(i+1) }' "$tmp/t$rt.txt")
 	buckets=$(sed -n 's/^all-reduce: \([0-9]* buckets \[[^]]*\]\).*/\1/p' "$tmp/t$rt.txt")
+	values=$(sed -n 's/^all-reduce: .*, \([0-9]*\) values,.*/\1/p' "$tmp/t$rt.txt")
+	# The same values all-reduced from C, with the ring gograd selects.
+	floor=$(OMPI_MCA_coll_libnbc_iallreduce_algorithm=1 mpirun -np 2 --bind-to core "$tmp/floor" "$values" | sed -n 's/^floor: //p')
+	fC=$(echo "$floor" | sed -n 's/.*MPI_Allreduce \([0-9.]*\) ms.*/\1/p')
+	fN=$(echo "$floor" | sed -n 's/.*MPI_Iallreduce \([0-9.]*\) ms.*/\1/p')
+	fM=$(echo "$floor" | sed -n 's/.*alone \([0-9.]*\) ms.*/\1/p')
 	echo
 	echo "| $model, best of $rounds rounds | samples/s | median step: computing + waiting |"
 	echo "|---|---|---|"
@@ -98,5 +111,10 @@ for model in $models; do
 		printf "| efficiency of the 2 ranks against the ideal | %.2f | |\n", t / p
 		h = 1 - w / al; if (h < 0) h = 0
 		printf "| all-reduce of the gradients (%s): alone / waited | %.3f / %.3f ms | %.0f%% hidden behind backward |\n", bk, al, w, 100 * h }'
+	awk -v c="$aComp" -v fc="$fC" -v fn="$fN" -v fm="$fM" -v n="$values" 'BEGIN {
+		f = (fc < fn) ? fc : fn
+		printf "| the same %d values from C: Open MPI blocking / non-blocking, and copying and adding alone | %.3f / %.3f / %.3f ms | |\n", n, fc, fn, fm
+		printf "| bound on the ratio with Open MPI, 2 x step / (step + all-reduce), ranks not slowing each other | **%.2f** | |\n", 2 * c / (c + f)
+		printf "| bound with only the copying and adding | %.2f | |\n", 2 * c / (c + fm) }'
 	echo
 done

@@ -238,6 +238,7 @@ func median(v []float64) float64 {
 func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.Var, reps int, waited float64) error {
 	var groups [][]*tensor.Tensor
 	var sizes []string
+	values := 0
 	for _, b := range dp.Buckets() {
 		var g []*tensor.Tensor
 		n := 0
@@ -247,6 +248,7 @@ func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.V
 		}
 		groups = append(groups, g)
 		sizes = append(sizes, fmt.Sprintf("%.2f MB", float64(4*n)/1e6))
+		values += n
 	}
 	if err := comm.Barrier(); err != nil {
 		return err
@@ -272,8 +274,8 @@ func measure(comm dist.Communicator, dp *dist.DataParallel, params []*autograd.V
 	alone := median(times)
 	if comm.Rank() == 0 {
 		hidden := 1 - waited/alone
-		fmt.Printf("all-reduce: %d buckets %v, median %.3f ms per step alone, %.3f ms waited in training: %.0f%% hidden behind backward\n",
-			len(groups), sizes, alone, waited, 100*max(hidden, 0))
+		fmt.Printf("all-reduce: %d buckets %v, %d values, median %.3f ms per step alone, %.3f ms waited in training: %.0f%% hidden behind backward\n",
+			len(groups), sizes, values, alone, waited, 100*max(hidden, 0))
 	}
 	return nil
 }
