@@ -20,7 +20,8 @@
 # epochs of STEPS steps (defaults per model below); the 1-minute load
 # average is printed with each round. A run's figure is its best epoch's
 # samples/s, and the table takes each configuration's best round; the
-# rounds' own ratios show how far the load moves them. The table also
+# rounds' own ratios (and their median, in the table) show how far the
+# load moves them. The table also
 # gives the median time of a step (after the first epoch): its
 # computation (gather, forward, backward, optimizer step) and its wait for
 # the all-reduces, in 1 process and in a rank, and the median time the
@@ -66,7 +67,7 @@ for model in $models; do
 	b2=$((2 * b))
 	args="-model $model -threads 1 -steps $steps -epochs $epochs -test=false"
 	echo "== $model: batch $b per process, $epochs epochs of $steps steps per run, $rounds rounds"
-	bestA=0 bestB=0 bestT=0 bestP=0
+	bestA=0 bestB=0 bestT=0 bestP=0 weak=""
 	for r in $(seq "$rounds"); do
 		lA=$(load)
 		GOMAXPROCS=2 taskset -c 0 "$tmp/ddp" -dist none $args -batch "$b" -measure 0 >"$tmp/a$r.txt"
@@ -83,6 +84,7 @@ for model in $models; do
 		awk -v r="$r" -v a="$a" -v b="$bb" -v t="$t" -v p="$p" -v la="$lA" -v lb="$lB" -v lt="$lT" -v lp="$lP" -v B="$b" -v B2="$b2" 'BEGIN {
 			printf "round %d: 1 process batch %d: %.0f samples/s (load %s); batch %d: %.0f (load %s); 2 ranks: %.0f (load %s); 2 independent: %.0f (load %s): ratios %.2f and %.2f; the 2 independent at %.2f times 1\n",
 				r, B, a, la, B2, b, lb, t, lt, p, lp, t / a, t / b, p / a }'
+		weak="$weak $(awk -v a="$a" -v t="$t" 'BEGIN { print t / a }')"
 		if [ "$(max "$a" "$bestA")" = "$a" ]; then bestA=$a ra=$r; fi
 		if [ "$(max "$bb" "$bestB")" = "$bb" ]; then bestB=$bb rb=$r; fi
 		if [ "$(max "$t" "$bestT")" = "$t" ]; then bestT=$t rt=$r; fi
@@ -104,8 +106,11 @@ for model in $models; do
 	echo "| 1 process, 1 thread, batch $b | $bestA | $aComp + 0 ms |"
 	echo "| 1 process, 1 thread, batch $b2 | $bestB | |"
 	echo "| 2 ranks, 1 thread each, batch $b each | $bestT | $tComp + $tWait ms |"
-	awk -v a="$bestA" -v b="$bestB" -v t="$bestT" -v p="$bestP" -v B="$b" -v B2="$b2" -v al="$alone" -v w="$tWait" -v bk="$buckets" 'BEGIN {
-		printf "| ratio against batch %d (weak scaling) | **%.2f** | |\n", B, t / a
+	awk -v a="$bestA" -v b="$bestB" -v t="$bestT" -v p="$bestP" -v B="$b" -v B2="$b2" -v al="$alone" -v w="$tWait" -v bk="$buckets" -v weak="$weak" 'BEGIN {
+		n = split(weak, r, " ")
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] + 0 < r[i] + 0) { x = r[i]; r[i] = r[j]; r[j] = x }
+		med = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+		printf "| ratio against batch %d (weak scaling) | **%.2f** | median of the rounds'"'"' own ratios %.2f |\n", B, t / a, med
 		printf "| ratio against batch %d (the same training) | **%.2f** | |\n", B2, t / b
 		printf "| 2 independent processes of batch %d side by side (the ideal) | %.0f | %.2f times 1 process: 2 on an idle machine |\n", B, p, p / a
 		printf "| efficiency of the 2 ranks against the ideal | %.2f | |\n", t / p
