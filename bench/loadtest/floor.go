@@ -62,16 +62,14 @@ func floorServer() *http.Server {
 	}
 }
 
-// floorMain runs the floor server with gograd serve's command line (it
-// uses -addr and -cpuprofile and ignores the rest), logging where it
-// listens as gograd serve does, until SIGTERM.
+// floorMain runs the floor server with the command line startServer gives
+// gograd serve (-model is ignored), logging where it listens as gograd
+// serve does, until SIGTERM.
 func floorMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
 	profile := fs.String("cpuprofile", "", "write a CPU profile to this `file`")
 	fs.String("model", "", "ignored: the floor runs no model")
-	fs.Int("max-batch", 0, "ignored")
-	fs.Duration("max-delay", 0, "ignored")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
