@@ -97,15 +97,11 @@ func main() {
 			return runSoak(*gograd, *model, *soak, *soakClients, *soakTime, *rssGrowth)
 		}
 		if *profile != "" {
-			f, err := os.Create(filepath.Join(*profile, "loadtest.prof"))
+			stop, err := startProfile(filepath.Join(*profile, "loadtest.prof"))
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
+			defer stop()
 		}
 		return runLoad(*gograd, *model, *configs, *concurrency, *payload, *clientKind, *profile, *floor, *rounds, *requests, *duration, *warmup)
 	}()
@@ -113,6 +109,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
+}
+
+// startProfile writes a CPU profile of the process into the file path
+// until stop is called.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // server is a running `gograd serve`, or the floor server.
