@@ -3,8 +3,10 @@
 // Open MPI's blocking MPI_Allreduce and its non-blocking MPI_Iallreduce
 // (with the algorithm the environment selects; bench/dist_scaling.sh sets
 // the ring, as gograd's MPI backend does), each from C, and the data
-// movement a rank of 2 cannot avoid: copying the other rank's half in,
-// adding it to its own, and copying the sum back out, on one core alone.
+// movement of a rank of 2 that receives the other's half: copying it in,
+// adding it to its own, and copying the sum back out, on one core alone
+// (an engine that read the other rank's memory in place would save one of
+// the copies).
 // It prints the medians of reps runs, in milliseconds:
 //
 //	mpicc -O3 -march=native -o /tmp/allreduce_floor bench/allreduce_floor.c

@@ -29,7 +29,7 @@
 # it that the 2-rank step did not wait for is the share hidden behind
 # backward. Last, bench/allreduce_floor.c all-reduces as many values from
 # C, without gograd: the time Open MPI itself takes, and the copying and
-# adding that a rank cannot avoid, on one core alone. That work runs on
+# adding of a rank that receives the other's half, on one core alone. That work runs on
 # the cores that compute, so a step of 2 ranks takes at least the 1
 # process step plus the all-reduce, which bounds the ratio at
 # 2 x step / (step + all-reduce) even where the ranks would not slow each
