@@ -301,6 +301,7 @@ func cpuConvBiasGrad(pb, gy []float32, out, l int, acc bool) {
 
 // cpuSumBlocksPerm is cpuSumBlocks for weight gradients whose partial sums
 // hold rows ordered (i, j, c): d, [out, c, kh, kw], gets them back in order.
+// With c = 1 the order is the same, and it is cpuSumBlocks.
 func cpuSumBlocksPerm(d, p []float32, blocks int, any, acc bool, out, c, kh, kw int) {
 	if d == nil {
 		return

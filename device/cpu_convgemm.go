@@ -232,19 +232,5 @@ func (c *CPU) convTask() *cpuConv {
 // cpuSumBlocks stores (or adds, when acc) the sum of the blocks partial
 // sums in p, in order, into d; with no images the sum is zero.
 func cpuSumBlocks(d, p []float32, blocks int, any, acc bool) {
-	if d == nil {
-		return
-	}
-	if !acc {
-		clear(d)
-	}
-	if !any {
-		return
-	}
-	n := len(d)
-	for k := range blocks {
-		for i, v := range p[k*n : (k+1)*n] {
-			d[i] += v
-		}
-	}
+	cpuSumBlocksPerm(d, p, blocks, any, acc, 1, 1, len(d), 1)
 }

@@ -21,24 +21,10 @@ type PanelB interface {
 // zero C is only written. It panics if a dimension is negative or a slice
 // is too short.
 func (ctx *Context) SgemmB(transA bool, m, n, k int, alpha float32, a []float32, lda int, b PanelB, beta float32, c []float32, ldc int) {
-	if m < 0 || n < 0 || k < 0 {
-		panic("sgemm: negative dimension")
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = ac, ar
-	}
-	checkMatrix("A", a, ar, ac, lda)
-	checkMatrix("C", c, m, n, ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scale(c, m, n, ldc, beta)
-		return
-	}
 	p := problem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, ldb: n, beta: beta, c: c, ldc: ldc, panel: b}
-	ctx.gemm(&p)
+	if p.start() {
+		ctx.gemm(&p)
+	}
 }
 
 // PanelA builds blocks of the m×k matrix A of a product computed by SgemmA
@@ -60,24 +46,10 @@ type PanelA interface {
 // zero C is only written. It panics if a dimension is negative or a slice
 // is too short.
 func (ctx *Context) SgemmA(m, n, k int, a PanelA, transB bool, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m < 0 || n < 0 || k < 0 {
-		panic("sgemm: negative dimension")
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = bc, br
-	}
-	checkMatrix("B", b, br, bc, ldb)
-	checkMatrix("C", c, m, n, ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		scale(c, m, n, ldc, beta)
-		return
-	}
 	p := problem{transB: transB, m: m, n: n, k: k, alpha: 1, lda: k, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, panelA: a}
-	ctx.gemm(&p)
+	if p.start() {
+		ctx.gemm(&p)
+	}
 }
 
 // MR returns the number of rows in a sliver of a packed A, the mr that

@@ -159,18 +159,28 @@ func (p *problem) swap() problem {
 // garbage. It panics if a dimension is negative or a slice is too short.
 func (ctx *Context) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, false, nil, 0, nil, 0}
-	p.check()
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 || alpha == 0 {
-		scale(c, m, n, ldc, beta)
+	if !p.start() {
 		return
 	}
 	if ctx.swapped(m, n) {
 		p = p.swap()
 	}
 	ctx.gemm(&p)
+}
+
+// start checks p and does the whole of a product with nothing to sum: it
+// returns false when C is empty, or is only scaled by beta (k or alpha
+// zero), and true when the product remains to be computed.
+func (p *problem) start() bool {
+	p.check()
+	if p.m == 0 || p.n == 0 {
+		return false
+	}
+	if p.k == 0 || p.alpha == 0 {
+		scale(p.c, p.m, p.n, p.ldc, p.beta)
+		return false
+	}
+	return true
 }
 
 // gemm computes p, split across the Context's threads when it is large.
@@ -236,7 +246,8 @@ func (ctx *Context) swapped(m, n int) bool {
 	return 4*paddedT < 3*padded
 }
 
-// check panics with a description of the first invalid argument.
+// check panics with a description of the first invalid argument. An
+// operand packed by a PanelA or PanelB has no slice to check.
 func (p *problem) check() {
 	if p.m < 0 || p.n < 0 || p.k < 0 {
 		panic(fmt.Sprintf("sgemm: negative dimension m=%d n=%d k=%d", p.m, p.n, p.k))
@@ -249,8 +260,12 @@ func (p *problem) check() {
 	if p.transB {
 		br, bc = bc, br
 	}
-	checkMatrix("A", p.a, ar, ac, p.lda)
-	checkMatrix("B", p.b, br, bc, p.ldb)
+	if p.panelA == nil {
+		checkMatrix("A", p.a, ar, ac, p.lda)
+	}
+	if p.panel == nil {
+		checkMatrix("B", p.b, br, bc, p.ldb)
+	}
 	checkMatrix("C", p.c, p.m, p.n, p.ldc)
 }
 
