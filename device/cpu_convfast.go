@@ -247,11 +247,7 @@ func (t *cpuConv) runImplicit(lo, hi int) {
 			continue
 		}
 		gyn := t.gy[n*out*l : (n+1)*out*l]
-		blk := n / cpuConvBlock
-		var beta float32
-		if n%cpuConvBlock != 0 {
-			beta = 1
-		}
+		blk, beta := cpuConvBlockOf(n)
 		if t.pw != nil {
 			ckk := g.ColRows()
 			cpuPadImageT(t.gemm, xp, xn, g.C, g.H, g.W, g.PH, g.PW)

@@ -10,6 +10,16 @@ var _ Conv = (*CPU)(nil)
 // sums run in the same order however the work is scheduled.
 const cpuConvBlock = 16
 
+// cpuConvBlockOf returns the block of image n and the beta of its
+// products into the block's partial sums: 0 for the block's first image,
+// which starts them, 1 for the others, which add to them.
+func cpuConvBlockOf(n int) (blk int, beta float32) {
+	if n%cpuConvBlock != 0 {
+		beta = 1
+	}
+	return n / cpuConvBlock, beta
+}
+
 // cpuConv is one Conv2d or Conv2dGrad call, split across the CPU's threads
 // by image. Each image's column matrix (C·KH·KW × OutH·OutW) is built in a
 // buffer of the thread's own, small enough to stay in its cache, and
@@ -63,11 +73,7 @@ func (t *cpuConv) run(lo, hi int) {
 			continue
 		}
 		gyn := t.gy[n*out*l : (n+1)*out*l]
-		blk := n / cpuConvBlock
-		var beta float32
-		if n%cpuConvBlock != 0 {
-			beta = 1
-		}
+		blk, beta := cpuConvBlockOf(n)
 		if t.pw != nil {
 			cpuIm2colImage(col, xn, &g, oh, ow, 0)
 			t.gemm.Sgemm(false, true, out, ckk, l, 1, gyn, l, col, l, beta, t.pw[blk*out*ckk:(blk+1)*out*ckk], ckk)
