@@ -3,6 +3,7 @@ package sgemm
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/blas"
@@ -17,7 +18,9 @@ type benchShape struct {
 }
 
 // benchShapes are the products of an MLP 784-512-256-10 trained on batches of
-// 128 (forward, weight gradient, input gradient), and square products.
+// 128 (forward, weight gradient, input gradient), those of its forward pass
+// on 31 rows with its weights stored transposed (as gograd serve runs it), a
+// few rows by a wide matrix, and square products.
 var benchShapes = []benchShape{
 	{"fc1_NN_128x784x512", false, false, 128, 784, 512},
 	{"fc1_TN_784x128x512", true, false, 784, 128, 512},
@@ -28,6 +31,9 @@ var benchShapes = []benchShape{
 	{"fc3_NN_128x256x10", false, false, 128, 256, 10},
 	{"fc3_TN_256x128x10", true, false, 256, 128, 10},
 	{"fc3_NT_128x10x256", false, true, 128, 10, 256},
+	{"serve_fc1_NN_31x784x512", false, false, 31, 784, 512},
+	{"serve_fc2_NN_31x512x256", false, false, 31, 512, 256},
+	{"NN_24x4096x4096", false, false, 24, 4096, 4096},
 	{"NN_512x512x512", false, false, 512, 512, 512},
 	{"NN_1024x1024x1024", false, false, 1024, 1024, 1024},
 	{"NN_2048x2048x2048", false, false, 2048, 2048, 2048},
@@ -63,6 +69,33 @@ func BenchmarkSgemm(b *testing.B) {
 				}
 				s.report(b)
 			})
+		}
+	}
+}
+
+// BenchmarkSgemmDirect compares, in one run, each microkernel reading op(B)
+// in place for a forward pass of a few rows (as it does) against packing it
+// (as it does for more rows of tiles), alternating three times.
+func BenchmarkSgemmDirect(b *testing.B) {
+	for _, k := range kernels() {
+		packing := k
+		packing.direct = 1
+		ctxs := map[string]*Context{"direct": newContext(2, k), "packed": newContext(2, packing)}
+		for _, s := range benchShapes {
+			if !strings.HasPrefix(s.name, "serve_") || k.direct <= 1 {
+				continue
+			}
+			a, lda, bb, ldb, c := s.operands()
+			for round := range 3 {
+				for _, mode := range []string{"packed", "direct"} {
+					b.Run(fmt.Sprintf("%s/%s/%s/%d", k.name, s.name, mode, round), func(b *testing.B) {
+						for b.Loop() {
+							ctxs[mode].Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bb, ldb, 0, c, s.n)
+						}
+						s.report(b)
+					})
+				}
+			}
 		}
 	}
 }

@@ -9,13 +9,13 @@ func kernels() []kernel {
 	var ks []kernel
 	if cpu.X86.HasAVX512F && cpu.X86.HasFMA {
 		ks = append(ks, kernel{
-			name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 2048,
+			name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 2048, direct: 5,
 			tile: tileAVX512, transpose: transposeAVX, copyA: copy12AVX, copyB: copy32AVX,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, kernel{
-			name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 2048,
+			name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 2048, direct: 10,
 			tile: tileAVX2, transpose: transposeAVX, copyA: copy6AVX, copyB: copy16AVX,
 		})
 	}

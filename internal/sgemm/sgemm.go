@@ -11,6 +11,12 @@ import (
 // handing half of it to a helper costs.
 const minParallelFlops = 1 << 17
 
+// directStride is the most values between the rows of an untransposed op(B)
+// that a product of a few rows of tiles reads in place (see kernel.direct):
+// with rows 4096 apart (16 KiB, so that they share cache sets) reading in
+// place took twice as long as packing.
+const directStride = 1536
+
 // kernel is a microkernel with the blocking sizes it is tuned for.
 type kernel struct {
 	name   string
@@ -18,6 +24,11 @@ type kernel struct {
 	kc     int // depth of a packed panel
 	mc     int // rows of a packed block of op(A), a multiple of mr
 	nc     int // columns of a packed panel of op(B), a multiple of nr
+	// direct is the most rows of tiles of a product whose untransposed op(B)
+	// is read in place, when its rows are at most directStride apart; with
+	// one row of tiles each sliver of op(B) is read once, with a few more
+	// reading it again costs less than packing it.
+	direct int
 
 	// tile computes the mr×nr tile c = a·b + beta·c from k packed columns of a
 	// (mr values each) and k rows of b (nr values each, ldb apart; packed when
@@ -380,8 +391,10 @@ func (ctx *Context) run(p *problem) {
 	ws.a = grow(ws.a, roundUp(mc, kr.mr)*kc)
 	ws.b = grow(ws.b, roundUp(nc, kr.nr)*kc)
 	// When op(B) is not transposed and C has a single row of tiles, each
-	// sliver of op(B) is read once: the microkernel reads it in place.
-	direct := p.panel == nil && !p.transB && p.m <= kr.mr
+	// sliver of op(B) is read once: the microkernel reads it in place. So it
+	// does for a few rows of tiles when the rows of B are close together.
+	direct := p.panel == nil && !p.transB &&
+		(p.m <= kr.mr || p.m <= kr.direct*kr.mr && p.ldb <= directStride)
 	for jc := 0; jc < p.n; jc += nc {
 		nb := min(nc, p.n-jc)
 		for pc := 0; pc < p.k; pc += kc {

@@ -165,6 +165,8 @@ func TestSgemmShapes(t *testing.T) {
 		{128, 512, 784}, {128, 256, 512}, {128, 10, 256},
 		{784, 512, 128}, {512, 256, 128}, {256, 10, 128},
 		{128, 784, 512}, {128, 512, 256}, {128, 256, 10},
+		// Its forward pass on 31 and 60 rows, the weights stored transposed.
+		{31, 512, 784}, {31, 256, 512}, {60, 512, 784}, {61, 512, 784},
 	}
 	ctxs := contexts()
 	rng := rand.New(rand.NewPCG(1, 2))
