@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/nn"
 	"github.com/gograd/gograd/serve"
 )
@@ -43,6 +44,7 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 	maxQueue := fs.Int("max-queue", 1024, "most requests waiting for a forward pass; more are answered 503")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each request; one still queued then is dropped and answered 504")
 	workers := fs.Int("workers", 1, "forward passes that may run at once (cpu only above 1)")
+	threads := fs.Int("threads", 0, "CPU threads one forward pass may use (0: all); with -workers 2 -threads 1 two passes run side by side, one thread each")
 	level := newChoice("info", "debug", "info", "warn", "error")
 	fs.Var(level, "log-level", "least severe log `level`: debug|info|warn|error (debug logs every request)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this `file` at shutdown (for go tool pprof)")
@@ -66,6 +68,10 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 		return fs.usagef("-workers %d: want at least 1", *workers)
 	case *workers > 1 && dev.value != "cpu":
 		return fs.usagef("-workers above 1 needs -device cpu")
+	case *threads < 0:
+		return fs.usagef("-threads %d: want 0 (all) or more", *threads)
+	case *threads > 0 && dev.value != "cpu":
+		return fs.usagef("-threads needs -device cpu")
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level.value)); err != nil {
@@ -80,9 +86,11 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 		defer stop(&err)
 	}
 
-	d, err := openDevice(dev.value)
-	if err != nil {
-		return err
+	var d device.Device = device.NewCPU(*threads)
+	if dev.value != "cpu" {
+		if d, err = openDevice(dev.value); err != nil {
+			return err
+		}
 	}
 	defer closeDevice(d, &err)
 	model, a, _, err := loadModel(*modelPath, d, act.value)

@@ -100,9 +100,12 @@ func TestServe(t *testing.T) {
 	exited := make(chan int, 1)
 	// A long -max-delay keeps a lone request queued while SIGTERM arrives.
 	go func() {
-		exited <- run([]string{"serve", "-model", modelPath, "-addr", "127.0.0.1:0", "-max-delay", "300ms"}, &stdout, &stderr)
+		exited <- run([]string{"serve", "-model", modelPath, "-addr", "127.0.0.1:0", "-max-delay", "300ms", "-threads", "1"}, &stdout, &stderr)
 	}()
 	url := "http://" + waitListening(t, &stderr, exited)
+	if log := stderr.String(); !strings.Contains(log, `device="cpu (1 threads)"`) {
+		t.Errorf("serve -threads 1 logged another device:\n%s", log)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(url + "/readyz")
@@ -239,6 +242,8 @@ func TestServeErrors(t *testing.T) {
 		{"serve", "-model", notModel, "-max-batch", "0"},
 		{"serve", "-model", notModel, "-timeout", "0s"},
 		{"serve", "-model", notModel, "-workers", "2", "-device", "cuda"},
+		{"serve", "-model", notModel, "-threads", "-1"},
+		{"serve", "-model", notModel, "-threads", "1", "-device", "cuda"},
 		{"serve", "-model", notModel, "extra"},
 	} {
 		if r := gograd(args...); r.code != exitUsage {
