@@ -10,9 +10,10 @@ import (
 // for a Sequential, a Sequential of the same modules (nested ones alike)
 // in which each Linear layer holds its weight transposed, [in, out]. A
 // forward pass then multiplies by the weight in the layout the matrix
-// product packs it into, instead of transposing the same weight again on
-// every pass: for a pass of a few rows, transposing the weight costs as
-// much as the product. The answers are those of m. It also returns the
+// product reads in place (a pass of a few dozen rows) or packs by copying,
+// instead of transposing the same weight again on every pass: for a pass
+// of a few rows, transposing the weight costs as much as the product. The
+// answers are those of m. It also returns the
 // transposed weights, which the Batcher frees when it closes.
 func forInference(m nn.Module) (nn.Module, []*tensor.Tensor) {
 	var owned []*tensor.Tensor
