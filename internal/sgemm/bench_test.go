@@ -19,8 +19,8 @@ type benchShape struct {
 
 // benchShapes are the products of an MLP 784-512-256-10 trained on batches of
 // 128 (forward, weight gradient, input gradient), those of its forward pass
-// on 31 rows with its weights stored transposed (as gograd serve runs it), a
-// few rows by a wide matrix, and square products.
+// on 1 and 31 rows with its weights stored transposed (as gograd serve runs
+// it), a few rows by a wide matrix, and square products.
 var benchShapes = []benchShape{
 	{"fc1_NN_128x784x512", false, false, 128, 784, 512},
 	{"fc1_TN_784x128x512", true, false, 784, 128, 512},
@@ -31,6 +31,8 @@ var benchShapes = []benchShape{
 	{"fc3_NN_128x256x10", false, false, 128, 256, 10},
 	{"fc3_TN_256x128x10", true, false, 256, 128, 10},
 	{"fc3_NT_128x10x256", false, true, 128, 10, 256},
+	{"serve_fc1_NN_1x784x512", false, false, 1, 784, 512},
+	{"serve_fc2_NN_1x512x256", false, false, 1, 512, 256},
 	{"serve_fc1_NN_31x784x512", false, false, 31, 784, 512},
 	{"serve_fc2_NN_31x512x256", false, false, 31, 512, 256},
 	{"NN_24x4096x4096", false, false, 24, 4096, 4096},
@@ -73,24 +75,33 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 }
 
-// BenchmarkSgemmDirect compares, in one run, each microkernel reading op(B)
-// in place for a forward pass of a few rows (as it does) against packing it
-// (as it does for more rows of tiles), alternating three times.
-func BenchmarkSgemmDirect(b *testing.B) {
+// BenchmarkSgemmServe compares, in one run, the products of a forward pass
+// as each microkernel computes them now against how it did before, the two
+// alternating three times: a pass of 31 rows read op(B) in place instead of
+// packing it ("packed" before, "direct" now), and a pass of one row uses the
+// row kernel instead of a tile ("tile" before, "row" now).
+func BenchmarkSgemmServe(b *testing.B) {
 	for _, k := range kernels() {
-		packing := k
-		packing.direct = 1
-		ctxs := map[string]*Context{"direct": newContext(2, k), "packed": newContext(2, packing)}
+		if k.row == nil {
+			continue
+		}
+		before := k
+		before.direct, before.row = 1, nil
+		now, old := newContext(2, k), newContext(2, before)
 		for _, s := range benchShapes {
-			if !strings.HasPrefix(s.name, "serve_") || k.direct <= 1 {
+			if !strings.HasPrefix(s.name, "serve_") {
 				continue
+			}
+			names := [2]string{"packed", "direct"}
+			if s.m == 1 {
+				names = [2]string{"tile", "row"}
 			}
 			a, lda, bb, ldb, c := s.operands()
 			for round := range 3 {
-				for _, mode := range []string{"packed", "direct"} {
-					b.Run(fmt.Sprintf("%s/%s/%s/%d", k.name, s.name, mode, round), func(b *testing.B) {
+				for i, ctx := range []*Context{old, now} {
+					b.Run(fmt.Sprintf("%s/%s/%s/%d", k.name, s.name, names[i], round), func(b *testing.B) {
 						for b.Loop() {
-							ctxs[mode].Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bb, ldb, 0, c, s.n)
+							ctx.Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bb, ldb, 0, c, s.n)
 						}
 						s.report(b)
 					})

@@ -14,6 +14,16 @@ func kernelAVX512(k int, a *float32, b *float32, ldb int, c *float32, ldc int, b
 //go:noescape
 func kernelAVX2(k int, a *float32, b *float32, ldb int, c *float32, ldc int, beta float32)
 
+// kernelRowAVX512 computes a 1x128 row: C = A·B + beta·C (C is not read when beta == 0), A a packed sliver of 12 values per k step of which it uses the first.
+//
+//go:noescape
+func kernelRowAVX512(k int, a *float32, b *float32, ldb int, c *float32, beta float32)
+
+// kernelRowAVX2 computes a 1x64 row: C = A·B + beta·C (C is not read when beta == 0), A a packed sliver of 6 values per k step of which it uses the first.
+//
+//go:noescape
+func kernelRowAVX2(k int, a *float32, b *float32, ldb int, c *float32, beta float32)
+
 // transpose sets dst[c*ldd+r] = alpha*src[r*lds+c] + beta*dst[c*ldd+r] for r < 4*n4 and c < 8*n8,
 // without reading dst when beta is zero.
 //

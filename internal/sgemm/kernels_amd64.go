@@ -11,12 +11,14 @@ func kernels() []kernel {
 		ks = append(ks, kernel{
 			name: "avx512", mr: 12, nr: 32, kc: 256, mc: 240, nc: 2048, direct: 5,
 			tile: tileAVX512, transpose: transposeAVX, copyA: copy12AVX, copyB: copy32AVX,
+			row: rowAVX512, rowWidth: 128,
 		})
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ks = append(ks, kernel{
 			name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 2048, direct: 10,
 			tile: tileAVX2, transpose: transposeAVX, copyA: copy6AVX, copyB: copy16AVX,
+			row: rowAVX2, rowWidth: 64,
 		})
 	}
 	return append(ks, genericKernel())
@@ -32,6 +34,16 @@ func tileAVX512(k int, a, b []float32, ldb int, c []float32, ldc int, beta float
 func tileAVX2(k int, a, b []float32, ldb int, c []float32, ldc int, beta float32) {
 	_, _, _ = a[6*k-1], b[(k-1)*ldb+15], c[5*ldc+15]
 	kernelAVX2(k, &a[0], &b[0], ldb, &c[0], ldc, beta)
+}
+
+func rowAVX512(k int, a, b []float32, ldb int, c []float32, beta float32) {
+	_, _, _ = a[12*(k-1)], b[(k-1)*ldb+127], c[127]
+	kernelRowAVX512(k, &a[0], &b[0], ldb, &c[0], beta)
+}
+
+func rowAVX2(k int, a, b []float32, ldb int, c []float32, beta float32) {
+	_, _, _ = a[6*(k-1)], b[(k-1)*ldb+63], c[63]
+	kernelRowAVX2(k, &a[0], &b[0], ldb, &c[0], beta)
 }
 
 func transposeAVX(n4, n8 int, src []float32, lds int, dst []float32, ldd int, alpha, beta float32) {

@@ -34,6 +34,13 @@ type kernel struct {
 	// (mr values each) and k rows of b (nr values each, ldb apart; packed when
 	// ldb == nr). It does not read c when beta is zero.
 	tile func(k int, a, b []float32, ldb int, c []float32, ldc int, beta float32)
+	// row, if not nil, computes the 1×rowWidth row c = a·b + beta·c of a
+	// product with one row, from the first of the mr values of each of a's k
+	// packed columns and k rows of b read in place, ldb apart. Each element
+	// is summed as tile sums it, so that a row comes out the same alone as
+	// in a batch. It does not read c when beta is zero.
+	row      func(k int, a, b []float32, ldb int, c []float32, beta float32)
+	rowWidth int
 
 	// transpose, if not nil, sets dst[c*ldd+r] = alpha·src[r*lds+c] +
 	// beta·dst[c*ldd+r] for r < 4·n4 and c < 8·n8, not reading dst when beta
@@ -439,7 +446,15 @@ func (ctx *Context) macro(ws *workspace, p *problem, ic, jc, pc, mb, nb, kb int,
 	kr := &ctx.kern
 	mr, nr, ldc := kr.mr, kr.nr, p.ldc
 	c := p.c[p.at(ic, jc):]
-	for jr := 0; jr < nb; jr += nr {
+	jr := 0
+	if direct && mb == 1 && !p.transC && kr.row != nil {
+		// One row: a tile would compute mr rows for it. The row kernel
+		// covers as much of it as it can, and tiles the rest.
+		for ; jr+kr.rowWidth <= nb; jr += kr.rowWidth {
+			kr.row(kb, ws.a, p.b[pc*p.ldb+jc+jr:], p.ldb, c[jr:], beta)
+		}
+	}
+	for ; jr < nb; jr += nr {
 		cols := min(nr, nb-jr)
 		bp, ldb := ws.b[jr*kb:(jr+nr)*kb], nr
 		if direct {

@@ -167,6 +167,9 @@ func TestSgemmShapes(t *testing.T) {
 		{128, 784, 512}, {128, 512, 256}, {128, 256, 10},
 		// Its forward pass on 31 and 60 rows, the weights stored transposed.
 		{31, 512, 784}, {31, 256, 512}, {60, 512, 784}, {61, 512, 784},
+		// One row, wide enough for the row kernels and with columns left
+		// over for the tiles.
+		{1, 512, 784}, {1, 300, 600}, {1, 129, 5}, {1, 200, 1},
 	}
 	ctxs := contexts()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -175,6 +178,44 @@ func TestSgemmShapes(t *testing.T) {
 			for i, ab := range scalars {
 				tc := gemmCase{tr[0], tr[1], s[0], s[1], s[2], ab[0], ab[1], i * 3}
 				tc.check(t, ctxs, rng)
+			}
+		}
+	}
+}
+
+// TestSgemmRowAlone checks that a row of op(A)·op(B) comes out the same,
+// bit for bit, whether it is the product's only row (the row kernel) or one
+// of a batch (the tiles), as a forward pass of one input and of many do.
+// alpha is 1, as in a forward pass: a batch with so few columns that it is
+// computed transposed scales op(B) by alpha instead of op(A), which rounds
+// differently.
+func TestSgemmRowAlone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, ctx := range contexts() {
+		for _, s := range [][3]int{{30, 512, 784}, {13, 300, 600}, {7, 1000, 257}, {25, 129, 3}} {
+			m, n, k := s[0], s[1], s[2]
+			for _, transA := range []bool{false, true} {
+				lda := k
+				if transA {
+					lda = m
+				}
+				a, b := randMatrix(rng, m*k/lda, lda), randMatrix(rng, k, n)
+				batch := make([]float32, m*n)
+				ctx.Sgemm(transA, false, m, n, k, 1, a, lda, b, n, 0, batch, n)
+				for i := range m {
+					row := make([]float32, n)
+					if transA {
+						ctx.Sgemm(true, false, 1, n, k, 1, a[i:], lda, b, n, 0, row, n)
+					} else {
+						ctx.Sgemm(false, false, 1, n, k, 1, a[i*lda:], lda, b, n, 0, row, n)
+					}
+					for j, v := range row {
+						if w := batch[i*n+j]; math.Float32bits(v) != math.Float32bits(w) {
+							t.Fatalf("%s/threads=%d m=%d n=%d k=%d transA=%v: row %d alone has C[%d] = %g, in the batch %g",
+								ctx.Kernel(), ctx.Threads(), m, n, k, transA, i, j, v, w)
+						}
+					}
+				}
 			}
 		}
 	}

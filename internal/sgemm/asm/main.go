@@ -30,6 +30,8 @@ func main() {
 	ConstraintExpr("amd64,!purego")
 	genKernel(avx512)
 	genKernel(avx2)
+	genRowKernel(avx512, "kernelRowAVX512", 8)
+	genRowKernel(avx2, "kernelRowAVX2", 8)
 	genTranspose()
 	for _, w := range []int{6, 12, 16, 32} {
 		genCopy(w)
@@ -194,6 +196,96 @@ func genKernel(s isa) {
 		if i < s.mr-1 {
 			ADDQ(ldc, c)
 		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+const rowSignature = "func(k int, a, b *float32, ldb int, c *float32, beta float32)"
+
+// genRowKernel emits a microkernel for one row of C, vecs vectors wide: the
+// row C = A·B + beta·C of s's packed A sliver (row 0 of its s.mr values per
+// k step) by k rows of B ldb floats apart. Each element is summed in the
+// order and with the roundings of s's tile kernel, so a row computed alone
+// equals the same row computed in a tile, bit for bit. With one row nothing
+// reuses a row of B, so the FMAs read B from memory, and the vecs
+// accumulators are independent chains that hide the FMA latency.
+func genRowKernel(s isa, name string, vecs int) {
+	width := vecs * s.width
+	TEXT(name, NOSPLIT, rowSignature)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes a 1x%d row: C = A·B + beta·C (C is not read when beta == 0), A a packed sliver of %d values per k step of which it uses the first.", name, width, s.mr))
+
+	acc := func(v int) VecPhysical { return s.regs(v) }
+	bcast := s.regs(vecs)
+
+	k, a, b := RCX, RSI, RDI
+	Load(Param("k"), k)
+	Load(Param("a"), a)
+	Load(Param("b"), b)
+	ldb, ldb3 := R8, R9
+	Load(Param("ldb"), ldb)
+	SHLQ(Imm(2), ldb)
+	LEAQ(Mem{Base: ldb, Index: ldb, Scale: 2}, ldb3)
+	bRow := func(u, off int) Mem {
+		return []Mem{{Base: b, Disp: off}, {Base: b, Index: ldb, Scale: 1, Disp: off},
+			{Base: b, Index: ldb, Scale: 2, Disp: off}, {Base: b, Index: ldb3, Scale: 1, Disp: off}}[u]
+	}
+	c := RDX
+	Load(Param("c"), c)
+	for v := 0; v < vecs; v++ {
+		s.zero(acc(v))
+	}
+	step := func(u int) {
+		VBROADCASTSS(Mem{Base: a, Disp: 4 * u * s.mr}, bcast)
+		for v := 0; v < vecs; v++ {
+			VFMADD231PS(bRow(u, 4*v*s.width), bcast, acc(v))
+		}
+	}
+
+	Comment("Main loop: 4 k steps.")
+	Label(name + "_loop")
+	CMPQ(k, Imm(4))
+	JL(LabelRef(name + "_tail"))
+	for u := 0; u < 4; u++ {
+		step(u)
+	}
+	ADDQ(U32(4*4*s.mr), a)
+	LEAQ(Mem{Base: b, Index: ldb, Scale: 4}, b)
+	SUBQ(Imm(4), k)
+	JMP(LabelRef(name + "_loop"))
+
+	Comment("Remaining k steps one at a time.")
+	Label(name + "_tail")
+	TESTQ(k, k)
+	JZ(LabelRef(name + "_store"))
+	step(0)
+	ADDQ(U32(4*s.mr), a)
+	ADDQ(ldb, b)
+	DECQ(k)
+	JMP(LabelRef(name + "_tail"))
+
+	Label(name + "_store")
+	beta := resolve("beta")
+	bits := GP32()
+	MOVL(beta.Addr, bits)
+	SHLL(Imm(1), bits) // drop the sign: -0 counts as zero
+	JNZ(LabelRef(name + "_accumulate"))
+
+	Comment("beta == 0: overwrite C.")
+	for v := 0; v < vecs; v++ {
+		VMOVUPS(acc(v), Mem{Base: c, Disp: 4 * v * s.width})
+	}
+	VZEROUPPER()
+	RET()
+
+	Comment("C = A·B + beta·C, as the tile kernel computes it.")
+	Label(name + "_accumulate")
+	VBROADCASTSS(beta.Addr, bcast)
+	for v := 0; v < vecs; v++ {
+		m := Mem{Base: c, Disp: 4 * v * s.width}
+		VFMADD231PS(m, bcast, acc(v))
+		VMOVUPS(acc(v), m)
 	}
 	VZEROUPPER()
 	RET()
