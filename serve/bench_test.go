@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gograd/gograd/autograd"
+	"github.com/gograd/gograd/device"
 	"github.com/gograd/gograd/nn"
+	"github.com/gograd/gograd/tensor"
 )
 
 // BenchmarkBatcher is a steady load of concurrent single-row Predict
@@ -38,6 +42,38 @@ func BenchmarkBatcher(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/float64(passes.Load()), "rows/pass")
+}
+
+// BenchmarkForward runs the Batcher's forward pass and softmax of the MNIST
+// MLP 784-512-256-10, its weights transposed as the Batcher keeps them, on
+// 1 and 31 rows, without HTTP or queueing: a lone request and a batched
+// pass. bench/torch_forward.py times PyTorch's.
+func BenchmarkForward(b *testing.B) {
+	dev := device.NewCPU(0)
+	model, err := nn.NewMLP(dev, nn.MLPConfig{In: 784, Hidden: []int{512, 256}, Out: 10, Activation: "relu", Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	model.SetTraining(false)
+	m, owned := forInference(model)
+	defer func() {
+		for _, t := range owned {
+			t.Free()
+		}
+	}()
+	for _, rows := range []int{1, 31} {
+		b.Run(fmt.Sprintf("rows=%d", rows), func(b *testing.B) {
+			tape := autograd.NewTape()
+			defer tape.Free()
+			x := tensor.FromSlice(dev, make([]float32, rows*784), rows, 784)
+			defer x.Free()
+			leaf := tape.Var(x, false)
+			for b.Loop() {
+				tape.NoGrad(func() { tensor.Softmax(m.Forward(leaf).Value, 1).Free() })
+				tape.Free()
+			}
+		})
+	}
 }
 
 // counting wraps model to count its forward passes.
