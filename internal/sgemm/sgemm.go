@@ -37,8 +37,9 @@ type kernel struct {
 	// row, if not nil, computes the 1×rowWidth row c = a·b + beta·c of a
 	// product with one row, from the first of the mr values of each of a's k
 	// packed columns and k rows of b read in place, ldb apart. Each element
-	// is summed as tile sums it, so that a row comes out the same alone as
-	// in a batch. It does not read c when beta is zero.
+	// is summed as tile sums it, so that with alpha 1 and beta 0 or 1 (a
+	// forward pass) a row comes out the same alone as in a batch. It does
+	// not read c when beta is zero.
 	row      func(k int, a, b []float32, ldb int, c []float32, beta float32)
 	rowWidth int
 
