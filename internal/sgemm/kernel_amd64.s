@@ -91,7 +91,7 @@ TEXT ·kernelAVX512(SB), NOSPLIT, $0-52
 	VPXORD     Z22, Z22, Z22
 	VPXORD     Z23, Z23, Z23
 
-	// Main loop: unrolled k steps.
+	// Main loop: 4 k steps.
 kernelAVX512_loop:
 	CMPQ             CX, $0x04
 	JL               kernelAVX512_tail
@@ -393,7 +393,7 @@ TEXT ·kernelAVX2(SB), NOSPLIT, $0-52
 	VXORPS     Y10, Y10, Y10
 	VXORPS     Y11, Y11, Y11
 
-	// Main loop: unrolled k steps.
+	// Main loop: 4 k steps.
 kernelAVX2_loop:
 	CMPQ         CX, $0x04
 	JL           kernelAVX2_tail
@@ -671,7 +671,7 @@ kernelRowAVX512_store:
 	VZEROUPPER
 	RET
 
-	// C = A·B + beta·C, as the tile kernel computes it.
+	// C = A·B + beta·C.
 kernelRowAVX512_accumulate:
 	VBROADCASTSS beta+40(FP), Z8
 	VFMADD231PS  (DX), Z8, Z0
@@ -792,7 +792,7 @@ kernelRowAVX2_store:
 	VZEROUPPER
 	RET
 
-	// C = A·B + beta·C, as the tile kernel computes it.
+	// C = A·B + beta·C.
 kernelRowAVX2_accumulate:
 	VBROADCASTSS beta+40(FP), Y8
 	VFMADD231PS  (DX), Y8, Y0

@@ -86,18 +86,8 @@ func genKernel(s isa) {
 	brow := func(v int) VecPhysical { return s.regs(nacc + v) }
 	bcast := s.regs(nacc + s.vecs)
 
-	k, a, b := RCX, RSI, RDI
-	Load(Param("k"), k)
-	Load(Param("a"), a)
-	Load(Param("b"), b)
-	ldb, ldb3 := R8, R9
-	Load(Param("ldb"), ldb)
-	SHLQ(Imm(2), ldb)
-	LEAQ(Mem{Base: ldb, Index: ldb, Scale: 2}, ldb3)
-	bRow := func(u, off int) Mem {
-		return []Mem{{Base: b, Disp: off}, {Base: b, Index: ldb, Scale: 1, Disp: off},
-			{Base: b, Index: ldb, Scale: 2, Disp: off}, {Base: b, Index: ldb3, Scale: 1, Disp: off}}[u]
-	}
+	ops := loadOperands()
+	a, bRow := ops.a, ops.bRow
 
 	Comment("Prefetch the C tile: its rows are far apart and likely not cached.")
 	c, ldc := RDX, RBX
@@ -140,44 +130,80 @@ func genKernel(s isa) {
 		}
 	}
 
-	Comment("Main loop: unrolled k steps.")
-	Label(s.name + "_loop")
 	if s.unroll != 4 {
 		panic("the B addressing assumes 4 k steps per iteration")
 	}
-	CMPQ(k, Imm(uint64(s.unroll)))
-	JL(LabelRef(s.name + "_tail"))
-	for u := 0; u < s.unroll; u++ {
+	ops.loop(s.name, s.mr, step)
+	store(s.name, s.mr, s.vecs, s.width, acc, c, ldc, bcast)
+}
+
+// operands holds the registers of a microkernel's k, a, b and ldb (in bytes),
+// loaded from its arguments, and the addresses of B's rows u = 0..3 k steps
+// ahead.
+type operands struct {
+	k, a, b, ldb GPPhysical
+	bRow         func(u, off int) Mem
+}
+
+func loadOperands() operands {
+	k, a, b := RCX, RSI, RDI
+	Load(Param("k"), k)
+	Load(Param("a"), a)
+	Load(Param("b"), b)
+	ldb, ldb3 := R8, R9
+	Load(Param("ldb"), ldb)
+	SHLQ(Imm(2), ldb)
+	LEAQ(Mem{Base: ldb, Index: ldb, Scale: 2}, ldb3)
+	return operands{k: k, a: a, b: b, ldb: ldb, bRow: func(u, off int) Mem {
+		return []Mem{{Base: b, Disp: off}, {Base: b, Index: ldb, Scale: 1, Disp: off},
+			{Base: b, Index: ldb, Scale: 2, Disp: off}, {Base: b, Index: ldb3, Scale: 1, Disp: off}}[u]
+	}}
+}
+
+// loop emits the k loop: step(u) for 4 k steps at a time, then one at a
+// time, A advancing by mr values and B by a row per step. It falls through
+// to the label name_store.
+func (o operands) loop(name string, mr int, step func(u int)) {
+	Comment("Main loop: 4 k steps.")
+	Label(name + "_loop")
+	CMPQ(o.k, Imm(4))
+	JL(LabelRef(name + "_tail"))
+	for u := 0; u < 4; u++ {
 		step(u)
 	}
-	ADDQ(U32(4*s.unroll*s.mr), a)
-	LEAQ(Mem{Base: b, Index: ldb, Scale: 4}, b)
-	SUBQ(Imm(uint64(s.unroll)), k)
-	JMP(LabelRef(s.name + "_loop"))
+	ADDQ(U32(4*4*mr), o.a)
+	LEAQ(Mem{Base: o.b, Index: o.ldb, Scale: 4}, o.b)
+	SUBQ(Imm(4), o.k)
+	JMP(LabelRef(name + "_loop"))
 
 	Comment("Remaining k steps one at a time.")
-	Label(s.name + "_tail")
-	TESTQ(k, k)
-	JZ(LabelRef(s.name + "_store"))
+	Label(name + "_tail")
+	TESTQ(o.k, o.k)
+	JZ(LabelRef(name + "_store"))
 	step(0)
-	ADDQ(U32(4*s.mr), a)
-	ADDQ(ldb, b)
-	DECQ(k)
-	JMP(LabelRef(s.name + "_tail"))
+	ADDQ(U32(4*mr), o.a)
+	ADDQ(o.ldb, o.b)
+	DECQ(o.k)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_store")
+}
 
-	Label(s.name + "_store")
+// store writes the rows×(vecs·width) accumulators to C, rows ldc bytes
+// apart: C = acc when beta is zero (C not read), else C = acc + beta·C with
+// one rounding, an FMA. tmp is a free vector register.
+func store(name string, rows, vecs, width int, acc func(i, v int) VecPhysical, c, ldc GPPhysical, tmp VecPhysical) {
 	beta := resolve("beta")
 	bits := GP32()
 	MOVL(beta.Addr, bits)
 	SHLL(Imm(1), bits) // drop the sign: -0 counts as zero
-	JNZ(LabelRef(s.name + "_accumulate"))
+	JNZ(LabelRef(name + "_accumulate"))
 
 	Comment("beta == 0: overwrite C.")
-	for i := 0; i < s.mr; i++ {
-		for v := 0; v < s.vecs; v++ {
-			VMOVUPS(acc(i, v), Mem{Base: c, Disp: 4 * v * s.width})
+	for i := 0; i < rows; i++ {
+		for v := 0; v < vecs; v++ {
+			VMOVUPS(acc(i, v), Mem{Base: c, Disp: 4 * v * width})
 		}
-		if i < s.mr-1 {
+		if i < rows-1 {
 			ADDQ(ldc, c)
 		}
 	}
@@ -185,15 +211,15 @@ func genKernel(s isa) {
 	RET()
 
 	Comment("C = A·B + beta·C.")
-	Label(s.name + "_accumulate")
-	VBROADCASTSS(beta.Addr, bcast)
-	for i := 0; i < s.mr; i++ {
-		for v := 0; v < s.vecs; v++ {
-			m := Mem{Base: c, Disp: 4 * v * s.width}
-			VFMADD231PS(m, bcast, acc(i, v))
+	Label(name + "_accumulate")
+	VBROADCASTSS(beta.Addr, tmp)
+	for i := 0; i < rows; i++ {
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: c, Disp: 4 * v * width}
+			VFMADD231PS(m, tmp, acc(i, v))
 			VMOVUPS(acc(i, v), m)
 		}
-		if i < s.mr-1 {
+		if i < rows-1 {
 			ADDQ(ldc, c)
 		}
 	}
@@ -216,79 +242,21 @@ func genRowKernel(s isa, name string, vecs int) {
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a 1x%d row: C = A·B + beta·C (C is not read when beta == 0), A a packed sliver of %d values per k step of which it uses the first.", name, width, s.mr))
 
-	acc := func(v int) VecPhysical { return s.regs(v) }
+	acc := func(_, v int) VecPhysical { return s.regs(v) }
 	bcast := s.regs(vecs)
-
-	k, a, b := RCX, RSI, RDI
-	Load(Param("k"), k)
-	Load(Param("a"), a)
-	Load(Param("b"), b)
-	ldb, ldb3 := R8, R9
-	Load(Param("ldb"), ldb)
-	SHLQ(Imm(2), ldb)
-	LEAQ(Mem{Base: ldb, Index: ldb, Scale: 2}, ldb3)
-	bRow := func(u, off int) Mem {
-		return []Mem{{Base: b, Disp: off}, {Base: b, Index: ldb, Scale: 1, Disp: off},
-			{Base: b, Index: ldb, Scale: 2, Disp: off}, {Base: b, Index: ldb3, Scale: 1, Disp: off}}[u]
-	}
+	ops := loadOperands()
 	c := RDX
 	Load(Param("c"), c)
 	for v := 0; v < vecs; v++ {
-		s.zero(acc(v))
+		s.zero(acc(0, v))
 	}
-	step := func(u int) {
-		VBROADCASTSS(Mem{Base: a, Disp: 4 * u * s.mr}, bcast)
+	ops.loop(name, s.mr, func(u int) {
+		VBROADCASTSS(Mem{Base: ops.a, Disp: 4 * u * s.mr}, bcast)
 		for v := 0; v < vecs; v++ {
-			VFMADD231PS(bRow(u, 4*v*s.width), bcast, acc(v))
+			VFMADD231PS(ops.bRow(u, 4*v*s.width), bcast, acc(0, v))
 		}
-	}
-
-	Comment("Main loop: 4 k steps.")
-	Label(name + "_loop")
-	CMPQ(k, Imm(4))
-	JL(LabelRef(name + "_tail"))
-	for u := 0; u < 4; u++ {
-		step(u)
-	}
-	ADDQ(U32(4*4*s.mr), a)
-	LEAQ(Mem{Base: b, Index: ldb, Scale: 4}, b)
-	SUBQ(Imm(4), k)
-	JMP(LabelRef(name + "_loop"))
-
-	Comment("Remaining k steps one at a time.")
-	Label(name + "_tail")
-	TESTQ(k, k)
-	JZ(LabelRef(name + "_store"))
-	step(0)
-	ADDQ(U32(4*s.mr), a)
-	ADDQ(ldb, b)
-	DECQ(k)
-	JMP(LabelRef(name + "_tail"))
-
-	Label(name + "_store")
-	beta := resolve("beta")
-	bits := GP32()
-	MOVL(beta.Addr, bits)
-	SHLL(Imm(1), bits) // drop the sign: -0 counts as zero
-	JNZ(LabelRef(name + "_accumulate"))
-
-	Comment("beta == 0: overwrite C.")
-	for v := 0; v < vecs; v++ {
-		VMOVUPS(acc(v), Mem{Base: c, Disp: 4 * v * s.width})
-	}
-	VZEROUPPER()
-	RET()
-
-	Comment("C = A·B + beta·C, as the tile kernel computes it.")
-	Label(name + "_accumulate")
-	VBROADCASTSS(beta.Addr, bcast)
-	for v := 0; v < vecs; v++ {
-		m := Mem{Base: c, Disp: 4 * v * s.width}
-		VFMADD231PS(m, bcast, acc(v))
-		VMOVUPS(acc(v), m)
-	}
-	VZEROUPPER()
-	RET()
+	})
+	store(name, 1, vecs, s.width, acc, c, nil, bcast)
 }
 
 // genTranspose emits transpose, which packs rows of a matrix into columns or
