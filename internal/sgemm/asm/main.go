@@ -41,24 +41,23 @@ func main() {
 
 // isa describes a vector instruction set for the microkernel generator.
 type isa struct {
-	name   string
-	mr     int  // rows of the tile, one broadcast each
-	vecs   int  // vectors per tile row
-	width  int  // float32 lanes per vector
-	unroll int  // k steps per loop iteration
-	bcst   bool // use embedded-broadcast FMAs instead of a broadcast register
-	regs   func(i int) VecPhysical
-	zero   func(r VecPhysical)
+	name  string
+	mr    int  // rows of the tile, one broadcast each
+	vecs  int  // vectors per tile row
+	width int  // float32 lanes per vector
+	bcst  bool // use embedded-broadcast FMAs instead of a broadcast register
+	regs  func(i int) VecPhysical
+	zero  func(r VecPhysical)
 }
 
 var avx512 = isa{
-	name: "kernelAVX512", mr: 12, vecs: 2, width: 16, unroll: 4, bcst: true,
+	name: "kernelAVX512", mr: 12, vecs: 2, width: 16, bcst: true,
 	regs: func(i int) VecPhysical { return zmm(i) },
 	zero: func(r VecPhysical) { VPXORD(r, r, r) },
 }
 
 var avx2 = isa{
-	name: "kernelAVX2", mr: 6, vecs: 2, width: 8, unroll: 4,
+	name: "kernelAVX2", mr: 6, vecs: 2, width: 8,
 	regs: func(i int) VecPhysical { return ymm(i) },
 	zero: func(r VecPhysical) { VXORPS(r, r, r) },
 }
@@ -130,9 +129,6 @@ func genKernel(s isa) {
 		}
 	}
 
-	if s.unroll != 4 {
-		panic("the B addressing assumes 4 k steps per iteration")
-	}
 	ops.loop(s.name, s.mr, step)
 	store(s.name, s.mr, s.vecs, s.width, acc, c, ldc, bcast)
 }
