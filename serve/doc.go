@@ -15,7 +15,8 @@
 // request; every bad request gets a 4xx JSON error before it reaches the
 // model. NewMetrics registers its Prometheus collectors. Serve runs a
 // Handler on a listener with a warm-up before readiness and a graceful
-// shutdown.
+// shutdown; NewHTTPServer gives its timeouts to a program that mounts the
+// Handler in a server of its own.
 //
 // Buffers live in the Batcher's workers and in pooled per-request state,
 // so that a steady load of JSON requests allocates nothing per request;

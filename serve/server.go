@@ -10,6 +10,19 @@ import (
 	"time"
 )
 
+// NewHTTPServer returns the http.Server that Serve runs h in, for requests
+// whose deadline is timeout: a client that sends its body or reads its
+// answer too slowly is cut off some time after that deadline.
+func NewHTTPServer(h http.Handler, timeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       timeout + 10*time.Second,
+		WriteTimeout:      timeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
 // Serve answers h's API on ln until ctx ends, then shuts down gracefully:
 // it stops accepting connections and reporting ready, lets every request
 // in flight finish (waiting at most grace), and closes the Batcher. The
@@ -18,16 +31,8 @@ import (
 // clean shutdown.
 func Serve(ctx context.Context, ln net.Listener, h *Handler, grace time.Duration) error {
 	log := h.cfg.Logger
-	// A client that sends its body or reads its answer too slowly is cut
-	// off some time after the request's own deadline.
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       h.cfg.Timeout + 10*time.Second,
-		WriteTimeout:      h.cfg.Timeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := NewHTTPServer(h, h.cfg.Timeout)
+	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())

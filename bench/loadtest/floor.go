@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gograd/gograd/serve"
 )
 
 // The floor (-floor) is a server that does nothing but what every server
@@ -32,7 +34,7 @@ import (
 func floorClass(body []byte) int { return len(body) % 10 }
 
 // floorServer returns the floor's HTTP server, with the timeouts gograd
-// serve sets at its default -timeout (serve.Serve).
+// serve sets at its default -timeout.
 func floorServer() *http.Server {
 	bufs := sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	mux := http.NewServeMux()
@@ -51,14 +53,7 @@ func floorServer() *http.Server {
 		fmt.Fprintf(w, `{"predictions":[{"top":[{"class":%d,"probability":0.26759028},{"class":5,"probability":0.24661134},{"class":3,"probability":0.1135406}]}]}`+"\n",
 			floorClass(b.Bytes()))
 	})
-	const timeout = 10 * time.Second // gograd serve's default -timeout
-	return &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       timeout + 10*time.Second,
-		WriteTimeout:      timeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	return serve.NewHTTPServer(mux, 10*time.Second) // gograd serve's default -timeout
 }
 
 // floorMain runs the floor server with the command line startServer gives

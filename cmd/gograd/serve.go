@@ -86,11 +86,11 @@ func serveCommand(ctx context.Context, args []string, e *env) (err error) {
 		defer stop(&err)
 	}
 
-	var d device.Device = device.NewCPU(*threads)
-	if dev.value != "cpu" {
-		if d, err = openDevice(dev.value); err != nil {
-			return err
-		}
+	var d device.Device
+	if dev.value == "cpu" {
+		d = device.NewCPU(*threads)
+	} else if d, err = openDevice(dev.value); err != nil {
+		return err
 	}
 	defer closeDevice(d, &err)
 	model, a, _, err := loadModel(*modelPath, d, act.value)
